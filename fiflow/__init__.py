@@ -1,0 +1,1 @@
+"""fiflow: orchestration of a financial institution's customer processes on Temporal."""

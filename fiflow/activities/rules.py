@@ -1,0 +1,42 @@
+"""Loading the rules an alert runs by (recorded in its history, so replays never re-read)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from fiflow.domain.rules import AlertRules, RuleSetError
+from fiflow.integrations.rules_store import RuleStore
+
+
+class LoadAlertRules(BaseModel):
+    """Which alert type's rules to load."""
+
+    alert_type: str
+
+
+class RuleActivities:
+    """Rule-set reads."""
+
+    def __init__(self, store: RuleStore):
+        self._store = store
+
+    @activity.defn(name="load_alert_rules")
+    async def load_alert_rules(self, req: LoadAlertRules) -> AlertRules:
+        """The active rule version's policy for this alert type."""
+        try:
+            rules = self._store.alert_rules()
+        except RuleSetError as exc:
+            # A broken file is an operator problem: keep retrying until it is fixed.
+            raise ApplicationError(str(exc), type="rules.invalid") from exc
+        policy = rules.policy(req.alert_type)
+        if policy is None:
+            raise ApplicationError(
+                f"no rules for alert type {req.alert_type!r}",
+                type="rules.unknown_alert_type",
+                non_retryable=True,
+            )
+        return AlertRules(
+            version=rules.version, fi_name=rules.fi_name, templates=rules.templates, policy=policy
+        )

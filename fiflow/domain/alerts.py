@@ -1,0 +1,129 @@
+"""Fraud alerts: what the FI's alerting system reports and what fiflow makes of it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from fiflow.domain.customers import Channel
+
+# Identifiers that end up in workflow IDs and search attributes: plain tokens only.
+SAFE_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+CURRENCY_SYMBOLS = {"USD": "$", "CAD": "$", "AUD": "$", "EUR": "€", "GBP": "£"}
+
+
+class Transaction(BaseModel):
+    """The questionable card transaction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Decimal = Field(gt=0, le=Decimal("10000000"), decimal_places=2)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    merchant: str = Field(min_length=1, max_length=80)
+    occurred_at: AwareDatetime
+    card_last4: str = Field(pattern=r"^[0-9]{4}$")
+
+    def display_amount(self) -> str:
+        """The amount as a customer reads it ("$912.00")."""
+        symbol = CURRENCY_SYMBOLS.get(self.currency)
+        text = f"{self.amount:,.2f}"
+        return f"{symbol}{text}" if symbol else f"{text} {self.currency}"
+
+
+class AlertRequest(BaseModel):
+    """What the FI's alerting system posts to `POST /v1/alerts`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_event_id: str = Field(pattern=SAFE_ID)
+    customer_id: str = Field(pattern=SAFE_ID)
+    alert_type: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    transaction: Transaction
+
+
+class AlertInput(BaseModel):
+    """The single argument of FraudAlertWorkflow."""
+
+    alert_id: str
+    request: AlertRequest
+    received_at: datetime
+    fi_name: str = "Fiflow Bank"
+
+
+class ReplyOutcome(StrEnum):
+    """What the customer said about the transaction."""
+
+    CONFIRM = "confirm"
+    CONTEST = "contest"
+
+
+class AlertOutcome(StrEnum):
+    """How an alert ended."""
+
+    CONFIRM = "confirm"
+    CONTEST = "contest"
+    NO_REPLY = "no_reply"
+    NO_CHANNEL = "no_channel"
+
+
+class AlertState(StrEnum):
+    """Where an alert is; also the AlertState search attribute."""
+
+    STARTING = "starting"
+    AWAITING_REPLY = "awaiting_reply"
+    ESCALATED = "escalated"
+    APPLYING = "applying"
+    CONFIRMED = "confirmed"
+    CONTESTED = "contested"
+    NO_RESPONSE = "no_response"
+    NO_CHANNEL = "no_channel"
+
+
+FINAL_STATE = {
+    AlertOutcome.CONFIRM: AlertState.CONFIRMED,
+    AlertOutcome.CONTEST: AlertState.CONTESTED,
+    AlertOutcome.NO_REPLY: AlertState.NO_RESPONSE,
+    AlertOutcome.NO_CHANNEL: AlertState.NO_CHANNEL,
+}
+
+
+class CustomerReply(BaseModel):
+    """A customer's answer, delivered to one alert (signal `customer_reply`)."""
+
+    outcome: ReplyOutcome
+    channel: Channel
+    message_id: str
+    received_at: datetime
+    routed_by: str  # why it reached this alert: single_open_alert, reply_code, push
+
+
+class ActionRecord(BaseModel):
+    """One step the alert took, for the result and the status endpoint."""
+
+    action: str
+    status: str  # done | skipped | failed
+    detail: str = ""
+    at: datetime
+
+
+class AlertStatus(BaseModel):
+    """The alert's state while it runs and its result when it completes."""
+
+    alert_id: str
+    alert_type: str
+    customer_id: str
+    state: AlertState = AlertState.STARTING
+    rule_set_version: str | None = None
+    reply_code: str | None = None
+    channel: Channel | None = None
+    channels_used: list[Channel] = Field(default_factory=list)
+    card_pre_blocked: bool = False
+    reply: CustomerReply | None = None
+    ignored_replies: list[CustomerReply] = Field(default_factory=list)
+    outcome: AlertOutcome | None = None
+    path: list[str] = Field(default_factory=list)
+    actions: list[ActionRecord] = Field(default_factory=list)
+    timings: dict[str, datetime] = Field(default_factory=dict)

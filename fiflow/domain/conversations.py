@@ -1,0 +1,179 @@
+"""A customer's conversation on one channel address: open alerts and how a reply is routed."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from fiflow.domain.alerts import AlertOutcome, ReplyOutcome
+from fiflow.domain.replies import ParsedReply, ReplyKind
+
+SEEN_MESSAGE_IDS_KEPT = 500
+CLOSED_ALERTS_KEPT = 20
+ROUTING_LOG_KEPT = 50
+
+
+class OpenAlert(BaseModel):
+    """An alert waiting for this address's reply."""
+
+    alert_id: str
+    reply_code: str
+    summary: str  # "ACME Inc $912.00", for the clarifying message
+    registered_at: datetime
+
+
+class ClosedAlert(BaseModel):
+    """A recently closed alert, so a late reply gets told it expired."""
+
+    alert_id: str
+    reply_code: str
+    outcome: AlertOutcome | None = None
+    closed_at: datetime
+
+
+class RegisterAlert(BaseModel):
+    """Signal `register_alert`: an alert now waits for a reply on this address."""
+
+    alert: OpenAlert
+
+
+class AlertClosed(BaseModel):
+    """Signal `alert_closed`: the alert no longer takes replies."""
+
+    alert_id: str
+    outcome: AlertOutcome | None = None
+    closed_at: datetime
+
+
+class InboundMessage(BaseModel):
+    """Signal `inbound_message`: one message from the customer, as the provider delivered it."""
+
+    message_id: str
+    body: str
+    received_at: datetime
+
+
+class Route(StrEnum):
+    """What the conversation does with a message."""
+
+    FORWARD = "forward"
+    CLARIFY = "clarify"
+    UNKNOWN_CODE = "unknown_code"
+    NO_OPEN_ALERT = "no_open_alert"
+    EXPIRED = "expired"
+    NOT_UNDERSTOOD = "not_understood"
+    OPT_OUT = "opt_out"
+    OPT_IN = "opt_in"
+    HELP = "help"
+    DUPLICATE = "duplicate"
+
+
+class RoutingDecision(BaseModel):
+    """The routing of one message, kept in the conversation's log and the alert's result."""
+
+    message_id: str
+    route: Route
+    reason: str
+    alert_id: str | None = None
+    outcome: ReplyOutcome | None = None
+    candidates: list[str] = Field(default_factory=list)  # codes offered in a clarification
+    at: datetime
+
+
+class ConversationState(BaseModel):
+    """Everything a conversation carries across continue-as-new."""
+
+    open_alerts: list[OpenAlert] = Field(default_factory=list)
+    closed_alerts: list[ClosedAlert] = Field(default_factory=list)
+    seen_message_ids: list[str] = Field(default_factory=list)
+    pending: list[InboundMessage] = Field(default_factory=list)
+    routing_log: list[RoutingDecision] = Field(default_factory=list)
+    messages_handled: int = 0
+
+
+class ConversationInput(BaseModel):
+    """The single argument of ConversationWorkflow."""
+
+    channel: str = "sms"
+    address: str  # the phone number: PII, only ever inside (encrypted) payloads
+    address_digest: str
+    fi_name: str = "Fiflow Bank"
+    help_text: str = ""
+    idle_timeout: timedelta = timedelta(days=3)
+    continue_as_new_after_events: int = 4000
+    state: ConversationState = Field(default_factory=ConversationState)
+
+
+class ConversationSnapshot(BaseModel):
+    """Query `snapshot`: what ops and tests may see (no address)."""
+
+    open_alerts: list[OpenAlert]
+    closed_alerts: list[ClosedAlert]
+    routing_log: list[RoutingDecision]
+    messages_handled: int
+    pending: int
+
+
+def route_message(
+    message_id: str,
+    parsed: ParsedReply,
+    open_alerts: list[OpenAlert],
+    closed_alerts: list[ClosedAlert],
+    at: datetime,
+) -> RoutingDecision:
+    """Decide where one message goes (pure: the workflow carries it out)."""
+
+    def decide(route: Route, reason: str, **kw: object) -> RoutingDecision:
+        return RoutingDecision(message_id=message_id, route=route, reason=reason, at=at, **kw)  # type: ignore[arg-type]
+
+    if parsed.kind is ReplyKind.STOP:
+        return decide(Route.OPT_OUT, "opt-out keyword")
+    if parsed.kind is ReplyKind.START:
+        return decide(Route.OPT_IN, "opt-in keyword")
+    if parsed.kind is ReplyKind.HELP:
+        return decide(Route.HELP, "help keyword")
+
+    codes = [a.reply_code for a in open_alerts]
+    if parsed.kind is ReplyKind.UNKNOWN:
+        return decide(Route.NOT_UNDERSTOOD, "no yes/no answer found", candidates=codes)
+
+    outcome = ReplyOutcome.CONFIRM if parsed.kind is ReplyKind.YES else ReplyOutcome.CONTEST
+    if parsed.code is not None:
+        match = [a for a in open_alerts if a.reply_code == parsed.code]
+        if len(match) == 1:
+            return decide(
+                Route.FORWARD,
+                f"reply code {parsed.code}",
+                alert_id=match[0].alert_id,
+                outcome=outcome,
+            )
+        if not match:
+            closed = [c for c in closed_alerts if c.reply_code == parsed.code]
+            if closed:
+                return decide(
+                    Route.EXPIRED, f"code {parsed.code} closed", alert_id=closed[-1].alert_id
+                )
+            if open_alerts:
+                return decide(Route.UNKNOWN_CODE, f"code {parsed.code} not open", candidates=codes)
+            return decide(Route.NO_OPEN_ALERT, f"code {parsed.code}, nothing open")
+        return decide(Route.CLARIFY, f"code {parsed.code} is ambiguous", candidates=codes)
+
+    if len(open_alerts) == 1:
+        return decide(
+            Route.FORWARD,
+            "single open alert",
+            alert_id=open_alerts[0].alert_id,
+            outcome=outcome,
+        )
+    if len(open_alerts) > 1:
+        return decide(Route.CLARIFY, f"{len(open_alerts)} open alerts, no code", candidates=codes)
+    if closed_alerts:
+        return decide(Route.EXPIRED, "latest alert closed", alert_id=closed_alerts[-1].alert_id)
+    return decide(Route.NO_OPEN_ALERT, "no alert open")
+
+
+def keep_last(items: list, limit: int) -> list:
+    """The newest `limit` items (state that must not grow without bound)."""
+    return items[-limit:] if len(items) > limit else items

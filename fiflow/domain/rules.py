@@ -1,0 +1,195 @@
+"""Alert rules as data: validated models and pure functions over them (no I/O here)."""
+
+from __future__ import annotations
+
+import string
+from datetime import timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+# Values a message template may use; anything else is refused when the file loads.
+TEMPLATE_FIELDS = frozenset(
+    {"fi_name", "merchant", "amount", "card_last4", "code", "occurred_at", "alert_type"}
+)
+MAX_WAIT = timedelta(days=30)
+
+
+class RuleSetError(ValueError):
+    """A rule file that cannot be used; the message names the problem."""
+
+
+class ActionType(StrEnum):
+    """What a rule can make fiflow do."""
+
+    RECORD_FRAUD_OUTCOME = "record_fraud_outcome"
+    BLOCK_CARD = "block_card"
+    UNBLOCK_CARD = "unblock_card"
+    SCHEDULE_CALLBACK = "schedule_callback"
+    NOTIFY_CUSTOMER = "notify_customer"
+    RESEND = "resend"
+    ADD_CRM_NOTE = "add_crm_note"
+
+
+class FraudOutcome(StrEnum):
+    """Case outcomes the fraud system knows."""
+
+    GENUINE = "genuine"
+    FRAUD = "fraud"
+    NO_RESPONSE = "no_response"
+
+
+class Priority(StrEnum):
+    """Contact-center callback priority."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class RuleAction(BaseModel):
+    """One action in an ordered list; which fields apply depends on `type`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: ActionType
+    outcome: FraudOutcome | None = None
+    reason: str | None = Field(default=None, max_length=64)
+    priority: Priority = Priority.NORMAL
+    template: str | None = None
+    channel: str | None = Field(default=None, pattern=r"^(other|same)$")
+    only_if_pre_blocked: bool = False
+    note: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _fields_for_type(self) -> RuleAction:
+        need = {
+            ActionType.RECORD_FRAUD_OUTCOME: ("outcome",),
+            ActionType.SCHEDULE_CALLBACK: ("reason",),
+            ActionType.NOTIFY_CUSTOMER: ("template",),
+            ActionType.RESEND: ("channel",),
+            ActionType.ADD_CRM_NOTE: ("note",),
+        }.get(self.type, ())
+        missing = [f for f in need if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"action {self.type.value} needs {', '.join(missing)}")
+        return self
+
+
+class EscalationStep(BaseModel):
+    """Wait this long for a reply; if none came, run these actions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    wait: timedelta
+    actions: list[RuleAction] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _wait_bounds(self) -> EscalationStep:
+        if not timedelta(0) < self.wait <= MAX_WAIT:
+            raise ValueError(f"wait must be more than 0 and at most {MAX_WAIT.days} days")
+        return self
+
+
+class AlertPolicy(BaseModel):
+    """What one alert type does, for each way it can end."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pre_block_min_amount: Decimal | None = Field(default=None, gt=0)
+    on_confirm: list[RuleAction]
+    on_contest: list[RuleAction]
+    escalation: list[EscalationStep] = Field(min_length=1)
+    on_no_channel: list[RuleAction] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _resend_not_last(self) -> AlertPolicy:
+        if any(a.type is ActionType.RESEND for a in self.escalation[-1].actions):
+            raise ValueError("the last escalation step cannot resend: nothing would wait for it")
+        for name in ("on_confirm", "on_contest", "on_no_channel"):
+            if any(a.type is ActionType.RESEND for a in getattr(self, name)):
+                raise ValueError(f"{name} cannot resend")
+        return self
+
+    def reply_window(self) -> timedelta:
+        """How long the first message waits for a reply."""
+        return self.escalation[0].wait
+
+    def all_actions(self) -> list[RuleAction]:
+        """Every action the policy can take."""
+        steps = [a for s in self.escalation for a in s.actions]
+        return [*self.on_confirm, *self.on_contest, *self.on_no_channel, *steps]
+
+
+class AlertRuleSet(BaseModel):
+    """A versioned alert rule file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(default="alerts", pattern=r"^alerts$")
+    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    fi_name: str = Field(min_length=1, max_length=40)
+    templates: dict[str, str]
+    alert_types: dict[str, AlertPolicy] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _templates_valid(self) -> AlertRuleSet:
+        for name, text in self.templates.items():
+            unknown = template_fields(text) - TEMPLATE_FIELDS
+            if unknown:
+                raise ValueError(
+                    f"template {name!r} uses unknown field(s) {sorted(unknown)}; "
+                    f"allowed: {sorted(TEMPLATE_FIELDS)}"
+                )
+        for required in ("alert_sms", "alert_push_title", "alert_push_body"):
+            if required not in self.templates:
+                raise ValueError(f"templates must define {required!r}")
+        for alert_type, policy in self.alert_types.items():
+            for action in policy.all_actions():
+                if action.template and action.template not in self.templates:
+                    raise ValueError(
+                        f"alert type {alert_type!r} uses template {action.template!r}, "
+                        "which is not defined"
+                    )
+        return self
+
+    def policy(self, alert_type: str) -> AlertPolicy | None:
+        """The policy for an alert type, if the rules know it."""
+        return self.alert_types.get(alert_type)
+
+
+class AlertRules(BaseModel):
+    """What one alert needs from the rule set: its policy, the texts and the version."""
+
+    version: str
+    fi_name: str
+    templates: dict[str, str]
+    policy: AlertPolicy
+
+
+def template_fields(text: str) -> set[str]:
+    """Field names a `{name}` template refers to."""
+    try:
+        return {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+    except ValueError as exc:
+        raise ValueError(f"template {text!r} is malformed: {exc}") from exc
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    """Fill a validated template."""
+    return template.format_map(values)
+
+
+def parse_alert_rule_set(data: Any, *, source: str = "rule file") -> AlertRuleSet:
+    """Validate raw rule data, turning pydantic's errors into one message that names the problem."""
+    try:
+        return AlertRuleSet.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            problems.append(f"{where}: {err['msg']}")
+        raise RuleSetError(f"{source} is invalid: " + "; ".join(problems)) from None

@@ -1,0 +1,127 @@
+"""The database layer: engine factory, table definitions and Alembic migrations run in code."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from fiflow.integrations.settings import normalise_database_url
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+# Execution option read by the SQLite "begin" hook; see begin_write().
+_SQLITE_IMMEDIATE = "fiflow_sqlite_begin_immediate"
+
+# Alembic's `context` and `op` are module-level proxies, so two migrations in one process
+# would clobber each other; processes are serialised by a database lock in env.py instead.
+_alembic_lock = threading.Lock()
+
+metadata = sa.MetaData()
+
+sms_opt_outs = sa.Table(
+    "sms_opt_outs",
+    metadata,
+    # A keyed hash of the phone number: the number itself is never stored.
+    sa.Column("address_hash", sa.String(64), primary_key=True),
+    sa.Column("opted_out", sa.Boolean, nullable=False),
+    sa.Column("keyword", sa.String(32), nullable=True),
+    sa.Column("source_message_id", sa.String(64), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Python 3.11's sqlite3 issues its own BEGIN lazily and never BEGIN IMMEDIATE;
+    # switching it to autocommit lets the "begin" hook below own transaction start.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # With WAL, NORMAL survives process crashes; only an OS crash can drop the last commits.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    # A deferred transaction that reads and then writes fails with SQLITE_BUSY (no
+    # busy-wait) when another process committed in between; IMMEDIATE takes the write
+    # lock up front, so writers queue on busy_timeout instead.
+    if conn.get_execution_options().get(_SQLITE_IMMEDIATE):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+def create_db_engine(url: str) -> Engine:
+    """Create an engine for a SQLite or PostgreSQL URL with fiflow's connection settings."""
+    url = normalise_database_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    # Connections idle in the pool die when PostgreSQL restarts or a proxy times them out.
+    return sa.create_engine(parsed, pool_pre_ping=True)
+
+
+@contextmanager
+def begin_write(engine: Engine) -> Iterator[Connection]:
+    """Open a transaction that holds the write lock from its first statement on SQLite."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.execution_options(**{_SQLITE_IMMEDIATE: True})
+        with conn.begin():
+            yield conn
+
+
+def alembic_config(url: str) -> Config:
+    """Alembic configuration built in code, so no alembic.ini is needed at run time."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    # Passed as an attribute rather than a main option: ConfigParser would
+    # interpolate a '%' in a URL-encoded password.
+    config.attributes["url"] = normalise_database_url(url)
+    return config
+
+
+def upgrade_database(url: str) -> None:
+    """Apply every pending migration (safe to run from several processes at once)."""
+    with _alembic_lock:
+        command.upgrade(alembic_config(url), "head")
+
+
+def head_revision() -> str:
+    """The newest migration revision shipped with this code."""
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
+
+
+def current_revision(url: str) -> str | None:
+    """The migration revision the database is at, or None if it was never migrated."""
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()

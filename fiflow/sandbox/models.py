@@ -1,0 +1,68 @@
+"""Request bodies of the simulated systems and of the control API.
+
+Unknown fields are ignored, as most real back-office APIs do, so a client that sends a
+little more than needed still works; the recorded call keeps the raw body.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+
+
+class NoteRequest(BaseModel):
+    """A note added to a customer's CRM record."""
+
+    text: str = Field(min_length=1, max_length=4000)
+    category: str | None = Field(default=None, max_length=100)
+
+
+class FraudCaseRequest(BaseModel):
+    """The outcome of a fraud alert, filed as a case."""
+
+    case_ref: str = Field(min_length=1, max_length=200)
+    customer_id: str
+    outcome: Literal["genuine", "fraud", "no_response"]
+    alert_type: str | None = Field(default=None, max_length=100)
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class CardActionRequest(BaseModel):
+    """Block or unblock one of a customer's cards."""
+
+    customer_id: str
+    card_last4: str = Field(pattern=r"^[0-9]{4}$")
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class CallbackRequest(BaseModel):
+    """A request for an agent to call the customer back."""
+
+    customer_id: str
+    reason: str = Field(min_length=1, max_length=1000)
+    priority: Literal["low", "normal", "high", "urgent"]
+    reference: str | None = Field(default=None, max_length=200)
+
+
+class PushRequest(BaseModel):
+    """A push notification to one device."""
+
+    device_id: str = Field(min_length=1)
+    title: str = Field(max_length=200)
+    body: str = Field(max_length=4000)
+    actions: list[str] = Field(default_factory=list, max_length=10)
+    data: dict[str, str] = Field(default_factory=dict)
+
+
+class InboundSmsRequest(BaseModel):
+    """A customer's SMS reply for the gateway to deliver to the webhook."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str = Field(alias="from", pattern=E164_PATTERN)
+    body: str = Field(max_length=1600)
+    message_sid: str | None = Field(default=None, min_length=1, max_length=64)
+    to: str | None = Field(default=None, pattern=E164_PATTERN)

@@ -1,0 +1,1 @@
+"""HTTP routes: one module per simulated system, plus inspection and control."""

@@ -1,0 +1,137 @@
+"""Deterministic fake customers: the same seed always yields the same back office."""
+
+from __future__ import annotations
+
+import random
+from typing import Literal
+
+from pydantic import BaseModel
+
+AccountType = Literal["checking", "savings", "credit_card"]
+CardStatus = Literal["active", "blocked"]
+ChannelName = Literal["sms", "push"]
+
+FIRST_NAMES = (
+    "Ada", "Bruno", "Chloe", "Diego", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jonas",
+    "Keiko", "Liam", "Maya", "Nadia", "Omar", "Priya", "Quentin", "Rosa", "Samir", "Tara",
+)  # fmt: skip
+LAST_NAMES = (
+    "Alvarez", "Bernard", "Chen", "Dubois", "Evans", "Fischer", "Garcia", "Haddad", "Ito",
+    "Jensen", "Kowalski", "Lopez", "Martin", "Nguyen", "Okafor", "Petit", "Rossi", "Silva",
+)  # fmt: skip
+TIMEZONES = (
+    "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
+    "America/Mexico_City", "America/Toronto", "Europe/Paris", "Europe/Madrid", "Asia/Tokyo",
+    "Australia/Sydney", "Pacific/Honolulu",
+)  # fmt: skip
+CURRENCY_BY_LANGUAGE = {"en": "USD", "es": "USD", "fr": "CAD"}
+
+
+class Account(BaseModel):
+    """A deposit or credit account."""
+
+    account_id: str
+    type: AccountType
+    currency: str
+
+
+class Card(BaseModel):
+    """A payment card; its status is the only state the card system changes."""
+
+    card_id: str
+    last4: str
+    account_id: str
+    status: CardStatus = "active"
+
+
+class Customer(BaseModel):
+    """A CRM customer profile."""
+
+    customer_id: str
+    name: str
+    phone: str
+    push_device_id: str | None
+    preferred_channel: ChannelName
+    timezone: str
+    language: str
+    accounts: list[Account]
+    cards: list[Card]
+
+
+def customer_id(number: int) -> str:
+    """The customer ID for a 1-based customer number."""
+    return f"cust-{number:04d}"
+
+
+def phone(number: int) -> str:
+    """The fake E.164 phone of a customer number (+1555 then seven digits)."""
+    return f"+1555{number:07d}"
+
+
+def _accounts_and_cards(
+    rng: random.Random, number: int, currency: str, last4s: list[str]
+) -> tuple[list[Account], list[Card]]:
+    types: list[AccountType] = ["checking"]
+    if len(last4s) > 1 or rng.random() < 0.5:
+        types.append("credit_card")
+    if rng.random() < 0.5:
+        types.append("savings")
+    accounts = [
+        Account(account_id=f"acc-{number:04d}-{i + 1:02d}", type=t, currency=currency)
+        for i, t in enumerate(types)
+    ]
+    card_accounts = [a for a in accounts if a.type != "savings"][: len(last4s)]
+    cards = [
+        Card(card_id=f"card-{number:04d}-{i + 1:02d}", last4=last4, account_id=a.account_id)
+        for i, (last4, a) in enumerate(zip(last4s, card_accounts, strict=True))
+    ]
+    return accounts, cards
+
+
+def _random_last4s(rng: random.Random) -> list[str]:
+    count = 1 if rng.random() < 0.6 else 2
+    return [f"{n:04d}" for n in rng.sample(range(10000), count)]
+
+
+def _language(number: int) -> str:
+    # Fixed by position, not drawn, so every seed has a few Spanish and French speakers.
+    return {5: "es", 6: "fr"}.get(number % 8, "en")
+
+
+def build_customers(seed: int = 7, count: int = 24) -> list[Customer]:
+    """Seeded customers; the first four are fixed because tests and docs rely on them."""
+    rng = random.Random(seed)
+    customers: list[Customer] = []
+    for number in range(1, count + 1):
+        language = _language(number)
+        device: str | None
+        # Fixed rows: 1 sms without device, 2 push with device, 3 push without device
+        # (fallback to SMS), 4 device but sms preferred.
+        if number == 1:
+            device, channel, last4s = None, "sms", ["4242"]
+        elif number == 2:
+            device, channel, last4s = "dev-0002", "push", ["1881"]
+        elif number == 3:
+            device, channel, last4s = None, "push", _random_last4s(rng)
+        elif number == 4:
+            device, channel, last4s = "dev-0004", "sms", _random_last4s(rng)
+        else:
+            has_device = rng.random() < 1 / 3
+            device = f"dev-{number:04d}" if has_device else None
+            channel = "push" if has_device and rng.random() < 0.75 else "sms"
+            last4s = _random_last4s(rng)
+        accounts, cards = _accounts_and_cards(rng, number, CURRENCY_BY_LANGUAGE[language], last4s)
+        customers.append(
+            Customer(
+                customer_id=customer_id(number),
+                name=f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+                phone=phone(number),
+                push_device_id=device,
+                preferred_channel="push" if channel == "push" else "sms",
+                timezone=TIMEZONES[(number - 1) % len(TIMEZONES)],
+                language=language,
+                accounts=accounts,
+                cards=cards,
+            )
+        )
+    return customers

@@ -1,0 +1,226 @@
+"""ConversationWorkflow: one per SMS address — knows the open alerts and routes every message."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from fiflow.activities.messaging import MessagingActivities, SendSms, SetSmsOptOut
+    from fiflow.domain import messages
+    from fiflow.domain.alerts import CustomerReply
+    from fiflow.domain.conversations import (
+        CLOSED_ALERTS_KEPT,
+        ROUTING_LOG_KEPT,
+        SEEN_MESSAGE_IDS_KEPT,
+        AlertClosed,
+        ClosedAlert,
+        ConversationInput,
+        ConversationSnapshot,
+        InboundMessage,
+        RegisterAlert,
+        Route,
+        RoutingDecision,
+        keep_last,
+        route_message,
+    )
+    from fiflow.domain.customers import Channel
+    from fiflow.domain.keys import alert_workflow_id, idempotency_key
+    from fiflow.domain.replies import parse_reply
+    from fiflow.workflows.options import BACKOFFICE, QUICK
+
+
+@workflow.defn
+class ConversationWorkflow:
+    """Entity workflow for one customer address; continues-as-new with its state."""
+
+    @workflow.init
+    def __init__(self, inp: ConversationInput) -> None:
+        self._inp = inp
+        self._state = inp.state.model_copy(deep=True)
+        self._seen = set(self._state.seen_message_ids)
+
+    # --- handlers (they only record; the main loop does the work, in arrival order) -------
+
+    @workflow.signal(name="register_alert")
+    def register_alert(self, sig: RegisterAlert) -> None:
+        """An alert now waits for this address's reply."""
+        st = self._state
+        known = {a.alert_id for a in st.open_alerts} | {c.alert_id for c in st.closed_alerts}
+        if sig.alert.alert_id not in known:
+            st.open_alerts.append(sig.alert)
+            self._details()
+
+    @workflow.signal(name="alert_closed")
+    def alert_closed(self, sig: AlertClosed) -> None:
+        """An alert stopped taking replies."""
+        self._close(sig.alert_id, sig)
+
+    @workflow.signal(name="inbound_message")
+    def inbound_message(self, msg: InboundMessage) -> None:
+        """A message from the customer; provider retries of the same message ID are dropped."""
+        if msg.message_id in self._seen:
+            return
+        self._seen.add(msg.message_id)
+        st = self._state
+        st.seen_message_ids = keep_last(
+            [*st.seen_message_ids, msg.message_id], SEEN_MESSAGE_IDS_KEPT
+        )
+        self._seen = set(st.seen_message_ids)
+        st.pending.append(msg)
+
+    @workflow.query(name="snapshot")
+    def snapshot(self) -> ConversationSnapshot:
+        """Open alerts, recent closures and routing decisions (no address)."""
+        st = self._state
+        return ConversationSnapshot(
+            open_alerts=st.open_alerts,
+            closed_alerts=st.closed_alerts,
+            routing_log=st.routing_log,
+            messages_handled=st.messages_handled,
+            pending=len(st.pending),
+        )
+
+    # --- main loop ------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: ConversationInput) -> ConversationSnapshot:
+        """Handle messages until idle with nothing open, continuing-as-new when history grows."""
+        st = self._state
+        self._details()
+        while True:
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(st.pending) or self._history_too_long(),
+                    timeout=inp.idle_timeout,
+                )
+            except TimeoutError:
+                if not st.open_alerts and not st.pending:
+                    break
+            while st.pending:
+                await self._handle(st.pending[0])
+                st.pending.pop(0)
+                st.messages_handled += 1
+            if self._history_too_long():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(inp.model_copy(update={"state": st}))
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.snapshot()
+
+    async def _handle(self, msg: InboundMessage) -> None:
+        st, fi = self._state, self._inp.fi_name
+        decision = route_message(
+            msg.message_id, parse_reply(msg.body), st.open_alerts, st.closed_alerts, workflow.now()
+        )
+        st.routing_log = keep_last([*st.routing_log, decision], ROUTING_LOG_KEPT)
+        match decision.route:
+            case Route.FORWARD:
+                if not await self._forward(msg, decision):
+                    await self._send(msg, decision.route, messages.expired(fi))
+            case Route.CLARIFY:
+                await self._send(msg, decision.route, messages.clarify(fi, st.open_alerts))
+            case Route.UNKNOWN_CODE:
+                code = decision.reason.split()[1]
+                await self._send(
+                    msg, decision.route, messages.unknown_code(fi, code, st.open_alerts)
+                )
+            case Route.NOT_UNDERSTOOD:
+                await self._send(msg, decision.route, messages.not_understood(fi, st.open_alerts))
+            case Route.NO_OPEN_ALERT:
+                await self._send(msg, decision.route, messages.no_open_alert(fi))
+            case Route.EXPIRED:
+                await self._send(msg, decision.route, messages.expired(fi))
+            case Route.OPT_OUT | Route.OPT_IN:
+                opting_out = decision.route is Route.OPT_OUT
+                changed = await workflow.execute_activity_method(
+                    MessagingActivities.set_sms_opt_out,
+                    SetSmsOptOut(
+                        address=self._inp.address,
+                        opted_out=opting_out,
+                        keyword=msg.body.strip()[:32].upper(),
+                        source_message_id=msg.message_id,
+                        at=msg.received_at,
+                    ),
+                    **QUICK,
+                )
+                if changed:
+                    text = messages.opted_out(fi) if opting_out else messages.opted_in(fi)
+                    await self._send(msg, decision.route, text, ignore_opt_out=True)
+            case Route.HELP:
+                await self._send(msg, decision.route, self._inp.help_text, ignore_opt_out=True)
+        self._details()
+
+    async def _forward(self, msg: InboundMessage, decision: RoutingDecision) -> bool:
+        """Signal the reply to its alert; False if the alert is no longer running."""
+        assert decision.alert_id is not None and decision.outcome is not None
+        # Answered: later code-less replies must not count this alert as still open.
+        self._close(
+            decision.alert_id, AlertClosed(alert_id=decision.alert_id, closed_at=workflow.now())
+        )
+        handle = workflow.get_external_workflow_handle(alert_workflow_id(decision.alert_id))
+        try:
+            await handle.signal(
+                "customer_reply",
+                CustomerReply(
+                    outcome=decision.outcome,
+                    channel=Channel.SMS,
+                    message_id=msg.message_id,
+                    received_at=msg.received_at,
+                    routed_by=decision.reason,
+                ),
+            )
+        except FailureError:
+            return False
+        return True
+
+    async def _send(
+        self, msg: InboundMessage, route: Route, body: str, *, ignore_opt_out: bool = False
+    ) -> None:
+        key = idempotency_key(workflow.info().workflow_id, f"answer:{msg.message_id}")
+        try:
+            await workflow.execute_activity_method(
+                MessagingActivities.send_sms,
+                SendSms(
+                    to=self._inp.address,
+                    body=body,
+                    purpose=f"conversation:{route.value}",
+                    idempotency_key=key,
+                    ignore_opt_out=ignore_opt_out,
+                ),
+                **BACKOFFICE,
+            )
+        except ActivityError as err:
+            workflow.logger.warning("answer to a message could not be sent: %s", err.cause)
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _close(self, alert_id: str, sig: AlertClosed) -> None:
+        st = self._state
+        found = [a for a in st.open_alerts if a.alert_id == alert_id]
+        st.open_alerts = [a for a in st.open_alerts if a.alert_id != alert_id]
+        for closed in st.closed_alerts:
+            if closed.alert_id == alert_id:
+                closed.outcome = sig.outcome or closed.outcome
+                return
+        if found:
+            entry = ClosedAlert(
+                alert_id=alert_id,
+                reply_code=found[0].reply_code,
+                outcome=sig.outcome,
+                closed_at=sig.closed_at,
+            )
+            st.closed_alerts = keep_last([*st.closed_alerts, entry], CLOSED_ALERTS_KEPT)
+        self._details()
+
+    def _history_too_long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self._inp.continue_as_new_after_events
+        )
+
+    def _details(self) -> None:
+        st = self._state
+        workflow.set_current_details(
+            f"{len(st.open_alerts)} open alert(s) · {st.messages_handled} message(s) handled"
+        )

@@ -1,0 +1,417 @@
+"""FraudAlertWorkflow: one per alert — ask the customer, wait, apply the FI's rules."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from fiflow.activities.backoffice import (
+        AddCrmNote,
+        CardActivities,
+        ContactCenterActivities,
+        CrmActivities,
+        FraudActivities,
+        GetCustomer,
+        RecordFraudOutcome,
+        ScheduleCallback,
+        SetCardBlocked,
+    )
+    from fiflow.activities.conversations import (
+        ConversationActivities,
+        RegisterAlertWithConversation,
+    )
+    from fiflow.activities.messaging import (
+        Delivery,
+        MessagingActivities,
+        SendPush,
+        SendSms,
+    )
+    from fiflow.activities.rules import LoadAlertRules, RuleActivities
+    from fiflow.domain import search_attributes as sa
+    from fiflow.domain.alerts import (
+        FINAL_STATE,
+        ActionRecord,
+        AlertInput,
+        AlertOutcome,
+        AlertState,
+        AlertStatus,
+        CustomerReply,
+        ReplyOutcome,
+    )
+    from fiflow.domain.conversations import AlertClosed
+    from fiflow.domain.customers import Channel, Customer, channel_order, other_channel
+    from fiflow.domain.keys import idempotency_key, reply_code_candidates
+    from fiflow.domain.rules import ActionType, AlertRules, RuleAction, render
+    from fiflow.workflows.options import BACKOFFICE, QUICK
+
+PUSH_ACTIONS = ["confirm", "contest"]
+
+
+@workflow.defn
+class FraudAlertWorkflow:
+    """Sends the alert, routes the customer's answer through the rules, reports what it did."""
+
+    @workflow.init
+    def __init__(self, inp: AlertInput) -> None:
+        self._inp = inp
+        self._status = AlertStatus(
+            alert_id=inp.alert_id,
+            alert_type=inp.request.alert_type,
+            customer_id=inp.request.customer_id,
+            timings={"received": inp.received_at},
+        )
+        self._accepting = True  # replies count until the alert decides
+        self._seen: set[str] = set()
+        self._rules: AlertRules | None = None
+        self._customer: Customer | None = None
+        self._conversation_id: str | None = None
+
+    # --- handlers -------------------------------------------------------------------------
+
+    @workflow.signal(name="customer_reply")
+    def customer_reply(self, reply: CustomerReply) -> None:
+        """A reply routed to this alert (by the conversation, or straight from push)."""
+        if reply.message_id in self._seen:
+            return
+        self._seen.add(reply.message_id)
+        if self._accepting and self._status.reply is None:
+            self._status.reply = reply
+            self._status.timings["replied"] = workflow.now()
+            self._status.path.append(f"reply:{reply.outcome.value} via {reply.routed_by}")
+        else:
+            self._status.ignored_replies.append(reply)
+
+    @workflow.query(name="status")
+    def status(self) -> AlertStatus:
+        """The alert as it stands."""
+        return self._status
+
+    # --- main flow ------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: AlertInput) -> AlertStatus:
+        """Run the alert to its outcome."""
+        s = self._status
+        req = inp.request
+        rules = await workflow.execute_activity_method(
+            RuleActivities.load_alert_rules, LoadAlertRules(alert_type=req.alert_type), **QUICK
+        )
+        self._rules = rules
+        s.rule_set_version = rules.version
+        workflow.upsert_search_attributes([sa.RULE_SET_VERSION.value_set(rules.version)])
+
+        customer = await workflow.execute_activity_method(
+            CrmActivities.get_customer, GetCustomer(customer_id=req.customer_id), **QUICK
+        )
+        self._customer = customer
+        await self._register(customer)
+
+        policy = rules.policy
+        limit = policy.pre_block_min_amount
+        if limit is not None and req.transaction.amount >= limit:
+            s.card_pre_blocked = await self._card(True, "pre_block", "pre_block_high_amount")
+
+        sent = await self._send_alert(channel_order(customer), "alert")
+        outcome: AlertOutcome
+        if sent is None:
+            self._accepting = False
+            s.path.append("no reachable channel")
+            await self._run_actions(policy.on_no_channel, "no_channel")
+            outcome = AlertOutcome.NO_CHANNEL
+        else:
+            self._set_state(AlertState.AWAITING_REPLY)
+            for number, step in enumerate(policy.escalation, start=1):
+                if await self._reply_within(step.wait):
+                    break
+                final = number == len(policy.escalation)
+                if final:
+                    self._accepting = False
+                else:
+                    self._set_state(AlertState.ESCALATED)
+                s.path.append(f"no reply after step {number}")
+                await self._run_actions(step.actions, f"escalation{number}")
+            reply = s.reply
+            if reply is None:
+                outcome = AlertOutcome.NO_REPLY
+            else:
+                self._accepting = False
+                self._set_state(AlertState.APPLYING)
+                confirmed = reply.outcome is ReplyOutcome.CONFIRM
+                outcome = AlertOutcome.CONFIRM if confirmed else AlertOutcome.CONTEST
+                actions = policy.on_confirm if confirmed else policy.on_contest
+                await self._run_actions(actions, outcome.value)
+
+        s.outcome = outcome
+        s.timings["decided"] = workflow.now()
+        self._set_state(FINAL_STATE[outcome])
+        await self._close_in_conversation(outcome)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        s.timings["completed"] = workflow.now()
+        return s
+
+    # --- steps ----------------------------------------------------------------------------
+
+    async def _register(self, customer: Customer) -> None:
+        s = self._status
+        if not customer.phone:
+            s.reply_code = reply_code_candidates(s.alert_id)[0]
+            return
+        reg = await workflow.execute_activity_method(
+            ConversationActivities.register_alert,
+            RegisterAlertWithConversation(
+                address=customer.phone,
+                alert_id=s.alert_id,
+                summary=self._summary(),
+                registered_at=workflow.now(),
+            ),
+            **QUICK,
+        )
+        s.reply_code = reg.reply_code
+        self._conversation_id = reg.conversation_id
+        s.path.append("registered with SMS conversation")
+
+    async def _reply_within(self, wait: timedelta) -> bool:
+        try:
+            await workflow.wait_condition(lambda: self._status.reply is not None, timeout=wait)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _send_alert(self, channels: list[Channel], label: str) -> Channel | None:
+        """Send the alert on the first channel that takes it; None when none did."""
+        rules, customer, s = self._rules, self._customer, self._status
+        assert rules is not None and customer is not None
+        values = self._values()
+        for channel in channels:
+            key = self._key(f"send:{label}:{channel.value}")
+            try:
+                if channel is Channel.SMS and customer.phone:
+                    result = await workflow.execute_activity_method(
+                        MessagingActivities.send_sms,
+                        SendSms(
+                            to=customer.phone,
+                            body=render(rules.templates["alert_sms"], values),
+                            purpose=f"alert:{label}",
+                            idempotency_key=key,
+                        ),
+                        **BACKOFFICE,
+                    )
+                elif channel is Channel.PUSH and customer.push_device_id:
+                    result = await workflow.execute_activity_method(
+                        MessagingActivities.send_push,
+                        SendPush(
+                            device_id=customer.push_device_id,
+                            title=render(rules.templates["alert_push_title"], values),
+                            body=render(rules.templates["alert_push_body"], values),
+                            actions=PUSH_ACTIONS,
+                            data={"alert_id": s.alert_id, "reply_code": s.reply_code or ""},
+                            idempotency_key=key,
+                        ),
+                        **BACKOFFICE,
+                    )
+                else:
+                    continue
+            except ActivityError as err:
+                self._record(f"send_{channel.value}:{label}", "failed", _cause(err))
+                continue
+            if result.delivery is Delivery.SUPPRESSED_OPTED_OUT:
+                self._record(f"send_{channel.value}:{label}", "skipped", "address opted out")
+                continue
+            self._record(f"send_{channel.value}:{label}", "done")
+            s.channel = channel
+            s.channels_used.append(channel)
+            s.timings.setdefault("sent", workflow.now())
+            workflow.upsert_search_attributes([sa.CHANNEL.value_set(channel.value)])
+            return channel
+        return None
+
+    async def _run_actions(self, actions: list[RuleAction], label: str) -> None:
+        for action in actions:
+            await self._apply(action, label)
+
+    async def _apply(self, action: RuleAction, label: str) -> None:
+        s, customer = self._status, self._customer
+        assert customer is not None
+        name = f"{action.type.value}:{label}"
+        key = self._key(name)
+        req = self._inp.request
+        try:
+            match action.type:
+                case ActionType.RECORD_FRAUD_OUTCOME:
+                    assert action.outcome is not None
+                    case_id = await workflow.execute_activity_method(
+                        FraudActivities.record_outcome,
+                        RecordFraudOutcome(
+                            case_ref=s.alert_id,
+                            customer_id=customer.customer_id,
+                            outcome=action.outcome.value,
+                            alert_type=req.alert_type,
+                            idempotency_key=key,
+                        ),
+                        **BACKOFFICE,
+                    )
+                    self._record(name, "done", f"{action.outcome.value} case {case_id}")
+                case ActionType.BLOCK_CARD:
+                    await self._card(True, label, action.reason or "fraud_alert")
+                case ActionType.UNBLOCK_CARD:
+                    if action.only_if_pre_blocked and not s.card_pre_blocked:
+                        self._record(name, "skipped", "card was not pre-blocked")
+                    else:
+                        await self._card(False, label, action.reason or "customer_confirmed")
+                case ActionType.SCHEDULE_CALLBACK:
+                    assert action.reason is not None
+                    callback_id = await workflow.execute_activity_method(
+                        ContactCenterActivities.schedule_callback,
+                        ScheduleCallback(
+                            customer_id=customer.customer_id,
+                            reason=action.reason,
+                            priority=action.priority.value,
+                            reference=s.alert_id,
+                            idempotency_key=key,
+                        ),
+                        **BACKOFFICE,
+                    )
+                    self._record(name, "done", f"{action.priority.value} callback {callback_id}")
+                case ActionType.NOTIFY_CUSTOMER:
+                    await self._notify(action, name, key)
+                case ActionType.ADD_CRM_NOTE:
+                    assert action.note is not None
+                    await workflow.execute_activity_method(
+                        CrmActivities.add_note,
+                        AddCrmNote(
+                            customer_id=customer.customer_id,
+                            text=action.note,
+                            category="fraud_alert",
+                            idempotency_key=key,
+                        ),
+                        **BACKOFFICE,
+                    )
+                    self._record(name, "done")
+                case ActionType.RESEND:
+                    last = s.channel or Channel.SMS
+                    order = [other_channel(last), last] if action.channel == "other" else [last]
+                    reachable = [c for c in order if customer.reachable_by(c)]
+                    sent = await self._send_alert(reachable, label)
+                    self._record(name, "done" if sent else "failed", sent.value if sent else "")
+        except ActivityError as err:
+            # One refused action must not stop the others (a missing card, say): record it.
+            self._record(name, "failed", _cause(err))
+
+    async def _card(self, blocked: bool, label: str, reason: str) -> bool:
+        customer, req = self._customer, self._inp.request
+        assert customer is not None
+        name = f"{'block' if blocked else 'unblock'}_card:{label}"
+        try:
+            status = await workflow.execute_activity_method(
+                CardActivities.set_blocked,
+                SetCardBlocked(
+                    customer_id=customer.customer_id,
+                    card_last4=req.transaction.card_last4,
+                    blocked=blocked,
+                    reason=reason,
+                    idempotency_key=self._key(name),
+                ),
+                **BACKOFFICE,
+            )
+        except ActivityError as err:
+            self._record(name, "failed", _cause(err))
+            return False
+        self._record(name, "done", status)
+        return True
+
+    async def _notify(self, action: RuleAction, name: str, key: str) -> None:
+        rules, customer, s = self._rules, self._customer, self._status
+        assert rules is not None and customer is not None and action.template is not None
+        text = render(rules.templates[action.template], self._values())
+        channel = s.reply.channel if s.reply else (s.channel or Channel.SMS)
+        if channel is Channel.PUSH and customer.push_device_id:
+            await workflow.execute_activity_method(
+                MessagingActivities.send_push,
+                SendPush(
+                    device_id=customer.push_device_id,
+                    title=rules.fi_name,
+                    body=text,
+                    data={"alert_id": s.alert_id},
+                    idempotency_key=key,
+                ),
+                **BACKOFFICE,
+            )
+            self._record(name, "done", "push")
+        elif customer.phone:
+            result = await workflow.execute_activity_method(
+                MessagingActivities.send_sms,
+                SendSms(
+                    to=customer.phone,
+                    body=text,
+                    purpose=f"notify:{action.template}",
+                    idempotency_key=key,
+                ),
+                **BACKOFFICE,
+            )
+            if result.delivery is Delivery.SENT:
+                self._record(name, "done", "sms")
+            else:
+                self._record(name, "skipped", "address opted out")
+        else:
+            self._record(name, "skipped", "no channel")
+
+    async def _close_in_conversation(self, outcome: AlertOutcome) -> None:
+        if self._conversation_id is None:
+            return
+        handle = workflow.get_external_workflow_handle(self._conversation_id)
+        try:
+            await handle.signal(
+                "alert_closed",
+                AlertClosed(
+                    alert_id=self._status.alert_id, outcome=outcome, closed_at=workflow.now()
+                ),
+            )
+        except FailureError:
+            # The conversation is gone (it only ends with no open alerts): nothing to tell.
+            self._status.path.append("conversation already closed")
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _set_state(self, state: AlertState) -> None:
+        s = self._status
+        s.state = state
+        workflow.upsert_search_attributes([sa.ALERT_STATE.value_set(state.value)])
+        channel = s.channel.value if s.channel else "none"
+        workflow.set_current_details(
+            f"**{state.value}** · channel {channel} · rules {s.rule_set_version} · "
+            f"{len(s.actions)} actions"
+        )
+
+    def _record(self, action: str, status: str, detail: str = "") -> None:
+        self._status.actions.append(
+            ActionRecord(action=action, status=status, detail=detail, at=workflow.now())
+        )
+
+    def _key(self, step: str) -> str:
+        return idempotency_key(workflow.info().workflow_id, step)
+
+    def _summary(self) -> str:
+        tx = self._inp.request.transaction
+        return f"{tx.merchant} {tx.display_amount()}"
+
+    def _values(self) -> dict[str, str]:
+        req, rules = self._inp.request, self._rules
+        return {
+            "fi_name": rules.fi_name if rules else self._inp.fi_name,
+            "merchant": req.transaction.merchant,
+            "amount": req.transaction.display_amount(),
+            "card_last4": req.transaction.card_last4,
+            "code": self._status.reply_code or "",
+            "occurred_at": req.transaction.occurred_at.isoformat(),
+            "alert_type": req.alert_type,
+        }
+
+
+def _cause(err: ActivityError) -> str:
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type:
+        return cause.type
+    return str(cause or err)

@@ -1,0 +1,33 @@
+"""Timeouts and retry policies for activity calls, in one place."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio.common import RetryPolicy
+
+# Back-office calls: a slow or failing system delays the flow; it does not lose the action.
+# Bounded: about 30 minutes of retrying, then the step is recorded as failed.
+BACKOFFICE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=60,
+)
+BACKOFFICE: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=10),
+    "schedule_to_close_timeout": timedelta(minutes=30),
+    "retry_policy": BACKOFFICE_RETRY,
+}
+
+# Reads and local look-ups are quick; fail fast and retry often.
+QUICK: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=5),
+    "schedule_to_close_timeout": timedelta(minutes=10),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=200),
+        maximum_interval=timedelta(seconds=10),
+        maximum_attempts=100,
+    ),
+}

@@ -1,0 +1,105 @@
+"""Injected latency and errors, and reset."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from tests.sandbox.conftest import ACCOUNT_SID, AUTH_TOKEN, SMS_FROM
+
+CASE = {"case_ref": "alert-7", "customer_id": "cust-0001", "outcome": "genuine"}
+
+
+async def test_fault_with_remaining_clears_itself(sandbox: httpx.AsyncClient) -> None:
+    fault = await sandbox.post(
+        "/__sandbox/faults", json={"system": "fraud", "error_rate": 1.0, "remaining": 2}
+    )
+    assert fault.status_code == 200 and fault.json()["status_code"] == 500
+    headers = {"Idempotency-Key": "alert-7/case"}
+    statuses = []
+    for _ in range(4):
+        response = await sandbox.post("/fraud/cases", json=CASE, headers=headers)
+        statuses.append(response.status_code)
+        if response.status_code == 500:
+            assert response.json()["code"] == "injected_fault"
+    assert statuses == [500, 500, 201, 201]
+    recorded = (await sandbox.get("/__sandbox/calls", params={"system": "fraud"})).json()
+    assert [(c["fault"], c["replayed"]) for c in recorded] == [
+        (True, False),
+        (True, False),
+        (False, False),
+        (False, True),
+    ]
+    assert (await sandbox.get("/__sandbox/faults")).json() == []
+
+
+async def test_latency_is_applied(sandbox: httpx.AsyncClient) -> None:
+    await sandbox.post(
+        "/__sandbox/faults", json={"system": "crm", "error_rate": 0, "latency_ms": 250}
+    )
+    started = time.monotonic()
+    response = await sandbox.get("/crm/customers/cust-0001")
+    assert response.status_code == 200 and time.monotonic() - started >= 0.25
+    # Other systems are not delayed.
+    started = time.monotonic()
+    await sandbox.post("/cards/block", json={"customer_id": "cust-0001", "card_last4": "4242"})
+    assert time.monotonic() - started < 0.25
+
+
+async def test_error_rate_fails_a_fraction(sandbox: httpx.AsyncClient) -> None:
+    await sandbox.post(
+        "/__sandbox/faults", json={"system": "crm", "error_rate": 0.5, "status_code": 503}
+    )
+    statuses = [(await sandbox.get("/crm/customers/cust-0002")).status_code for _ in range(100)]
+    assert set(statuses) == {200, 503}
+    assert 25 <= statuses.count(503) <= 75
+    listed = (await sandbox.get("/__sandbox/faults")).json()
+    assert listed == [
+        {"system": "crm", "error_rate": 0.5, "status_code": 503, "latency_ms": 0, "remaining": None}
+    ]
+    cleared = await sandbox.delete("/__sandbox/faults", params={"system": "crm"})
+    assert cleared.json() == []
+    assert (await sandbox.get("/crm/customers/cust-0002")).status_code == 200
+
+
+async def test_sms_fault_uses_twilio_error_shape(sandbox: httpx.AsyncClient) -> None:
+    await sandbox.post("/__sandbox/faults", json={"system": "sms", "status_code": 429})
+    path = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+    form = {"To": "+15550000001", "From": SMS_FROM, "Body": "hi"}
+    response = await sandbox.post(path, data=form, auth=(ACCOUNT_SID, AUTH_TOKEN))
+    assert response.status_code == 429
+    assert response.json()["code"] == 20429 and response.json()["status"] == 429
+    assert (await sandbox.get("/__sandbox/sms/outbox")).json() == []
+
+
+async def test_fault_validation(sandbox: httpx.AsyncClient) -> None:
+    for bad in ({"system": "billing"}, {"system": "crm", "error_rate": 1.5}, {"status_code": 500}):
+        response = await sandbox.post("/__sandbox/faults", json=bad)
+        assert response.status_code == 422 and response.json()["code"] == "invalid_request"
+
+
+async def test_reset_restores_seeded_state(sandbox: httpx.AsyncClient) -> None:
+    block = {"customer_id": "cust-0002", "card_last4": "1881"}
+    await sandbox.post("/cards/block", json=block, headers={"Idempotency-Key": "k"})
+    push = {"device_id": "dev-0002", "title": "t", "body": "b"}
+    await sandbox.post("/push/messages", json=push)
+    await sandbox.post(
+        f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+        data={"To": "+15550000001", "From": SMS_FROM, "Body": "hi"},
+        auth=(ACCOUNT_SID, AUTH_TOKEN),
+    )
+    await sandbox.post("/__sandbox/faults", json={"system": "push", "latency_ms": 1})
+    assert len((await sandbox.get("/__sandbox/calls")).json()) == 3
+
+    assert (await sandbox.post("/__sandbox/reset")).status_code == 200
+    assert (await sandbox.get("/__sandbox/calls")).json() == []
+    assert (await sandbox.get("/__sandbox/sms/outbox")).json() == []
+    assert (await sandbox.get("/__sandbox/push/outbox")).json() == []
+    assert (await sandbox.get("/__sandbox/faults")).json() == []
+    customer = (await sandbox.get("/crm/customers/cust-0002")).json()
+    assert all(card["status"] == "active" for card in customer["cards"])
+    # The idempotency store was cleared too: the same key applies the effect again.
+    await sandbox.post("/cards/block", json=block, headers={"Idempotency-Key": "k"})
+    [call] = (await sandbox.get("/__sandbox/calls", params={"idempotency_key": "k"})).json()
+    assert call["replayed"] is False
