@@ -39,7 +39,8 @@ YES_WORDS = {
 }  # fmt: skip
 NO_WORDS = {
     "no", "n", "n0", "no thanks", "nope", "nah", "noo", "nooo", "nop", "np", "nay", "non",
-    "not me", "wasnt me", "wasn't me", "was not me", "not mine", "fraud", "deny", "denied", "didnt", "didn't",
+    "not me", "wasnt me", "wasn't me", "was not me", "not mine", "fraud", "deny", "denied",
+    "didnt", "didn't",
 }  # fmt: skip
 # Words of three letters or more whose one-letter typos still read clearly.
 FUZZY_YES = ("yes", "yeah", "yep", "yup", "confirm")
