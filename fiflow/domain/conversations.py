@@ -176,4 +176,5 @@ def route_message(
 
 def keep_last(items: list, limit: int) -> list:
     """The newest `limit` items (state that must not grow without bound)."""
-    return items[-limit:] if len(items) > limit else items
+    # Not items[-limit:]: with limit 0 that slice is the whole list.
+    return items[max(len(items) - limit, 0) :]

@@ -1,0 +1,158 @@
+"""Client-side operations on alerts and conversations, shared by the API, the CLI and tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from fiflow.domain import search_attributes as sa
+from fiflow.domain.alerts import (
+    AlertInput,
+    AlertRequest,
+    AlertState,
+    AlertStatus,
+    CustomerReply,
+    ReplyOutcome,
+)
+from fiflow.domain.conversations import ConversationInput, InboundMessage
+from fiflow.domain.customers import Channel
+from fiflow.domain.keys import (
+    address_hash,
+    alert_id_for,
+    alert_workflow_id,
+    conversation_workflow_id,
+)
+from fiflow.integrations.settings import Settings
+from fiflow.workflows.conversation import ConversationWorkflow
+from fiflow.workflows.fraud_alert import FraudAlertWorkflow
+
+
+async def start_alert(
+    client: Client, settings: Settings, req: AlertRequest, received_at: datetime
+) -> str:
+    """Start the alert's workflow once per source event; returns the alert ID either way."""
+    alert_id = alert_id_for(settings.address_hash_key, req.source_event_id)
+    try:
+        await client.start_workflow(
+            FraudAlertWorkflow.run,
+            AlertInput(
+                alert_id=alert_id, request=req, received_at=received_at, fi_name=settings.fi_name
+            ),
+            id=alert_workflow_id(alert_id),
+            task_queue=settings.task_queue,
+            # Concurrent duplicates join the running alert; a finished one is never redone.
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.ALERT_ID, alert_id),
+                    SearchAttributePair(sa.ALERT_TYPE, req.alert_type),
+                    SearchAttributePair(sa.ALERT_STATE, AlertState.STARTING.value),
+                ]
+            ),
+            static_summary=f"Fraud alert {alert_id} ({req.alert_type})",
+            static_details=(
+                f"alert type `{req.alert_type}` · customer `{req.customer_id}` · "
+                f"amount {req.transaction.display_amount()} at {req.transaction.merchant}"
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        pass  # the same event, already handled
+    return alert_id
+
+
+class AlertLookup(StrEnum):
+    """Whether an alert exists and can still take a reply."""
+
+    NOT_FOUND = "not_found"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass
+class AlertView:
+    """An alert's status as the API shows it."""
+
+    lookup: AlertLookup
+    status: AlertStatus | None = None
+    run_status: str = ""
+
+
+async def alert_view(client: Client, alert_id: str) -> AlertView:
+    """The alert's current status: a query while it runs, its result once done."""
+    handle = client.get_workflow_handle(alert_workflow_id(alert_id))
+    try:
+        desc = await handle.describe()
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            return AlertView(AlertLookup.NOT_FOUND)
+        raise
+    if desc.workflow_type != "FraudAlertWorkflow":
+        return AlertView(AlertLookup.NOT_FOUND)
+    run_status = desc.status.name.lower() if desc.status else "unknown"
+    if desc.status is WorkflowExecutionStatus.RUNNING:
+        status = await handle.query(FraudAlertWorkflow.status)
+        return AlertView(AlertLookup.OPEN, status, run_status)
+    if desc.status is WorkflowExecutionStatus.COMPLETED:
+        result = await handle.result(result_type=AlertStatus)
+        return AlertView(AlertLookup.CLOSED, result, run_status)
+    return AlertView(AlertLookup.CLOSED, None, run_status)
+
+
+async def deliver_sms(
+    client: Client,
+    settings: Settings,
+    *,
+    sender: str,
+    body: str,
+    message_id: str,
+    received_at: datetime,
+) -> str:
+    """Hand an inbound SMS to its conversation (started if needed); returns the workflow ID."""
+    digest = address_hash(settings.address_hash_key, sender)
+    workflow_id = conversation_workflow_id("sms", digest)
+    await client.start_workflow(
+        ConversationWorkflow.run,
+        ConversationInput(
+            address=sender,
+            address_digest=digest,
+            fi_name=settings.fi_name,
+            help_text=settings.fi_help_text,
+        ),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+        start_signal="inbound_message",
+        start_signal_args=[
+            InboundMessage(message_id=message_id, body=body, received_at=received_at)
+        ],
+        static_summary="SMS conversation",
+    )
+    return workflow_id
+
+
+async def deliver_push_reply(
+    client: Client, alert_id: str, outcome: ReplyOutcome, reply_id: str, received_at: datetime
+) -> None:
+    """Signal a push action straight to its alert (the caller checked it is open)."""
+    handle = client.get_workflow_handle(alert_workflow_id(alert_id))
+    await handle.signal(
+        FraudAlertWorkflow.customer_reply,
+        CustomerReply(
+            outcome=outcome,
+            channel=Channel.PUSH,
+            message_id=reply_id,
+            received_at=received_at,
+            routed_by="push action",
+        ),
+    )

@@ -1,0 +1,127 @@
+"""The worker process: every fiflow workflow and activity on one task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from fiflow.activities.backoffice import (
+    CardActivities,
+    ContactCenterActivities,
+    CrmActivities,
+    FraudActivities,
+)
+from fiflow.activities.conversations import ConversationActivities
+from fiflow.activities.messaging import MessagingActivities
+from fiflow.activities.rules import RuleActivities
+from fiflow.integrations import telemetry
+from fiflow.integrations.cards import CardClient
+from fiflow.integrations.contact_center import ContactCenterClient
+from fiflow.integrations.crm import CrmClient
+from fiflow.integrations.database import create_db_engine
+from fiflow.integrations.fraud import FraudClient
+from fiflow.integrations.http import make_client
+from fiflow.integrations.optouts import OptOutStore
+from fiflow.integrations.push import PushClient
+from fiflow.integrations.rules_store import RuleStore
+from fiflow.integrations.settings import Settings
+from fiflow.integrations.sms import SmsClient
+from fiflow.integrations.temporal import connect
+from fiflow.workflows.conversation import ConversationWorkflow
+from fiflow.workflows.fraud_alert import FraudAlertWorkflow
+
+log = logging.getLogger("fiflow.worker")
+
+WORKFLOWS: Sequence[type] = (FraudAlertWorkflow, ConversationWorkflow)
+BACKOFFICE_SYSTEMS = ("crm", "fraud", "card", "contact_center", "push", "sms_api")
+
+
+@contextlib.asynccontextmanager
+async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list[Callable]]:
+    """Every activity, bound to its clients; the HTTP clients close when the block ends."""
+    timeout = settings.backoffice_timeout_seconds
+    async with contextlib.AsyncExitStack() as stack:
+        http: dict[str, httpx.AsyncClient] = {}
+        for system in BACKOFFICE_SYSTEMS:
+            http[system] = await stack.enter_async_context(
+                make_client(settings.system_url(system), timeout)
+            )
+        engine = create_db_engine(settings.database_url)
+        stack.callback(engine.dispose)
+        crm = CrmActivities(CrmClient(http["crm"]))
+        fraud = FraudActivities(FraudClient(http["fraud"]))
+        card = CardActivities(CardClient(http["card"]))
+        contact = ContactCenterActivities(ContactCenterClient(http["contact_center"]))
+        messaging = MessagingActivities(
+            SmsClient(
+                http["sms_api"],
+                settings.sms_account_sid,
+                settings.sms_auth_token,
+                settings.sms_from,
+            ),
+            PushClient(http["push"]),
+            OptOutStore(engine),
+            settings.address_hash_key,
+        )
+        rules = RuleActivities(RuleStore(settings.rules_dir))
+        conversations = ConversationActivities(
+            client, settings.address_hash_key, settings.fi_name, settings.fi_help_text
+        )
+        yield [
+            rules.load_alert_rules,
+            crm.get_customer,
+            crm.add_note,
+            fraud.record_outcome,
+            card.set_blocked,
+            contact.schedule_callback,
+            messaging.send_sms,
+            messaging.send_push,
+            messaging.set_sms_opt_out,
+            conversations.register_alert,
+        ]
+
+
+def build_worker(
+    client: Client, settings: Settings, activities: list[Callable], **kw: Any
+) -> Worker:
+    """A worker for fiflow's task queue (the tests build theirs the same way)."""
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=list(WORKFLOWS),
+        activities=activities,
+        # Every activity is async (blocking database calls go through asyncio.to_thread).
+        max_concurrent_activities=200,
+        **kw,
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM, then finish in-flight tasks and exit."""
+    telemetry.setup("worker", settings)
+    client = await connect(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with activity_set(settings, client) as activities:
+        worker = build_worker(
+            client,
+            settings,
+            activities,
+            graceful_shutdown_timeout=timedelta(seconds=10),
+        )
+        log.info("worker polling task queue %s", settings.task_queue)
+        async with worker:
+            await stop.wait()
+            log.info("worker stopping")
+    log.info("worker stopped")
