@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -43,7 +44,8 @@ async def start_alert(
 ) -> str:
     """Start the alert's workflow once per source event; returns the alert ID either way."""
     alert_id = alert_id_for(settings.address_hash_key, req.source_event_id)
-    try:
+    # A finished alert is never redone: the same event gets the same alert ID back.
+    with contextlib.suppress(WorkflowAlreadyStartedError):
         await client.start_workflow(
             FraudAlertWorkflow.run,
             AlertInput(
@@ -67,8 +69,6 @@ async def start_alert(
                 f"amount {req.transaction.display_amount()} at {req.transaction.merchant}"
             ),
         )
-    except WorkflowAlreadyStartedError:
-        pass  # the same event, already handled
     return alert_id
 
 

@@ -7,6 +7,7 @@ objects that record each call (and its idempotency key) the way the sandbox woul
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from fiflow.activities.backoffice import (
@@ -167,6 +169,7 @@ class Harness:
     env: WorkflowEnvironment
     settings: Settings
     office: Backoffice
+    started: list[str] = field(default_factory=list)  # workflow IDs to clean up
 
     @property
     def client(self) -> Client:
@@ -174,19 +177,25 @@ class Harness:
 
     def add(self, customer: Customer) -> Customer:
         self.office.customers[customer.customer_id] = customer
+        if customer.phone:
+            self.started.append(self.conversation_id(customer.phone))
         return customer
 
     async def start(self, req: AlertRequest) -> WorkflowHandle[Any, AlertStatus]:
         """Start an alert the way the API does."""
         alert_id = await start_alert(self.client, self.settings, req, datetime.now(UTC))
+        self.started.append(f"alert-{alert_id}")
         return self.client.get_workflow_handle_for(FraudAlertWorkflow.run, f"alert-{alert_id}")
 
     async def finish(self, handle: WorkflowHandle[Any, AlertStatus]) -> AlertStatus:
         """The alert's result, letting the server skip time until it completes."""
         # Only handles returned by start_workflow skip time on their own; ours come from the
         # API's helper, which returns the alert ID.
-        async with self.env.time_skipping_unlocked():  # type: ignore[attr-defined]
-            return await handle.result()
+        try:
+            async with self.env.time_skipping_unlocked():  # type: ignore[attr-defined]
+                return await handle.result()
+        except RuntimeError as err:
+            raise AssertionError(f"{err}\n{await dump_history(handle)}") from err
 
     def alert_input(self, req: AlertRequest) -> AlertInput:
         return AlertInput(
@@ -215,9 +224,9 @@ class Harness:
         handle = self.client.get_workflow_handle(self.conversation_id(phone))
         return await handle.query("snapshot", result_type=ConversationSnapshot)
 
-    async def wait_for_sms(self, phone: str, count: int, timeout: float = 10.0) -> list[str]:
+    async def wait_for_sms(self, phone: str, count: int, within: float = 10.0) -> list[str]:
         """Poll (with a deadline) until `count` SMS went to the number."""
-        return await poll(lambda: self.office.sms_to(phone), lambda v: len(v) >= count, timeout)
+        return await poll(lambda: self.office.sms_to(phone), lambda v: len(v) >= count, within)
 
     async def wait_status(
         self, handle: WorkflowHandle[Any, AlertStatus], check: Callable[[AlertStatus], bool]
@@ -228,27 +237,27 @@ class Harness:
         return await poll_async(get, check)
 
 
-async def poll(get: Callable[[], Any], ok: Callable[[Any], bool], timeout: float = 10.0) -> Any:
+async def poll(get: Callable[[], Any], ok: Callable[[Any], bool], within: float = 10.0) -> Any:
     """Re-read a value until it satisfies `ok`, or fail with the last value seen."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     value = get()
     while not ok(value):
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+            raise AssertionError(f"condition not met within {within}s; last value: {value!r}")
         await asyncio.sleep(0.02)
         value = get()
     return value
 
 
 async def poll_async(
-    get: Callable[[], Any], ok: Callable[[Any], bool], timeout: float = 10.0
+    get: Callable[[], Any], ok: Callable[[Any], bool], within: float = 10.0
 ) -> Any:
     """Like `poll`, for an async getter."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     value = await get()
     while not ok(value):
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+            raise AssertionError(f"condition not met within {within}s; last value: {value!r}")
         await asyncio.sleep(0.02)
         value = await get()
     return value
@@ -286,8 +295,27 @@ async def running_harness(
         ).register_alert,
     ]
     worker = build_worker(env.client, settings, activities)
+    harness = Harness(env, settings, office)
     try:
         async with worker:
-            yield Harness(env, settings, office)
+            yield harness
     finally:
+        await terminate_all(env.client, harness.started)
         engine.dispose()
+
+
+async def terminate_all(client: Client, workflow_ids: list[str]) -> None:
+    """End what a test left running: the test server stops skipping time for everyone while
+    any workflow has a task that no worker will ever pick up."""
+    for workflow_id in workflow_ids:
+        with contextlib.suppress(RPCError):
+            await client.get_workflow_handle(workflow_id).terminate(reason="test finished")
+
+
+async def dump_history(handle: WorkflowHandle[Any, Any]) -> str:
+    """The workflow's events, one per line (for failure messages)."""
+    lines = []
+    async for ev in handle.fetch_history_events():
+        kind = ev.WhichOneof("attributes") or "?"
+        lines.append(f"{ev.event_id} {ev.event_time.ToDatetime():%H:%M:%S.%f} {kind}")
+    return "\n".join(lines)
