@@ -1,0 +1,202 @@
+"""ConversationWorkflow on the time-skipping server: routing, keywords, dedup, continue-as-new."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+
+from fiflow.domain.alerts import AlertOutcome
+from fiflow.domain.conversations import ConversationInput, Route
+from fiflow.domain.keys import address_hash
+from fiflow.integrations.database import create_db_engine
+from fiflow.integrations.optouts import OptOutStore
+from fiflow.workflows.conversation import ConversationWorkflow
+from tests.workflows.harness import (
+    Harness,
+    alert_request,
+    poll_async,
+    running_harness,
+    sms_customer,
+)
+
+CODE = re.compile(r"Reply YES (\d{4})")
+
+
+@pytest.fixture
+async def h(
+    time_skipping_env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+) -> AsyncIterator[Harness]:
+    async with running_harness(time_skipping_env, task_queue, tmp_path) as harness:
+        yield harness
+
+
+def code_in(body: str) -> str:
+    match = CODE.search(body)
+    assert match, body
+    return match.group(1)
+
+
+async def test_two_open_alerts_codeless_reply_asks_which_then_codes_apply(h: Harness) -> None:
+    customer = h.add(sms_customer())
+    phone = customer.phone or ""
+    first = await h.start(alert_request(customer, merchant="ACME Inc"))
+    await h.wait_for_sms(phone, 1)
+    second = await h.start(alert_request(customer, amount="48.10", merchant="Corner Cafe"))
+    texts = await h.wait_for_sms(phone, 2)
+    acme_code, cafe_code = code_in(texts[0]), code_in(texts[1])
+    assert acme_code != cafe_code
+
+    await h.reply(phone, "yes")
+    texts = await h.wait_for_sms(phone, 3)
+    clarify = texts[2]
+    assert "2 open alerts" in clarify
+    assert f"ACME Inc $912.00: code {acme_code}" in clarify
+    assert f"Corner Cafe $48.10: code {cafe_code}" in clarify
+    assert h.office.of("fraud") == []  # nothing applied until they say which
+
+    await h.reply(phone, f"YES {acme_code}")
+    await h.reply(phone, f"no {cafe_code}")
+    acme, cafe = await h.finish(first), await h.finish(second)
+
+    assert acme.outcome is AlertOutcome.CONFIRM
+    assert cafe.outcome is AlertOutcome.CONTEST
+    assert sorted(c.body["outcome"] for c in h.office.of("fraud")) == ["fraud", "genuine"]
+    snap = await h.snapshot(phone)
+    routes = [d.route for d in snap.routing_log]
+    assert routes == [Route.CLARIFY, Route.FORWARD, Route.FORWARD]
+    assert snap.routing_log[0].candidates == [acme_code, cafe_code]
+    assert snap.routing_log[1].alert_id == acme.alert_id
+    assert snap.open_alerts == []
+
+
+async def test_duplicate_message_sid_has_no_further_effect(h: Harness) -> None:
+    customer = h.add(sms_customer())
+    phone = customer.phone or ""
+    handle = await h.start(alert_request(customer))
+    await h.wait_for_sms(phone, 1)
+
+    mid = await h.reply(phone, "NO")
+    await h.reply(phone, "NO", message_id=mid)  # the provider retries the webhook
+    result = await h.finish(handle)
+    await h.reply(phone, "NO", message_id=mid)  # and again, after the alert closed
+
+    snap = await poll_async(lambda: h.snapshot(phone), lambda s: s.pending == 0)
+    assert snap.messages_handled == 1
+    assert len(h.office.of("fraud")) == 1
+    assert result.ignored_replies == []
+    # The alert SMS and the "contested" notice: no "expired" answer to the retry.
+    assert len(h.office.sms_to(phone)) == 2
+
+
+async def test_stop_start_help(h: Harness, tmp_path: Path) -> None:
+    customer = h.add(sms_customer())
+    phone = customer.phone or ""
+    store = OptOutStore(create_db_engine(h.settings.database_url))
+    digest = address_hash(h.settings.address_hash_key, phone)
+
+    await h.reply(phone, "STOP")
+    [confirmation] = await h.wait_for_sms(phone, 1)
+    assert "unsubscribed" in confirmation
+    assert store.is_opted_out(digest)
+    await h.reply(phone, "stop")  # already out: no second confirmation
+
+    # An alert to an opted-out customer without push falls back to the rules' callback.
+    result = await h.finish(await h.start(alert_request(customer)))
+    assert result.outcome is AlertOutcome.NO_CHANNEL
+    assert [c.body["priority"] for c in h.office.of("contact_center")] == ["high"]
+    assert any(a.status == "skipped" and "opted out" in a.detail for a in result.actions)
+    assert len(h.office.sms_to(phone)) == 1
+
+    await h.reply(phone, "START")
+    texts = await h.wait_for_sms(phone, 2)
+    assert "subscribed to SMS alerts again" in texts[1]
+    assert not store.is_opted_out(digest)
+
+    await h.reply(phone, "HELP")
+    texts = await h.wait_for_sms(phone, 3)
+    assert texts[2] == h.settings.fi_help_text
+
+    snap = await h.snapshot(phone)
+    routes = [d.route for d in snap.routing_log]
+    assert routes == [Route.OPT_OUT, Route.OPT_OUT, Route.OPT_IN, Route.HELP]
+
+
+async def test_opted_out_customer_with_push_gets_the_alert_by_push(h: Harness) -> None:
+    customer = h.add(sms_customer(push_device_id="dev-fallback"))
+    phone = customer.phone or ""
+    await h.reply(phone, "UNSUBSCRIBE")
+    await h.wait_for_sms(phone, 1)
+
+    handle = await h.start(alert_request(customer))
+    await poll_async(lambda: _len(h.office.push), lambda n: n >= 1)
+    assert h.office.push[0].body["device_id"] == "dev-fallback"
+    status = await h.wait_status(handle, lambda s: s.channel is not None)
+    assert status.channel is not None and status.channel.value == "push"
+    assert len(h.office.sms_to(phone)) == 1  # only the opt-out confirmation
+
+
+async def _len(items: list) -> int:
+    return len(items)
+
+
+async def test_reply_with_nothing_open_is_answered_politely(h: Harness) -> None:
+    customer = h.add(sms_customer())
+    phone = customer.phone or ""
+    await h.reply(phone, "yes")
+    [answer] = await h.wait_for_sms(phone, 1)
+    assert "no open alert" in answer
+    assert h.office.calls == []
+
+
+async def test_continue_as_new_keeps_open_alerts_seen_ids_and_opt_out(h: Harness) -> None:
+    customer = h.add(sms_customer())
+    phone = customer.phone or ""
+    conv_id = h.conversation_id(phone)
+    # A conversation that continues-as-new after very few events, so the test sees it happen.
+    conv = await h.client.start_workflow(
+        ConversationWorkflow.run,
+        ConversationInput(
+            address=phone,
+            address_digest=conv_id.removeprefix("conv-sms-"),
+            fi_name=h.settings.fi_name,
+            help_text=h.settings.fi_help_text,
+            continue_as_new_after_events=40,
+        ),
+        id=conv_id,
+        task_queue=h.settings.task_queue,
+    )
+    first_run = conv.result_run_id
+    first = await h.start(alert_request(customer, merchant="ACME Inc"))
+    second = await h.start(alert_request(customer, merchant="Corner Cafe"))
+    texts = await h.wait_for_sms(phone, 2)
+    codes = {code_in(t) for t in texts}
+
+    early = await h.reply(phone, "what is this?")
+    for n in range(8):
+        await h.reply(phone, f"gibberish {n}")
+    await poll_async(lambda: h.snapshot(phone), lambda s: s.messages_handled >= 9, within=20)
+
+    desc = await h.client.get_workflow_handle(conv_id).describe()
+    assert desc.run_id != first_run, "the conversation should have continued as new"
+    snap = await h.snapshot(phone)
+    assert {a.reply_code for a in snap.open_alerts} == codes
+    assert snap.messages_handled == 9
+
+    sent = len(h.office.sms_to(phone))
+    await h.reply(phone, "again", message_id=early)  # seen before the continue-as-new
+    [acme_code] = [code_in(t) for t in texts if "ACME" in t]
+    await h.reply(phone, f"yes {acme_code}")
+    result = await h.finish(first)
+    assert result.outcome is AlertOutcome.CONFIRM
+    snap = await h.snapshot(phone)
+    assert snap.messages_handled == 10  # the repeated message ID was dropped
+    assert len(snap.open_alerts) == 1
+    # One "confirmed" notice; nothing answered the repeat.
+    assert len(h.office.sms_to(phone)) == sent + 1
+    status = await second.describe()
+    assert status.status is WorkflowExecutionStatus.RUNNING
