@@ -91,7 +91,7 @@ class AlertView:
 
 async def alert_view(client: Client, alert_id: str) -> AlertView:
     """The alert's current status: a query while it runs, its result once done."""
-    handle = client.get_workflow_handle(alert_workflow_id(alert_id))
+    handle = client.get_workflow_handle(alert_workflow_id(alert_id), result_type=AlertStatus)
     try:
         desc = await handle.describe()
     except RPCError as err:
@@ -105,7 +105,7 @@ async def alert_view(client: Client, alert_id: str) -> AlertView:
         status = await handle.query(FraudAlertWorkflow.status)
         return AlertView(AlertLookup.OPEN, status, run_status)
     if desc.status is WorkflowExecutionStatus.COMPLETED:
-        result = await handle.result(result_type=AlertStatus)
+        result = await handle.result()
         return AlertView(AlertLookup.CLOSED, result, run_status)
     return AlertView(AlertLookup.CLOSED, None, run_status)
 

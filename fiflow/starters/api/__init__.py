@@ -1,0 +1,1 @@
+"""The HTTP API: how channel apps and the FI's systems start and answer work."""

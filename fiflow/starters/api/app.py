@@ -1,0 +1,66 @@
+"""The FastAPI application: routers, error shape, body limit, health."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from fiflow.integrations.settings import Settings
+from fiflow.starters.api import alerts, channels, errors
+from fiflow.starters.api.limits import BodyLimitMiddleware, BodyTooLarge
+from fiflow.starters.api.state import ApiState, api_state
+
+
+def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
+    """The API for one process; `client` is for tests that already hold one."""
+    state = ApiState(settings, client)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await state.open()
+        try:
+            yield
+        finally:
+            await state.close()
+
+    app = FastAPI(
+        title="fiflow",
+        version="0.1.0",
+        summary="Orchestration of a financial institution's customer processes",
+        lifespan=lifespan,
+    )
+    app.state.fiflow = state
+    app.state.api_keys = state.api_keys
+    errors.install(app)
+
+    async def too_large(_: object, __: Exception) -> JSONResponse:
+        return errors.error_response(
+            413,
+            "body_too_large",
+            f"request bodies are limited to {settings.api_max_body_bytes} bytes",
+        )
+
+    app.add_exception_handler(BodyTooLarge, too_large)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
+    app.include_router(alerts.router)
+    app.include_router(channels.router)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz(st: ApiState = Depends(api_state)) -> dict[str, object]:
+        """Liveness, and whether Temporal answers (connects on first call)."""
+        temporal = "unavailable"
+        try:
+            client = await st.client()
+            await client.workflow_service.get_system_info(GetSystemInfoRequest())
+            temporal = "ok"
+        except (errors.ApiError, RPCError):
+            pass
+        return {"status": "ok", "temporal": temporal}
+
+    return app

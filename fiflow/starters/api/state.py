@@ -1,0 +1,68 @@
+"""What the API process holds: settings, a lazily connected Temporal client, the CRM client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+from fastapi import Request
+from temporalio.client import Client
+
+from fiflow.integrations.crm import CrmClient
+from fiflow.integrations.http import make_client
+from fiflow.integrations.rules_store import RuleStore
+from fiflow.integrations.settings import Settings
+from fiflow.integrations.temporal import connect
+from fiflow.starters.api.errors import ApiError
+
+log = logging.getLogger("fiflow.api")
+
+
+class ApiState:
+    """Shared by every request of one API process."""
+
+    def __init__(self, settings: Settings, client: Client | None = None):
+        self.settings = settings
+        self.api_keys = settings.api_key_roles
+        self.rules = RuleStore(settings.rules_dir)
+        self._client = client
+        self._lock = asyncio.Lock()
+        self._crm_http: httpx.AsyncClient | None = None
+        self.crm: CrmClient | None = None
+
+    async def open(self) -> None:
+        """Create the HTTP clients (inside the server's event loop)."""
+        self._crm_http = make_client(self.settings.system_url("crm"), timeout=3.0)
+        self.crm = CrmClient(self._crm_http)
+
+    async def close(self) -> None:
+        """Release connections."""
+        if self._crm_http is not None:
+            await self._crm_http.aclose()
+
+    async def client(self) -> Client:
+        """The Temporal client, connected on first use (the API starts before Temporal may)."""
+        if self._client is not None:
+            return self._client
+        async with self._lock:
+            if self._client is None:
+                try:
+                    self._client = await connect(self.settings)
+                except RuntimeError as exc:
+                    log.warning("cannot connect to temporal: %s", exc)
+                    raise ApiError(
+                        503, "temporal_unavailable", "the workflow service is unavailable"
+                    ) from exc
+        return self._client
+
+    @property
+    def connected(self) -> bool:
+        """Whether a Temporal client exists."""
+        return self._client is not None
+
+
+def api_state(request: Request) -> ApiState:
+    """The process state, for endpoints."""
+    state: ApiState = request.app.state.fiflow
+    return state
