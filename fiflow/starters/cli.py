@@ -1,0 +1,203 @@
+"""The `fiflow` command: run the parts, start and inspect work, check rule files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import httpx
+import typer
+
+from fiflow.integrations.settings import Settings
+
+app = typer.Typer(help="fiflow: FI customer processes on Temporal.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Fraud alerts (through the HTTP API).", no_args_is_help=True)
+rules_app = typer.Typer(help="Rule files.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(rules_app, name="rules")
+
+API_URL = os.environ.get("FIFLOW_API_URL", "http://127.0.0.1:8000")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        _fail(f"configuration error: {exc}")
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"fiflow: {message}", err=True)
+    _exit(code)
+
+
+def _exit(code: int) -> NoReturn:
+    # Exit without interpreter teardown: a process that loaded Temporal's core runtime can
+    # abort in PyGILState_Release at exit (sdk-python #300).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+@app.command()
+def up(
+    workers: int = typer.Option(2, min=0, max=32, help="Worker processes."),
+    temporal_port: int = typer.Option(7233, help="Temporal gRPC port."),
+    ui_port: int = typer.Option(8233, help="Temporal Web UI port."),
+    sandbox_port: int = typer.Option(8100, help="Sandbox port."),
+    api_port: int = typer.Option(8000, help="API port."),
+    state_dir: Path = typer.Option(
+        Path(".fiflow"), help="Where Temporal's and fiflow's data live."
+    ),
+) -> None:
+    """Run Temporal (with Web UI), the sandbox, the API and workers until Ctrl-C."""
+    from fiflow.starters.stack import Ports, run_stack
+
+    ports = Ports(temporal=temporal_port, ui=ui_port, sandbox=sandbox_port, api=api_port)
+    raise typer.Exit(run_stack(_settings(), ports, workers, state_dir))
+
+
+@app.command()
+def worker() -> None:
+    """Run one worker process (Temporal connection from TEMPORAL_* env vars)."""
+    from fiflow.workers.main import run_worker
+
+    settings = _settings()
+    try:
+        asyncio.run(run_worker(settings))
+    except RuntimeError as exc:  # connection refused, bad TLS config...
+        _fail(f"worker failed: {exc}", 1)
+    _exit(0)
+
+
+@app.command()
+def api(
+    host: str = typer.Option("127.0.0.1", help="Listen address."),
+    port: int = typer.Option(8000, help="Listen port."),
+) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    from fiflow.integrations import telemetry
+    from fiflow.starters.api.app import create_app
+
+    settings = _settings()
+    telemetry.setup("api", settings)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+    _exit(0)
+
+
+@app.command()
+def sandbox() -> None:
+    """Run the simulated back office (SANDBOX_* env vars)."""
+    from fiflow.sandbox.__main__ import main as sandbox_main
+
+    sandbox_main()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations (FIFLOW_DATABASE_URL)."""
+    from fiflow.integrations.database import current_revision, upgrade_database
+
+    settings = _settings()
+    try:
+        upgrade_database(settings.database_url)
+        typer.echo(f"database at revision {current_revision(settings.database_url)}")
+    except Exception as exc:  # noqa: BLE001 - any driver error becomes a message
+        _fail(f"database upgrade failed: {type(exc).__name__}: {exc}", 1)
+    _exit(0)
+
+
+@rules_app.command("check")
+def rules_check(
+    path: Path = typer.Argument(..., help="An alert rule file (YAML or JSON)."),
+) -> None:
+    """Validate a rule file; prints its version or the problems found."""
+    from fiflow.domain.rules import RuleSetError
+    from fiflow.integrations.rules_store import read_alert_rules_file
+
+    try:
+        rules = read_alert_rules_file(path)
+    except RuleSetError as exc:
+        _fail(str(exc), 1)
+    typer.echo(f"{path}: valid, version {rules.version}, alert types: "
+               f"{', '.join(sorted(rules.alert_types))}")  # fmt: skip
+    _exit(0)
+
+
+def _api_call(method: str, path: str, key: str, body: Any = None) -> httpx.Response:
+    try:
+        return httpx.request(
+            method, f"{API_URL}{path}", json=body, headers={"X-API-Key": key}, timeout=10
+        )
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach the API at {API_URL}: {exc}", 1)
+
+
+def _show(response: httpx.Response) -> NoReturn:
+    try:
+        data = response.json()
+    except ValueError:
+        data = {"status": response.status_code, "body": response.text[:500]}
+    typer.echo(json.dumps(data, indent=2))
+    _exit(0 if response.is_success else 1)
+
+
+@alerts_app.command("send")
+def alerts_send(
+    customer_id: str = typer.Option(..., help="CRM customer ID, e.g. cust-0001."),
+    amount: str = typer.Option(..., help="Transaction amount, e.g. 912.00."),
+    merchant: str = typer.Option(..., help="Merchant name."),
+    card_last4: str = typer.Option(..., help="Last four digits of the card."),
+    currency: str = typer.Option("USD"),
+    alert_type: str = typer.Option("card_fraud_suspected"),
+    source_event_id: str = typer.Option("", help="Defaults to a new unique ID."),
+    api_key: str = typer.Option("local-system-key", envvar="FIFLOW_API_KEY"),
+) -> None:
+    """Post an alert, as the FI's alerting system would."""
+    body = {
+        "source_event_id": source_event_id or f"cli-{uuid.uuid4().hex[:16]}",
+        "customer_id": customer_id,
+        "alert_type": alert_type,
+        "transaction": {
+            "amount": amount,
+            "currency": currency,
+            "merchant": merchant,
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "card_last4": card_last4,
+        },
+    }
+    _show(_api_call("POST", "/v1/alerts", api_key, body))
+
+
+@alerts_app.command("show")
+def alerts_show(
+    alert_id: str,
+    api_key: str = typer.Option("local-system-key", envvar="FIFLOW_API_KEY"),
+) -> None:
+    """Show an alert's state, reply, decision and actions."""
+    _show(_api_call("GET", f"/v1/alerts/{alert_id}", api_key))
+
+
+def main() -> None:
+    """Entry point of the `fiflow` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""`fiflow up`: the whole local stack in the foreground, stopped cleanly on Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from fiflow.domain import search_attributes
+from fiflow.integrations.database import upgrade_database
+from fiflow.integrations.settings import Settings
+
+PR_SET_PDEATHSIG = 1
+STARTUP_DEADLINE_S = 60.0
+STOP_GRACE_S = 15.0
+
+
+@dataclass
+class Ports:
+    """Where each part listens (all on 127.0.0.1)."""
+
+    temporal: int = 7233
+    ui: int = 8233
+    sandbox: int = 8100
+    api: int = 8000
+
+
+@dataclass
+class Part:
+    """One child process of the stack."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+
+
+@dataclass
+class Stack:
+    """The running children, started in order and stopped in reverse."""
+
+    parts: list[Part] = field(default_factory=list)
+
+    def alive(self) -> Part | None:
+        """The first child that exited on its own, if any."""
+        return next((p for p in self.parts if p.proc.poll() is not None), None)
+
+    def stop(self) -> None:
+        """Stop workers and the API first (they drain), then the sandbox and Temporal."""
+        front = [p for p in self.parts if p.name.startswith(("worker", "api"))]
+        back = [p for p in reversed(self.parts) if p not in front]
+        for group in (front, back):
+            for part in group:
+                if part.proc.poll() is None:
+                    part.proc.send_signal(signal.SIGTERM)
+            for part in group:
+                _wait(part)
+
+
+def _wait(part: Part) -> None:
+    try:
+        part.proc.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        print(f"fiflow: {part.name} did not stop in {STOP_GRACE_S:.0f}s; killing it", flush=True)
+        part.proc.kill()
+        part.proc.wait()
+
+
+def _die_with_parent() -> None:
+    """Runs in the child: the kernel sends SIGTERM if `fiflow up` itself is killed."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass  # not Linux: Ctrl-C and SIGTERM still stop everything through stop()
+
+
+def _spawn(stack: Stack, name: str, args: list[str], env: dict[str, str]) -> Part:
+    # Own session: Ctrl-C reaches only `fiflow up`, which then stops the parts in order.
+    proc = subprocess.Popen(args, env=env, start_new_session=True, preexec_fn=_die_with_parent)
+    part = Part(name, proc)
+    stack.parts.append(part)
+    return part
+
+
+def _bin(name: str) -> str:
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else name
+
+
+def _wait_until(what: str, ready: Callable[[], bool], stack: Stack) -> None:
+    deadline = time.monotonic() + STARTUP_DEADLINE_S
+    while time.monotonic() < deadline:
+        dead = stack.alive()
+        if dead is not None:
+            raise StartupError(f"{dead.name} exited with code {dead.proc.returncode}")
+        if ready():
+            return
+        time.sleep(0.2)
+    raise StartupError(f"{what} did not become ready in {STARTUP_DEADLINE_S:.0f}s")
+
+
+class StartupError(Exception):
+    """A part failed to start."""
+
+
+def _http_ok(url: str, check: Callable[[httpx.Response], bool] | None = None) -> bool:
+    try:
+        response = httpx.get(url, timeout=1.0)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200 and (check is None or check(response))
+
+
+def _temporal_ok(port: int) -> bool:
+    result = subprocess.run(
+        [_bin("temporal"), "operator", "cluster", "health", "--address", f"127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return "SERVING" in result.stdout
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, _frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def run_stack(settings: Settings, ports: Ports, workers: int, state_dir: Path) -> int:
+    """Start every part, wait until each answers, print where, run until stopped."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    stack = Stack()
+    env = _child_env(settings, ports, state_dir)
+    code = 0
+    try:
+        _spawn(stack, "temporal", _temporal_args(ports, state_dir), env)
+        _wait_until("temporal", lambda: _temporal_ok(ports.temporal), stack)
+        _spawn(stack, "sandbox", [sys.executable, "-m", "fiflow.sandbox"], env)
+        sandbox_url = f"http://127.0.0.1:{ports.sandbox}"
+        _wait_until("sandbox", lambda: _http_ok(f"{sandbox_url}/__sandbox/health"), stack)
+        upgrade_database(env["FIFLOW_DATABASE_URL"])
+        cli = [sys.executable, "-m", "fiflow.starters.cli"]
+        _spawn(stack, "api", [*cli, "api", "--port", str(ports.api)], env)
+        for n in range(1, workers + 1):
+            _spawn(stack, f"worker-{n}", [*cli, "worker"], env)
+        api_url = f"http://127.0.0.1:{ports.api}"
+        _wait_until(
+            "api",
+            lambda: _http_ok(f"{api_url}/healthz", lambda r: r.json().get("temporal") == "ok"),
+            stack,
+        )
+        _print_banner(settings, ports, workers, state_dir)
+        while True:
+            dead = stack.alive()
+            if dead is not None:
+                print(f"fiflow: {dead.name} exited with code {dead.proc.returncode}; stopping")
+                code = 1
+                break
+            time.sleep(0.5)
+    except _Stop as stop:
+        print(f"\nfiflow: {stop} received, stopping", flush=True)
+    except StartupError as err:
+        print(f"fiflow: {err}; stopping", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan anything
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+    print("fiflow: stopped", flush=True)
+    return code
+
+
+def _temporal_args(ports: Ports, state_dir: Path) -> list[str]:
+    return [
+        _bin("temporal"),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(ports.temporal),
+        "--ui-port",
+        str(ports.ui),
+        "--db-filename",
+        str(state_dir / "temporal.db"),
+        # WAL: several times faster on SQLite, durable across process crashes.
+        "--sqlite-pragma",
+        "journal_mode=wal",
+        "--sqlite-pragma",
+        "synchronous=normal",
+        "--log-level",
+        "error",
+        *search_attributes.cli_flags(),
+    ]
+
+
+def _child_env(settings: Settings, ports: Ports, state_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    api = f"http://127.0.0.1:{ports.api}"
+    env.update(
+        {
+            "TEMPORAL_ADDRESS": f"127.0.0.1:{ports.temporal}",
+            "FIFLOW_SANDBOX_URL": f"http://127.0.0.1:{ports.sandbox}",
+            "FIFLOW_SMS_AUTH_TOKEN": settings.sms_auth_token,
+            "FIFLOW_SMS_ACCOUNT_SID": settings.sms_account_sid,
+            "SANDBOX_PORT": str(ports.sandbox),
+            "SANDBOX_SMS_WEBHOOK_URL": f"{api}/v1/channels/sms/inbound",
+            "SANDBOX_SMS_AUTH_TOKEN": settings.sms_auth_token,
+            "SANDBOX_ACCOUNT_SID": settings.sms_account_sid,
+            "SANDBOX_SMS_FROM": settings.sms_from,
+        }
+    )
+    env.setdefault("FIFLOW_DATABASE_URL", f"sqlite:///{(state_dir / 'fiflow.db').resolve()}")
+    env.setdefault("FIFLOW_LOG_LEVEL", "WARNING")
+    return env
+
+
+def _print_banner(settings: Settings, ports: Ports, workers: int, state_dir: Path) -> None:
+    keys = "\n".join(f"    {role:<9} {key}" for key, role in settings.api_key_roles.items())
+    print(
+        f"""
+fiflow is up ({workers} worker{"s" if workers != 1 else ""}; state in {state_dir}/)
+  Temporal        127.0.0.1:{ports.temporal}  (namespace default)
+  Temporal Web UI http://127.0.0.1:{ports.ui}
+  Sandbox         http://127.0.0.1:{ports.sandbox}/__sandbox/customers
+  API             http://127.0.0.1:{ports.api}   (docs: /docs, /openapi.json)
+  SMS webhook     http://127.0.0.1:{ports.api}/v1/channels/sms/inbound
+  SMS auth token  {settings.sms_auth_token}   (FIFLOW_SMS_AUTH_TOKEN)
+  API keys (X-API-Key, from FIFLOW_API_KEYS):
+{keys}
+Ctrl-C stops everything.
+""",
+        flush=True,
+    )
