@@ -1,0 +1,60 @@
+"""One `fiflow up` stack shared by the end-to-end tests (each test uses its own customers)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from tests.e2e.stack import RunningStack, start_stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    running = start_stack(tmp_path_factory.mktemp("stack") / "state")
+    try:
+        yield running
+    finally:
+        code = running.stop()
+        assert code == 0, running.output()
+
+
+@pytest.fixture(scope="session")
+async def temporal(stack: RunningStack) -> AsyncIterator[Client]:
+    """A client on the stack's Temporal server, to check what did (or did not) start."""
+    yield await Client.connect(stack.temporal, data_converter=pydantic_data_converter)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def customers(stack: RunningStack) -> list[dict]:
+    return httpx.get(f"{stack.sandbox}/__sandbox/customers", timeout=5).json()
+
+
+class CustomerPool:
+    """Hands each test customers nobody else used (conversations are per phone number)."""
+
+    def __init__(self, customers: list[dict]):
+        self._free = list(customers)
+
+    def take(self, *, push: bool = False) -> dict:
+        for c in self._free:
+            prefers_push = c["preferred_channel"] == "push" and c.get("push_device_id")
+            if c.get("cards") and c.get("phone") and bool(prefers_push) == push:
+                self._free.remove(c)
+                return c
+        raise RuntimeError("the sandbox has no unused customer of that kind left")
+
+
+@pytest.fixture(scope="session")
+def pool(customers: list[dict]) -> CustomerPool:
+    return CustomerPool(customers)
