@@ -95,7 +95,7 @@ async def test_no_reply_runs_the_whole_ladder(h: Harness) -> None:
     handle = await h.start(alert_request(customer))
     await h.wait_for_sms(customer.phone or "", 1)
 
-    result = await h.finish(handle)  # the server skips the 15 minutes and the 2 hours
+    result = await h.skip_to_end(handle)  # the server skips the 15 minutes and the 2 hours
 
     assert result.outcome is AlertOutcome.NO_REPLY
     assert result.state is AlertState.NO_RESPONSE
@@ -117,7 +117,7 @@ async def test_reply_after_the_alert_closed_is_answered_not_applied(h: Harness) 
     customer = h.add(sms_customer())
     handle = await h.start(alert_request(customer))
     await h.wait_for_sms(customer.phone or "", 1)
-    result = await h.finish(handle)
+    result = await h.skip_to_end(handle)
     assert result.outcome is AlertOutcome.NO_REPLY
     sent_before = len(h.office.sms_to(customer.phone or ""))
 
@@ -172,7 +172,7 @@ async def test_back_office_outage_delays_but_loses_and_duplicates_nothing(h: Har
     [alert_sms] = await h.wait_for_sms(customer.phone or "", 1)
     h.office.failures.update({"fraud": 4, "card": 3, "contact_center": 2})
     await h.reply(customer.phone or "", f"no {code_in(alert_sms)}")
-    result = await h.finish(handle)
+    result = await h.skip_to_end(handle)  # the retries back off over skipped time
 
     assert h.office.failures == {"fraud": 0, "card": 0, "contact_center": 0}
     assert len(h.office.of("fraud")) == 1
