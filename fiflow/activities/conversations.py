@@ -1,26 +1,21 @@
-"""Registering an alert with the customer's conversation (signal-with-start through the client)."""
+"""Registering an alert with the customer's conversation (update-with-start through the client)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 from temporalio import activity
-from temporalio.client import Client, WorkflowQueryFailedError
-from temporalio.service import RPCError
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
 
-from fiflow.domain.conversations import (
-    ConversationInput,
-    ConversationSnapshot,
-    OpenAlert,
-    RegisterAlert,
-)
-from fiflow.domain.keys import address_hash, conversation_workflow_id, pick_reply_code
+from fiflow.domain.conversations import ConversationInput, RegisterAlert
+from fiflow.domain.keys import address_hash, conversation_workflow_id
 
 # Names, not imports: activities sit below workflows and must not import them.
 CONVERSATION_WORKFLOW = "ConversationWorkflow"
-REGISTER_SIGNAL = "register_alert"
-SNAPSHOT_QUERY = "snapshot"
+REGISTER_UPDATE = "register_alert"
 
 
 class RegisterAlertWithConversation(BaseModel):
@@ -48,27 +43,17 @@ class ConversationActivities:
         self._fi_name = fi_name
         self._help_text = help_text
 
-    async def _codes_in_use(self, workflow_id: str) -> set[str]:
-        handle = self._client.get_workflow_handle(workflow_id)
-        try:
-            snap = await handle.query(SNAPSHOT_QUERY, result_type=ConversationSnapshot)
-        except (RPCError, WorkflowQueryFailedError):
-            return set()  # no conversation yet: every code is free
-        return {a.reply_code for a in snap.open_alerts}
-
     @activity.defn(name="register_alert_with_conversation")
     async def register_alert(self, req: RegisterAlertWithConversation) -> Registration:
-        """Pick a reply code no other open alert of the address uses, register; returns the code."""
+        """Register the alert with the address's conversation, starting it if needed.
+
+        One round trip (update-with-start): the conversation picks the reply code, so two
+        alerts registering at once can never get the same code. Retries are safe: the update
+        ID is the alert's, and the conversation returns a known alert's code unchanged.
+        """
         digest = address_hash(self._hash_key, req.address)
         workflow_id = conversation_workflow_id("sms", digest)
-        code = pick_reply_code(req.alert_id, await self._codes_in_use(workflow_id))
-        alert = OpenAlert(
-            alert_id=req.alert_id,
-            reply_code=code,
-            summary=req.summary,
-            registered_at=req.registered_at,
-        )
-        await self._client.start_workflow(
+        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
             CONVERSATION_WORKFLOW,
             ConversationInput(
                 address=req.address,
@@ -78,8 +63,16 @@ class ConversationActivities:
             ),
             id=workflow_id,
             task_queue=activity.info().task_queue,
-            start_signal=REGISTER_SIGNAL,
-            start_signal_args=[RegisterAlert(alert=alert)],
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary="SMS conversation",
+        )
+        code = await self._client.execute_update_with_start_workflow(
+            REGISTER_UPDATE,
+            RegisterAlert(
+                alert_id=req.alert_id, summary=req.summary, registered_at=req.registered_at
+            ),
+            start_workflow_operation=start,
+            id=f"register-{req.alert_id}",
+            result_type=str,
         )
         return Registration(reply_code=code, conversation_id=workflow_id)

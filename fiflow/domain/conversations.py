@@ -34,9 +34,15 @@ class ClosedAlert(BaseModel):
 
 
 class RegisterAlert(BaseModel):
-    """Signal `register_alert`: an alert now waits for a reply on this address."""
+    """Update `register_alert`: an alert now waits for a reply on this address.
 
-    alert: OpenAlert
+    The conversation answers with the alert's reply code, picked there so that no two open
+    alerts of the address ever share one (registrations are serialised by the workflow).
+    """
+
+    alert_id: str
+    summary: str  # "ACME Inc $912.00", for the clarifying message
+    registered_at: datetime
 
 
 class AlertClosed(BaseModel):

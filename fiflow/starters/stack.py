@@ -201,6 +201,10 @@ def _temporal_args(ports: Ports, state_dir: Path) -> list[str]:
         "journal_mode=wal",
         "--sqlite-pragma",
         "synchronous=normal",
+        # Eager activities: a worker that completes a workflow task gets the activity it just
+        # scheduled in the same response, saving a round trip through the matching service.
+        "--dynamic-config-value",
+        "system.enableActivityEagerExecution=true",
         "--log-level",
         "error",
         *search_attributes.cli_flags(),

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
         ConversationInput,
         ConversationSnapshot,
         InboundMessage,
+        OpenAlert,
         RegisterAlert,
         Route,
         RoutingDecision,
@@ -25,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
         route_message,
     )
     from fiflow.domain.customers import Channel
-    from fiflow.domain.keys import alert_workflow_id, idempotency_key
+    from fiflow.domain.keys import alert_workflow_id, idempotency_key, pick_reply_code
     from fiflow.domain.replies import parse_reply
     from fiflow.workflows.options import BACKOFFICE, QUICK
 
@@ -40,16 +41,30 @@ class ConversationWorkflow:
         self._state = inp.state.model_copy(deep=True)
         self._seen = set(self._state.seen_message_ids)
 
-    # --- handlers (they only record; the main loop does the work, in arrival order) -------
+    # --- handlers (they only record; the main loop does the work, in arrival order) ----
 
-    @workflow.signal(name="register_alert")
-    def register_alert(self, sig: RegisterAlert) -> None:
-        """An alert now waits for this address's reply."""
+    @workflow.update(name="register_alert")
+    def register_alert(self, req: RegisterAlert) -> str:
+        """An alert now waits for this address's reply; returns its reply code.
+
+        Idempotent: an alert registered before (a retried activity) gets its code back.
+        """
         st = self._state
-        known = {a.alert_id for a in st.open_alerts} | {c.alert_id for c in st.closed_alerts}
-        if sig.alert.alert_id not in known:
-            st.open_alerts.append(sig.alert)
-            self._details()
+        known = {a.alert_id: a.reply_code for a in st.open_alerts}
+        known.update((c.alert_id, c.reply_code) for c in st.closed_alerts)
+        if req.alert_id in known:
+            return known[req.alert_id]
+        code = pick_reply_code(req.alert_id, {a.reply_code for a in st.open_alerts})
+        st.open_alerts.append(
+            OpenAlert(
+                alert_id=req.alert_id,
+                reply_code=code,
+                summary=req.summary,
+                registered_at=req.registered_at,
+            )
+        )
+        self._details()
+        return code
 
     @workflow.signal(name="alert_closed")
     def alert_closed(self, sig: AlertClosed) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
@@ -45,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.domain.customers import Channel, Customer, channel_order, other_channel
     from fiflow.domain.keys import idempotency_key, reply_code_candidates
     from fiflow.domain.rules import ActionType, AlertRules, RuleAction, render
-    from fiflow.workflows.options import BACKOFFICE, QUICK
+    from fiflow.workflows.options import BACKOFFICE, LOCAL_CALL, LOCAL_READ
 
 PUSH_ACTIONS = ["confirm", "contest"]
 
@@ -68,6 +69,7 @@ class FraudAlertWorkflow:
         self._rules: AlertRules | None = None
         self._customer: Customer | None = None
         self._conversation_id: str | None = None
+        self._search_updates: list[SearchAttributeUpdate] = []
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -96,15 +98,15 @@ class FraudAlertWorkflow:
         """Run the alert to its outcome."""
         s = self._status
         req = inp.request
-        rules = await workflow.execute_activity_method(
-            RuleActivities.load_alert_rules, LoadAlertRules(alert_type=req.alert_type), **QUICK
+        rules = await workflow.execute_local_activity_method(
+            RuleActivities.load_alert_rules, LoadAlertRules(alert_type=req.alert_type), **LOCAL_READ
         )
         self._rules = rules
         s.rule_set_version = rules.version
-        workflow.upsert_search_attributes([sa.RULE_SET_VERSION.value_set(rules.version)])
+        self._search_updates.append(sa.RULE_SET_VERSION.value_set(rules.version))
 
-        customer = await workflow.execute_activity_method(
-            CrmActivities.get_customer, GetCustomer(customer_id=req.customer_id), **QUICK
+        customer = await workflow.execute_local_activity_method(
+            CrmActivities.get_customer, GetCustomer(customer_id=req.customer_id), **LOCAL_READ
         )
         self._customer = customer
         await self._register(customer)
@@ -159,7 +161,7 @@ class FraudAlertWorkflow:
         if not customer.phone:
             s.reply_code = reply_code_candidates(s.alert_id)[0]
             return
-        reg = await workflow.execute_activity_method(
+        reg = await workflow.execute_local_activity_method(
             ConversationActivities.register_alert,
             RegisterAlertWithConversation(
                 address=customer.phone,
@@ -167,7 +169,7 @@ class FraudAlertWorkflow:
                 summary=self._summary(),
                 registered_at=workflow.now(),
             ),
-            **QUICK,
+            **LOCAL_CALL,
         )
         s.reply_code = reg.reply_code
         self._conversation_id = reg.conversation_id
@@ -224,7 +226,7 @@ class FraudAlertWorkflow:
             s.channel = channel
             s.channels_used.append(channel)
             s.timings.setdefault("sent", workflow.now())
-            workflow.upsert_search_attributes([sa.CHANNEL.value_set(channel.value)])
+            self._search_updates.append(sa.CHANNEL.value_set(channel.value))
             return channel
         return None
 
@@ -359,7 +361,9 @@ class FraudAlertWorkflow:
             self._record(name, "skipped", "no channel")
 
     async def _close_in_conversation(self, outcome: AlertOutcome) -> None:
-        if self._conversation_id is None:
+        reply = self._status.reply
+        if self._conversation_id is None or (reply is not None and reply.channel is Channel.SMS):
+            # An SMS reply came through the conversation, which closed the alert on its side.
             return
         handle = workflow.get_external_workflow_handle(self._conversation_id)
         try:
@@ -378,7 +382,11 @@ class FraudAlertWorkflow:
     def _set_state(self, state: AlertState) -> None:
         s = self._status
         s.state = state
-        workflow.upsert_search_attributes([sa.ALERT_STATE.value_set(state.value)])
+        # One upsert per state change, carrying whatever else changed since the last one.
+        workflow.upsert_search_attributes(
+            [*self._search_updates, sa.ALERT_STATE.value_set(state.value)]
+        )
+        self._search_updates = []
         channel = s.channel.value if s.channel else "none"
         workflow.set_current_details(
             f"**{state.value}** · channel {channel} · rules {s.rule_set_version} · "

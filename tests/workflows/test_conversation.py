@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,9 +11,9 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from fiflow.domain.alerts import AlertOutcome
+from fiflow.domain.alerts import AlertOutcome, AlertRequest
 from fiflow.domain.conversations import ConversationInput, Route
-from fiflow.domain.keys import address_hash
+from fiflow.domain.keys import address_hash, alert_id_for, reply_code_candidates
 from fiflow.integrations.database import create_db_engine
 from fiflow.integrations.optouts import OptOutStore
 from fiflow.workflows.conversation import ConversationWorkflow
@@ -200,3 +201,31 @@ async def test_continue_as_new_keeps_open_alerts_seen_ids_and_opt_out(h: Harness
     assert len(h.office.sms_to(phone)) == sent + 1
     status = await second.describe()
     assert status.status is WorkflowExecutionStatus.RUNNING
+
+
+async def test_alerts_registering_at_once_never_share_a_reply_code(h: Harness) -> None:
+    customer = h.add(sms_customer())
+    phone = customer.phone or ""
+    # Two alerts whose preferred codes collide, started together: the conversation picks the
+    # codes one registration at a time, so the second gets its next candidate.
+    first_choice: dict[str, AlertRequest] = {}
+    while True:
+        req = alert_request(customer)
+        code = reply_code_candidates(
+            alert_id_for(h.settings.address_hash_key, req.source_event_id)
+        )[0]
+        if code in first_choice:
+            pair = [first_choice[code], req]
+            break
+        first_choice[code] = req
+
+    handles = await asyncio.gather(*(h.start(r) for r in pair))
+    texts = await h.wait_for_sms(phone, 2)
+
+    codes = {code_in(t) for t in texts}
+    assert len(codes) == 2, texts
+    assert code in codes  # one of them kept the shared first choice
+    snap = await h.snapshot(phone)
+    assert {a.reply_code for a in snap.open_alerts} == codes
+    statuses = [await handle.query("status") for handle in handles]
+    assert {s["reply_code"] for s in statuses} == codes
