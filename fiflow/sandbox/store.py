@@ -9,6 +9,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, Field
 
 from fiflow.sandbox.timeutil import iso_now
+from fiflow.sandbox.waiting import KeyedWakeups
 
 System = Literal["crm", "fraud", "card", "contact_center", "sms", "push"]
 SYSTEMS: tuple[str, ...] = get_args(System)
@@ -20,6 +21,7 @@ class CallLog:
     def __init__(self) -> None:
         # Never reset: IDs keep increasing across resets so stale reads are obvious.
         self._next_id = 1
+        self.wakeups = KeyedWakeups()
         self.clear()
 
     def clear(self) -> None:
@@ -60,6 +62,10 @@ class CallLog:
         self._by_system[system].append(call)
         if idempotency_key is not None:
             self._by_key[idempotency_key].append(call)
+        # Every filter this call matches: all calls, its system, its key, both.
+        self.wakeups.notify(
+            {self.wake_key(s, k) for s in (None, system) for k in (None, idempotency_key)}
+        )
         return call
 
     def find(
@@ -72,6 +78,11 @@ class CallLog:
         if system is not None:
             return list(self._by_system.get(system, []))
         return list(self._all)
+
+    @staticmethod
+    def wake_key(system: str | None, idempotency_key: str | None) -> str:
+        """The key a reader of `find(system, idempotency_key)` waits on."""
+        return f"{system or '*'}|{idempotency_key or '*'}"
 
 
 class IdempotencyStore:
