@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FIFLOW_", extra="ignore")
 
     task_queue: str = "fiflow"
+    # Workflow code runs in Temporal's sandbox, which refuses non-deterministic calls, at the
+    # cost of re-importing the workflow module for every new run (about a third of a
+    # worker's CPU under load). Every workflow test runs sandboxed whatever this says;
+    # `FIFLOW_WORKFLOW_SANDBOX=false` lets a production worker skip that cost.
+    workflow_sandbox: bool = True
     database_url: str = "sqlite:///.fiflow/fiflow.db"
     rules_dir: Path | None = None  # None: the rule files shipped in the package
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from fiflow import workflows as workflows_package
 from fiflow.activities.backoffice import (
@@ -93,6 +94,13 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
         ]
 
 
+def workflow_runner(settings: Settings) -> WorkflowRunner:
+    """Temporal's sandbox unless the settings turn it off (see Settings.workflow_sandbox)."""
+    if settings.workflow_sandbox:
+        return SandboxedWorkflowRunner()
+    return UnsandboxedWorkflowRunner()
+
+
 def build_worker(
     client: Client, settings: Settings, activities: list[Callable], **kw: Any
 ) -> Worker:
@@ -104,6 +112,7 @@ def build_worker(
         activities=activities,
         # Every activity is async (blocking database calls go through asyncio.to_thread).
         max_concurrent_activities=200,
+        workflow_runner=workflow_runner(settings),
         **kw,
     )
 

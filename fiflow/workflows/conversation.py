@@ -104,14 +104,21 @@ class ConversationWorkflow:
         st = self._state
         self._details()
         while True:
-            try:
-                await workflow.wait_condition(
-                    lambda: bool(st.pending) or self._history_too_long(),
-                    timeout=inp.idle_timeout,
-                )
-            except TimeoutError:
-                if not st.open_alerts and not st.pending:
-                    break
+            if st.open_alerts:
+                # No timer while alerts are open: a timer per wait would cost two events
+                # and often a workflow task for every message the conversation handles.
+                await workflow.wait_condition(lambda: self._has_work() or not st.open_alerts)
+            else:
+                try:
+                    await workflow.wait_condition(
+                        lambda: (
+                            bool(st.pending) or self._history_too_long() or bool(st.open_alerts)
+                        ),
+                        timeout=inp.idle_timeout,
+                    )
+                except TimeoutError:
+                    if not st.open_alerts and not st.pending:
+                        break
             while st.pending:
                 await self._handle(st.pending[0])
                 st.pending.pop(0)
@@ -226,6 +233,9 @@ class ConversationWorkflow:
             )
             st.closed_alerts = keep_last([*st.closed_alerts, entry], CLOSED_ALERTS_KEPT)
         self._details()
+
+    def _has_work(self) -> bool:
+        return bool(self._state.pending) or self._history_too_long()
 
     def _history_too_long(self) -> bool:
         info = workflow.info()

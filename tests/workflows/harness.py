@@ -296,7 +296,10 @@ async def running_harness(
     """Start a worker with fiflow's activities over the stand-ins; yields the harness."""
     db_url = f"sqlite:///{tmp_path / 'fiflow.db'}"
     upgrade_database(db_url)
-    settings = Settings(task_queue=task_queue, database_url=db_url, rules_dir=rules_dir)
+    # Always sandboxed here, whatever the environment says: the tests are the safety net.
+    settings = Settings(
+        task_queue=task_queue, database_url=db_url, rules_dir=rules_dir, workflow_sandbox=True
+    )
     office = Backoffice()
     engine = create_db_engine(db_url)
     messaging = MessagingActivities(

@@ -229,3 +229,29 @@ async def test_alerts_registering_at_once_never_share_a_reply_code(h: Harness) -
     assert {a.reply_code for a in snap.open_alerts} == codes
     statuses = [await handle.query("status") for handle in handles]
     assert {s["reply_code"] for s in statuses} == codes
+
+
+async def test_conversation_ends_when_idle_with_nothing_open(h: Harness) -> None:
+    customer = h.add(sms_customer())
+    phone = customer.phone or ""
+    handle = await h.start(alert_request(customer))
+    await h.wait_for_sms(phone, 1)
+    result = await h.skip_to_end(handle)  # nobody answers: the alert closes after its ladder
+    assert result.outcome is AlertOutcome.NO_REPLY
+
+    conversation = h.client.get_workflow_handle_for(
+        ConversationWorkflow.run, h.conversation_id(phone)
+    )
+    async with h.env.time_skipping_unlocked():  # type: ignore[attr-defined]
+        final = await asyncio.wait_for(conversation.result(), timeout=30)
+
+    assert final.open_alerts == []
+    assert [c.alert_id for c in final.closed_alerts] == [result.alert_id]
+    desc = await conversation.describe()
+    assert desc.status is WorkflowExecutionStatus.COMPLETED
+    # It waited the idle timeout after the alert closed, not a moment less.
+    assert desc.close_time is not None
+    assert (
+        desc.close_time - result.timings["completed"]
+        >= ConversationInput.model_fields["idle_timeout"].default
+    )
