@@ -46,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.domain.customers import Channel, Customer, channel_order, other_channel
     from fiflow.domain.keys import idempotency_key, reply_code_candidates
     from fiflow.domain.rules import ActionType, AlertRules, RuleAction, render
-    from fiflow.workflows.options import BACKOFFICE, LOCAL_CALL, LOCAL_READ
+    from fiflow.workflows.options import BACKOFFICE, LOCAL_CALL, QUICK
 
 PUSH_ACTIONS = ["confirm", "contest"]
 
@@ -99,14 +99,14 @@ class FraudAlertWorkflow:
         s = self._status
         req = inp.request
         rules = await workflow.execute_local_activity_method(
-            RuleActivities.load_alert_rules, LoadAlertRules(alert_type=req.alert_type), **LOCAL_READ
+            RuleActivities.load_alert_rules, LoadAlertRules(alert_type=req.alert_type), **QUICK
         )
         self._rules = rules
         s.rule_set_version = rules.version
         self._search_updates.append(sa.RULE_SET_VERSION.value_set(rules.version))
 
         customer = await workflow.execute_local_activity_method(
-            CrmActivities.get_customer, GetCustomer(customer_id=req.customer_id), **LOCAL_READ
+            CrmActivities.get_customer, GetCustomer(customer_id=req.customer_id), **QUICK
         )
         self._customer = customer
         await self._register(customer)

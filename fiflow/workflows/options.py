@@ -32,18 +32,8 @@ QUICK: dict[str, Any] = {
     ),
 }
 
-# Local activities: quick reads run inside the workflow task (no extra server round trips,
-# no extra history events beyond one marker), retried by the worker itself.
-LOCAL_READ: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(seconds=5),
-    "schedule_to_close_timeout": timedelta(minutes=10),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(milliseconds=200),
-        maximum_interval=timedelta(seconds=10),
-        maximum_attempts=100,
-    ),
-}
-
-# A local activity that calls Temporal itself (the conversation's update-with-start): a longer
-# attempt than a read, since it waits for the conversation's own workflow task.
-LOCAL_CALL: dict[str, Any] = {**LOCAL_READ, "start_to_close_timeout": timedelta(seconds=15)}
+# Local activities run inside the workflow task (no extra server round trips; one marker
+# event each), retried by the worker itself. Reads use QUICK as they are.
+# A local activity that calls Temporal itself (the conversation's update-with-start) gets a
+# longer attempt, since it waits for the conversation's own workflow task.
+LOCAL_CALL: dict[str, Any] = {**QUICK, "start_to_close_timeout": timedelta(seconds=15)}

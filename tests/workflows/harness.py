@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -261,6 +262,16 @@ class Harness:
             return await handle.query(FraudAlertWorkflow.status)
 
         return await poll_async(get, check)
+
+
+REPLY_CODE = re.compile(r"Reply YES (\d{4})")
+
+
+def code_in(body: str) -> str:
+    """The reply code an alert SMS asks for."""
+    match = REPLY_CODE.search(body)
+    assert match, body
+    return match.group(1)
 
 
 async def poll(get: Callable[[], Any], ok: Callable[[Any], bool], within: float = 10.0) -> Any:

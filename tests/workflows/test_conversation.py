@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from temporalio.client import WorkflowExecutionStatus
-from temporalio.testing import WorkflowEnvironment
 
 from fiflow.domain.alerts import AlertOutcome, AlertRequest
 from fiflow.domain.conversations import ConversationInput, Route
@@ -20,26 +16,10 @@ from fiflow.workflows.conversation import ConversationWorkflow
 from tests.workflows.harness import (
     Harness,
     alert_request,
+    code_in,
     poll_async,
-    running_harness,
     sms_customer,
 )
-
-CODE = re.compile(r"Reply YES (\d{4})")
-
-
-@pytest.fixture
-async def h(
-    time_skipping_env: WorkflowEnvironment, task_queue: str, tmp_path: Path
-) -> AsyncIterator[Harness]:
-    async with running_harness(time_skipping_env, task_queue, tmp_path) as harness:
-        yield harness
-
-
-def code_in(body: str) -> str:
-    match = CODE.search(body)
-    assert match, body
-    return match.group(1)
 
 
 async def test_two_open_alerts_codeless_reply_asks_which_then_codes_apply(h: Harness) -> None:

@@ -2,34 +2,12 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
-
-import pytest
-from temporalio.testing import WorkflowEnvironment
 
 from fiflow.domain.alerts import AlertOutcome, AlertState, ReplyOutcome
 from fiflow.domain.customers import Channel
 from fiflow.starters.alerts_client import deliver_push_reply
-from tests.workflows.harness import Harness, alert_request, running_harness, sms_customer
-
-CODE = re.compile(r"Reply YES (\d{4})")
-
-
-@pytest.fixture
-async def h(
-    time_skipping_env: WorkflowEnvironment, task_queue: str, tmp_path: Path
-) -> AsyncIterator[Harness]:
-    async with running_harness(time_skipping_env, task_queue, tmp_path) as harness:
-        yield harness
-
-
-def code_in(body: str) -> str:
-    match = CODE.search(body)
-    assert match, body
-    return match.group(1)
+from tests.workflows.harness import Harness, alert_request, code_in, sms_customer
 
 
 async def test_confirm_records_genuine_and_thanks_the_customer(h: Harness) -> None:
