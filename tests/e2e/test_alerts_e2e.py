@@ -69,6 +69,16 @@ async def post_alert(http: httpx.AsyncClient, stack: RunningStack, body: dict) -
     return str(data["alert_id"])
 
 
+async def alert_with_its_sms(
+    http: httpx.AsyncClient, stack: RunningStack, customer: dict
+) -> tuple[str, str, str]:
+    """Post an alert for the customer; its ID, the one SMS it sent and that SMS's reply code."""
+    alert_id = await post_alert(http, stack, alert_body(customer))
+    [sms] = await eventually(lambda: outbox(http, stack, customer["phone"]), lambda m: len(m) == 1)
+    code = CODE.search(sms["body"]).group(1)  # type: ignore[union-attr]
+    return alert_id, sms["body"], code
+
+
 async def alert(http: httpx.AsyncClient, stack: RunningStack, alert_id: str) -> dict:
     r = await http.get(f"{stack.api}/v1/alerts/{alert_id}", headers=SYSTEM_KEY)
     assert r.status_code == 200, r.text
@@ -80,11 +90,8 @@ async def test_sms_alert_reply_applies_each_action_exactly_once(
 ) -> None:
     customer = pool.take()
     phone = customer["phone"]
-    alert_id = await post_alert(http, stack, alert_body(customer))
-
-    [sms] = await eventually(lambda: outbox(http, stack, phone), lambda m: len(m) == 1)
-    assert f"ACME Inc $912.00 on card ending {customer['cards'][0]['last4']}" in sms["body"]
-    code = CODE.search(sms["body"]).group(1)  # type: ignore[union-attr]
+    alert_id, sms_body, code = await alert_with_its_sms(http, stack, customer)
+    assert f"ACME Inc $912.00 on card ending {customer['cards'][0]['last4']}" in sms_body
 
     r = await http.post(
         f"{stack.sandbox}/__sandbox/sms/inbound", json={"from": phone, "body": f"NO {code}"}
@@ -175,9 +182,7 @@ async def test_back_office_outage_delays_actions_but_loses_and_repeats_none(
 ) -> None:
     customer = pool.take()
     phone = customer["phone"]
-    alert_id = await post_alert(http, stack, alert_body(customer))
-    [sms] = await eventually(lambda: outbox(http, stack, phone), lambda m: len(m) == 1)
-    code = CODE.search(sms["body"]).group(1)  # type: ignore[union-attr]
+    alert_id, _, code = await alert_with_its_sms(http, stack, customer)
 
     # The fraud system hangs past the activity's 10 s timeout (and applies the request late);
     # the card system answers 500 three times.
