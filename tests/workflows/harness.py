@@ -198,6 +198,14 @@ class Harness:
         async with self.env.time_skipping_unlocked():  # type: ignore[attr-defined]
             return await self._result(handle)
 
+    async def skip(self, duration: timedelta) -> None:
+        """Move the server's clock on by exactly `duration`, firing the timers due on the way.
+
+        Unlike `skip_to_end`, it stops there: the conversation's idle timer, days later,
+        does not fire behind the test's back.
+        """
+        await self.env.sleep(duration)
+
     async def _result(self, handle: WorkflowHandle[Any, AlertStatus]) -> AlertStatus:
         try:
             return await asyncio.wait_for(handle.result(), timeout=30)
