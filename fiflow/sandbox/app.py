@@ -14,9 +14,13 @@ from fiflow.sandbox.config import SandboxConfig
 from fiflow.sandbox.errors import SandboxError, twilio_generic
 from fiflow.sandbox.pipeline import idempotency_key, system_for_path
 from fiflow.sandbox.routes import (
+    billing,
+    bureau,
     card,
     contact_center,
     control,
+    core_banking,
+    credit_inspection,
     crm,
     fraud,
     inbound,
@@ -95,6 +99,8 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     )
     app.state.sandbox = state
     _install_error_handlers(app, state)
-    for module in (crm, fraud, card, contact_center, push, sms, inspection, inbound, control):
+    systems = (crm, fraud, card, contact_center, push, sms, bureau, core_banking, billing)
+    views = (inspection, credit_inspection, inbound, control)
+    for module in (*systems, *views):
         app.include_router(module.router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import Field
@@ -27,3 +28,5 @@ class SandboxConfig(BaseSettings):
     customer_count: int = Field(default=24, ge=24, le=9999)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     log_level: LogLevel = "warning"
+    # Pins the calendar (tenures, statement months) for reproducible dates; default: UTC today.
+    today: date | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fiflow.sandbox.seed import Card, Customer, build_customers
+from fiflow.sandbox.seed import Account, Card, Customer, build_customers
 
 
 class Directory:
@@ -22,6 +22,7 @@ class Directory:
         self._cards = {
             (c.customer_id, card.last4): card for c in self.customers for card in c.cards
         }
+        self._accounts = {a.account_id: a for c in self.customers for a in c.accounts}
 
     def customer(self, customer_id: str) -> Customer | None:
         """The customer with that ID, if any."""
@@ -38,3 +39,7 @@ class Directory:
     def card(self, customer_id: str, last4: str) -> Card | None:
         """A customer's card by its last four digits, if any."""
         return self._cards.get((customer_id, last4))
+
+    def account(self, account_id: str) -> Account | None:
+        """A seeded account by its ID, if any."""
+        return self._accounts.get(account_id)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+CURRENCY_PATTERN = r"^[A-Z]{3}$"
 
 
 class NoteRequest(BaseModel):
@@ -66,3 +67,54 @@ class InboundSmsRequest(BaseModel):
     body: str = Field(max_length=1600)
     message_sid: str | None = Field(default=None, min_length=1, max_length=64)
     to: str | None = Field(default=None, pattern=E164_PATTERN)
+
+
+class BureauPullRequest(BaseModel):
+    """A soft or hard pull of a customer's credit report."""
+
+    customer_id: str
+    kind: Literal["soft", "hard"]
+    purpose: str = Field(min_length=1, max_length=100)
+    reference: str = Field(min_length=1, max_length=200)
+
+
+class OpenAccountRequest(BaseModel):
+    """A credit account to open in core banking."""
+
+    customer_id: str
+    product: Literal["credit_card", "personal_loan", "overdraft"]
+    amount: float = Field(gt=0, le=100_000_000, description="the limit or the loan principal")
+    currency: str = Field(default="USD", pattern=CURRENCY_PATTERN)
+    reference: str = Field(min_length=1, max_length=200)
+
+
+class ReasonRequest(BaseModel):
+    """Why an account is closed or cancelled."""
+
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class BillingAccountRequest(BaseModel):
+    """A billing account for a core banking account."""
+
+    customer_id: str
+    core_account_id: str = Field(min_length=1, max_length=100)
+    product: str = Field(min_length=1, max_length=100)
+    currency: str = Field(default="USD", pattern=CURRENCY_PATTERN)
+    reference: str = Field(min_length=1, max_length=200)
+
+
+class ScheduleRequest(BaseModel):
+    """A monthly statement run or recurring charge on a billing account."""
+
+    kind: Literal["statement", "recurring_charge"]
+    # At most 28 so the day exists in every month.
+    day_of_month: int = Field(ge=1, le=28)
+    amount: float | None = Field(default=None, ge=0, le=100_000_000)
+    description: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _charge_has_amount(self) -> ScheduleRequest:
+        if self.kind == "recurring_charge" and self.amount is None:
+            raise ValueError("amount is required for a recurring_charge schedule")
+        return self

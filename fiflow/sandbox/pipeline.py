@@ -24,6 +24,9 @@ PATH_PREFIXES = (
     ("/contact-center/", "contact_center"),
     ("/push/", "push"),
     ("/2010-04-01/", "sms"),
+    ("/bureau/", "bureau"),
+    ("/core-banking/", "core_banking"),
+    ("/billing/", "billing"),
 )
 # Twilio's own idempotency header, so an unmodified Twilio client can use it too.
 KEY_HEADERS = ("idempotency-key", "i-twilio-idempotency-token")

@@ -11,7 +11,9 @@ from pydantic import BaseModel, Field
 from fiflow.sandbox.timeutil import iso_now
 from fiflow.sandbox.waiting import KeyedWakeups
 
-System = Literal["crm", "fraud", "card", "contact_center", "sms", "push"]
+System = Literal[
+    "crm", "fraud", "card", "contact_center", "sms", "push", "bureau", "core_banking", "billing"
+]
 SYSTEMS: tuple[str, ...] = get_args(System)
 
 

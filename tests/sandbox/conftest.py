@@ -12,6 +12,9 @@ from tests.sandbox.servers import WebhookReceiver, sandbox_process, webhook_rece
 AUTH_TOKEN = "test-sms-auth-token"
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 SMS_FROM = "+15550100000"
+# The sandbox's calendar is pinned so tenures and statement months are exact. A month's last
+# day in a leap year also exercises clamping: three months before it is 2024-02-29.
+TODAY = "2024-05-31"
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +32,7 @@ def sandbox_url(receiver: WebhookReceiver) -> Iterator[str]:
         "SANDBOX_SMS_AUTH_TOKEN": AUTH_TOKEN,
         "SANDBOX_ACCOUNT_SID": ACCOUNT_SID,
         "SANDBOX_SMS_FROM": SMS_FROM,
+        "SANDBOX_TODAY": TODAY,
     }
     with sandbox_process(env) as url:
         yield url

@@ -74,7 +74,7 @@ async def test_sms_fault_uses_twilio_error_shape(sandbox: httpx.AsyncClient) -> 
 
 
 async def test_fault_validation(sandbox: httpx.AsyncClient) -> None:
-    for bad in ({"system": "billing"}, {"system": "crm", "error_rate": 1.5}, {"status_code": 500}):
+    for bad in ({"system": "ledger"}, {"system": "crm", "error_rate": 1.5}, {"status_code": 500}):
         response = await sandbox.post("/__sandbox/faults", json=bad)
         assert response.status_code == 422 and response.json()["code"] == "invalid_request"
 

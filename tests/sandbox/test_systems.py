@@ -156,7 +156,7 @@ async def test_validation_error_shape_and_recording(sandbox: httpx.AsyncClient) 
 async def test_unknown_route_and_filters(sandbox: httpx.AsyncClient) -> None:
     response = await sandbox.get("/nothing/here")
     assert response.status_code == 404 and response.json()["code"] == "not_found"
-    bad_filter = await sandbox.get("/__sandbox/calls", params={"system": "billing"})
+    bad_filter = await sandbox.get("/__sandbox/calls", params={"system": "ledger"})
     assert bad_filter.status_code == 422 and bad_filter.json()["code"] == "invalid_request"
     await sandbox.get("/__sandbox/health")
     assert await calls(sandbox) == []  # inspection is not recorded
