@@ -14,6 +14,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from fiflow.integrations.settings import normalise_database_url
@@ -38,6 +39,26 @@ sms_opt_outs = sa.Table(
     sa.Column("keyword", sa.String(32), nullable=True),
     sa.Column("source_message_id", sa.String(64), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# One immutable result report per finished credit application. Datetimes are stored in UTC:
+# SQLite keeps no offset, so anything else would compare wrongly there.
+credit_reports = sa.Table(
+    "credit_reports",
+    metadata,
+    sa.Column("application_id", sa.String(64), primary_key=True),
+    sa.Column("product", sa.String(32), nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("decided_by", sa.String(64), nullable=True),
+    sa.Column("rule_set_version", sa.String(64), nullable=False),
+    sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("completed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("report", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
+    # Keyset paging walks (completed_at, application_id); the API filters by the other two.
+    sa.Index("ix_credit_reports_completed_at_application_id", "completed_at", "application_id"),
+    sa.Index("ix_credit_reports_decision", "decision"),
+    sa.Index("ix_credit_reports_product", "product"),
 )
 
 

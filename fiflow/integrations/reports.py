@@ -1,0 +1,197 @@
+"""Credit-application result reports: written once when an application finishes, then read."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine, RowMapping
+
+from fiflow.integrations.database import begin_write, credit_reports
+
+_t = credit_reports.c
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 500
+
+# A real cursor is under 200 characters; anything far longer is not one of ours and is
+# refused before it is decoded.
+_MAX_CURSOR_CHARS = 512
+
+_DATETIME_FIELDS = ("submitted_at", "completed_at", "stored_at")
+
+
+class InvalidCursor(ValueError):
+    """A paging cursor that this store did not produce (or that was altered)."""
+
+
+class StoredReport(BaseModel):
+    """One credit application's result report, as stored: immutable once written."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # Lengths mirror the columns: PostgreSQL enforces them and SQLite would not, so both
+    # dialects refuse the same values here, before the database is reached.
+    application_id: str = Field(min_length=1, max_length=64)
+    product: str = Field(min_length=1, max_length=32)
+    decision: str = Field(min_length=1, max_length=16)
+    decided_by: str | None = Field(default=None, max_length=64)
+    rule_set_version: str = Field(min_length=1, max_length=64)
+    submitted_at: AwareDatetime
+    completed_at: AwareDatetime
+    stored_at: AwareDatetime
+    report: dict[str, Any]
+
+    @field_validator(*_DATETIME_FIELDS)
+    @classmethod
+    def _in_utc(cls, value: datetime) -> datetime:
+        # SQLite keeps no offset, so only UTC values store and compare the same on both.
+        return value.astimezone(UTC)
+
+    @field_validator("report")
+    @classmethod
+    def _json_compatible(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Fail at construction rather than deep inside an INSERT; NaN is refused because
+        # PostgreSQL's JSONB rejects it while SQLite would store it as invalid JSON.
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"report must be plain JSON data: {exc}") from exc
+        return value
+
+
+class ReportPage(BaseModel):
+    """One page of reports in (completed_at, application_id) order, and where the next starts."""
+
+    items: list[StoredReport]
+    next_cursor: str | None = None
+
+
+class CreditReportStore:
+    """Writes and reads credit reports; safe for concurrent callers in many processes."""
+
+    def __init__(self, engine: Engine) -> None:
+        if engine.dialect.name not in ("postgresql", "sqlite"):
+            raise ValueError(
+                f"CreditReportStore supports PostgreSQL and SQLite, not {engine.dialect.name}"
+            )
+        self._engine = engine
+
+    def save(self, row: StoredReport) -> bool:
+        """Store a report; False (and the first report kept unchanged) if one already exists."""
+        values = row.model_dump()
+        # DO NOTHING rather than check-then-insert: a racing insert of the same id waits for
+        # the other's commit and then returns no row, so exactly one caller sees True.
+        if self._engine.dialect.name == "postgresql":
+            stmt: sa.Insert = (
+                postgresql.insert(credit_reports)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=[_t.application_id])
+                .returning(_t.application_id)
+            )
+        else:
+            stmt = (
+                sqlite.insert(credit_reports)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=[_t.application_id])
+                .returning(_t.application_id)
+            )
+        with begin_write(self._engine) as conn:
+            return conn.execute(stmt).first() is not None
+
+    def get(self, application_id: str) -> StoredReport | None:
+        """The report of one application, or None if none was stored."""
+        stmt = sa.select(credit_reports).where(_t.application_id == application_id)
+        with self._engine.connect() as conn:
+            row = conn.execute(stmt).mappings().first()
+        return None if row is None else _from_row(row)
+
+    def list(
+        self,
+        *,
+        completed_from: datetime | None = None,
+        completed_to: datetime | None = None,
+        decision: str | None = None,
+        product: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> ReportPage:
+        """Reports completed in [completed_from, completed_to), oldest first, one page at a time."""
+        if isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+            raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, not {limit!r}")
+        conditions: list[sa.ColumnElement[bool]] = []
+        if completed_from is not None:
+            conditions.append(_t.completed_at >= _utc(completed_from, "completed_from"))
+        if completed_to is not None:
+            conditions.append(_t.completed_at < _utc(completed_to, "completed_to"))
+        if decision is not None:
+            conditions.append(_t.decision == decision)
+        if product is not None:
+            conditions.append(_t.product == product)
+        if cursor is not None:
+            after_at, after_id = _decode_cursor(cursor)
+            # Keyset rather than OFFSET: rows inserted before the cursor position neither
+            # shift nor repeat the following pages. The plain >= lets the index bound the
+            # scan, which the OR alone would not.
+            conditions.append(_t.completed_at >= after_at)
+            conditions.append(sa.or_(_t.completed_at > after_at, _t.application_id > after_id))
+        stmt = (
+            sa.select(credit_reports)
+            .where(*conditions)
+            .order_by(_t.completed_at, _t.application_id)
+            # One row more than asked tells whether another page exists.
+            .limit(limit + 1)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        items = [_from_row(r) for r in rows[:limit]]
+        next_cursor = _encode_cursor(items[-1]) if len(rows) > limit else None
+        return ReportPage(items=items, next_cursor=next_cursor)
+
+
+def _utc(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware, not {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def _from_row(row: RowMapping) -> StoredReport:
+    values = dict(row)
+    for name in _DATETIME_FIELDS:
+        # SQLite hands back naive datetimes; what the store wrote there is UTC.
+        if values[name].tzinfo is None:
+            values[name] = values[name].replace(tzinfo=UTC)
+    return StoredReport.model_validate(values)
+
+
+def _encode_cursor(last: StoredReport) -> str:
+    raw = json.dumps([last.completed_at.isoformat(), last.application_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode("ascii").rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        if len(cursor) > _MAX_CURSOR_CHARS:
+            raise ValueError(f"longer than {_MAX_CURSOR_CHARS} characters")
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.b64decode(padded, altchars=b"-_", validate=True))
+        if not (
+            isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)
+        ):
+            raise ValueError("not a position")
+        completed_at = datetime.fromisoformat(value[0])
+        application_id = value[1]
+        if completed_at.tzinfo is None:
+            raise ValueError("position has no timezone")
+        if not 1 <= len(application_id) <= 64:
+            raise ValueError("position has no valid application id")
+    except ValueError as exc:  # also binascii.Error, JSONDecodeError, UnicodeDecodeError
+        raise InvalidCursor(
+            f"invalid cursor ({exc}): pass next_cursor from a previous page unchanged"
+        ) from exc
+    return completed_at.astimezone(UTC), application_id
