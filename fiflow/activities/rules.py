@@ -1,4 +1,4 @@
-"""Loading the rules an alert runs by (recorded in its history, so replays never re-read)."""
+"""Loading the rules a run goes by (recorded in its history, so replays never re-read)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from fiflow.domain.credit import Product
+from fiflow.domain.credit_rules import CreditRules
 from fiflow.domain.rules import AlertRules, RuleSetError
 from fiflow.integrations.rules_store import RuleStore
 
@@ -14,6 +16,12 @@ class LoadAlertRules(BaseModel):
     """Which alert type's rules to load."""
 
     alert_type: str
+
+
+class LoadCreditRules(BaseModel):
+    """Which product's credit rules to load."""
+
+    product: Product
 
 
 class RuleActivities:
@@ -40,3 +48,19 @@ class RuleActivities:
         return AlertRules(
             version=rules.version, fi_name=rules.fi_name, templates=rules.templates, policy=policy
         )
+
+    @activity.defn(name="load_credit_rules")
+    async def load_credit_rules(self, req: LoadCreditRules) -> CreditRules:
+        """The active credit rule version, for this product."""
+        try:
+            rules = self._store.credit_rules()
+        except RuleSetError as exc:
+            raise ApplicationError(str(exc), type="rules.invalid") from exc
+        product_rules = rules.for_product(req.product)
+        if product_rules is None:
+            raise ApplicationError(
+                f"no credit rules for product {req.product.value!r}",
+                type="rules.unknown_product",
+                non_retryable=True,
+            )
+        return product_rules

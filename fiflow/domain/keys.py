@@ -51,3 +51,8 @@ def pick_reply_code(alert_id: str, in_use: set[str]) -> str:
     """The first candidate code that none of the customer's open alerts uses."""
     candidates = reply_code_candidates(alert_id)
     return next((c for c in candidates if c not in in_use), candidates[0])
+
+
+def credit_workflow_id(application_id: str) -> str:
+    """Workflow ID of a credit application's CreditApplicationWorkflow."""
+    return f"credit-{application_id}"

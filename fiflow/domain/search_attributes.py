@@ -7,8 +7,20 @@ ALERT_TYPE = SearchAttributeKey.for_keyword("AlertType")
 ALERT_STATE = SearchAttributeKey.for_keyword("AlertState")
 CHANNEL = SearchAttributeKey.for_keyword("Channel")
 RULE_SET_VERSION = SearchAttributeKey.for_keyword("RuleSetVersion")
+APPLICATION_ID = SearchAttributeKey.for_keyword("ApplicationId")
+PRODUCT = SearchAttributeKey.for_keyword("Product")
+DECISION = SearchAttributeKey.for_keyword("Decision")
 
-ALL: tuple[SearchAttributeKey, ...] = (ALERT_ID, ALERT_TYPE, ALERT_STATE, CHANNEL, RULE_SET_VERSION)
+ALL: tuple[SearchAttributeKey, ...] = (
+    ALERT_ID,
+    ALERT_TYPE,
+    ALERT_STATE,
+    CHANNEL,
+    RULE_SET_VERSION,
+    APPLICATION_ID,
+    PRODUCT,
+    DECISION,
+)
 
 
 def cli_flags() -> list[str]:

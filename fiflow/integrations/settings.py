@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Local-only defaults. `fiflow up` prints them; production sets its own through env vars.
@@ -56,7 +56,11 @@ class Settings(BaseSettings):
     # worker's CPU under load). Every workflow test runs sandboxed whatever this says;
     # `FIFLOW_WORKFLOW_SANDBOX=false` lets a production worker skip that cost.
     workflow_sandbox: bool = True
-    database_url: str = "sqlite:///.fiflow/fiflow.db"
+    # FIFLOW_DATABASE_URL, or the conventional DATABASE_URL that platforms set.
+    database_url: str = Field(
+        default="sqlite:///.fiflow/fiflow.db",
+        validation_alias=AliasChoices("FIFLOW_DATABASE_URL", "DATABASE_URL"),
+    )
     rules_dir: Path | None = None  # None: the rule files shipped in the package
 
     # Back-office systems. Locally they are all the sandbox.
@@ -67,6 +71,9 @@ class Settings(BaseSettings):
     contact_center_url: str | None = None
     push_url: str | None = None
     sms_api_url: str | None = None
+    bureau_url: str | None = None
+    core_banking_url: str | None = None
+    billing_url: str | None = None
     backoffice_timeout_seconds: float = 5.0
 
     # SMS provider (Twilio-compatible).

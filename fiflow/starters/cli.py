@@ -125,18 +125,21 @@ def db_upgrade() -> None:
 
 @rules_app.command("check")
 def rules_check(
-    path: Path = typer.Argument(..., help="An alert rule file (YAML or JSON)."),
+    path: Path = typer.Argument(..., help="An alert or credit rule file (YAML or JSON)."),
 ) -> None:
     """Validate a rule file; prints its version or the problems found."""
-    from fiflow.domain.rules import RuleSetError
-    from fiflow.integrations.rules_store import read_alert_rules_file
+    from fiflow.domain.rules import AlertRuleSet, RuleSetError
+    from fiflow.integrations.rules_store import read_rules_file
 
     try:
-        rules = read_alert_rules_file(path)
+        rules = read_rules_file(path)
     except RuleSetError as exc:
         _fail(str(exc), 1)
-    typer.echo(f"{path}: valid, version {rules.version}, alert types: "
-               f"{', '.join(sorted(rules.alert_types))}")  # fmt: skip
+    if isinstance(rules, AlertRuleSet):
+        kinds = f"alert types: {', '.join(sorted(rules.alert_types))}"
+    else:
+        kinds = f"products: {', '.join(sorted(p.value for p in rules.products))}"
+    typer.echo(f"{path}: valid {rules.name} rules, version {rules.version}, {kinds}")
     _exit(0)
 
 

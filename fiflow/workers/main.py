@@ -25,28 +25,53 @@ from fiflow.activities.backoffice import (
     FraudActivities,
 )
 from fiflow.activities.conversations import ConversationActivities
+from fiflow.activities.credit import BillingActivities, BureauActivities, CoreBankingActivities
 from fiflow.activities.messaging import MessagingActivities
+from fiflow.activities.reports import ReportActivities
 from fiflow.activities.rules import RuleActivities
 from fiflow.integrations import telemetry
+from fiflow.integrations.billing import BillingClient
+from fiflow.integrations.bureau import BureauClient
 from fiflow.integrations.cards import CardClient
 from fiflow.integrations.contact_center import ContactCenterClient
+from fiflow.integrations.core_banking import CoreBankingClient
 from fiflow.integrations.crm import CrmClient
 from fiflow.integrations.database import create_db_engine
 from fiflow.integrations.fraud import FraudClient
 from fiflow.integrations.http import make_client
 from fiflow.integrations.optouts import OptOutStore
 from fiflow.integrations.push import PushClient
+from fiflow.integrations.reports import CreditReportStore
 from fiflow.integrations.rules_store import RuleStore
 from fiflow.integrations.settings import Settings
 from fiflow.integrations.sms import SmsClient
 from fiflow.integrations.temporal import connect
+from fiflow.workflows.account_history import AccountHistoryWorkflow
 from fiflow.workflows.conversation import ConversationWorkflow
+from fiflow.workflows.credit_application import CreditApplicationWorkflow
+from fiflow.workflows.credit_check import CreditCheckWorkflow
 from fiflow.workflows.fraud_alert import FraudAlertWorkflow
 
 log = logging.getLogger("fiflow.worker")
 
-WORKFLOWS: Sequence[type] = (FraudAlertWorkflow, ConversationWorkflow)
-BACKOFFICE_SYSTEMS = ("crm", "fraud", "card", "contact_center", "push", "sms_api")
+WORKFLOWS: Sequence[type] = (
+    FraudAlertWorkflow,
+    ConversationWorkflow,
+    CreditApplicationWorkflow,
+    CreditCheckWorkflow,
+    AccountHistoryWorkflow,
+)
+BACKOFFICE_SYSTEMS = (
+    "crm",
+    "fraud",
+    "card",
+    "contact_center",
+    "push",
+    "sms_api",
+    "bureau",
+    "core_banking",
+    "billing",
+)
 
 
 @contextlib.asynccontextmanager
@@ -77,6 +102,10 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
             settings.address_hash_key,
         )
         rules = RuleActivities(RuleStore(settings.rules_dir))
+        bureau = BureauActivities(BureauClient(http["bureau"]))
+        core = CoreBankingActivities(CoreBankingClient(http["core_banking"]))
+        billing = BillingActivities(BillingClient(http["billing"]))
+        reports = ReportActivities(CreditReportStore(engine))
         conversations = ConversationActivities(
             client, settings.address_hash_key, settings.fi_name, settings.fi_help_text
         )
@@ -91,6 +120,16 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
             messaging.send_push,
             messaging.set_sms_opt_out,
             conversations.register_alert,
+            rules.load_credit_rules,
+            bureau.pull,
+            core.summary,
+            core.statement_page,
+            core.open_account,
+            core.close_account,
+            billing.create_account,
+            billing.add_schedule,
+            billing.cancel_account,
+            reports.store_credit_report,
         ]
 
 

@@ -39,11 +39,23 @@ def customers(stack: RunningStack) -> list[dict]:
     return httpx.get(f"{stack.sandbox}/__sandbox/customers", timeout=5).json()
 
 
+# The sandbox's fixed credit profiles (780 clean, 640 borderline, 560 weak): kept for the
+# credit tests, whose messages would otherwise land in an alert test's outbox.
+CREDIT_CUSTOMERS = ("cust-0001", "cust-0003", "cust-0004")
+
+
 class CustomerPool:
     """Hands each test customers nobody else used (conversations are per phone number)."""
 
     def __init__(self, customers: list[dict]):
-        self._free = list(customers)
+        self._reserved = {
+            c["customer_id"]: c for c in customers if c["customer_id"] in CREDIT_CUSTOMERS
+        }
+        self._free = [c for c in customers if c["customer_id"] not in self._reserved]
+
+    def credit_customer(self, customer_id: str) -> dict:
+        """One of the reserved credit customers (each handed out once)."""
+        return self._reserved.pop(customer_id)
 
     def take(self, *, push: bool = False) -> dict:
         for c in self._free:

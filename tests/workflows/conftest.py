@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from tests.workflows.credit_harness import CreditHarness, running_credit_harness
 from tests.workflows.harness import Harness, running_harness
 
 
@@ -16,4 +17,24 @@ async def h(
     time_skipping_env: WorkflowEnvironment, task_queue: str, tmp_path: Path
 ) -> AsyncIterator[Harness]:
     async with running_harness(time_skipping_env, task_queue, tmp_path) as harness:
+        yield harness
+
+
+@pytest.fixture
+async def ch(
+    time_skipping_env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+) -> AsyncIterator[CreditHarness]:
+    """Credit workflows with stand-in children."""
+    async with running_credit_harness(time_skipping_env, task_queue, tmp_path) as harness:
+        yield harness
+
+
+@pytest.fixture
+async def children(
+    time_skipping_env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+) -> AsyncIterator[CreditHarness]:
+    """Credit workflows with the real children."""
+    async with running_credit_harness(
+        time_skipping_env, task_queue, tmp_path, real_children=True
+    ) as harness:
         yield harness

@@ -12,7 +12,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from fiflow.integrations.settings import Settings
-from fiflow.starters.api import alerts, channels, errors
+from fiflow.starters.api import alerts, channels, credit, errors, reports
 from fiflow.starters.api.limits import BodyLimitMiddleware, BodyTooLarge
 from fiflow.starters.api.state import ApiState, api_state
 
@@ -50,6 +50,8 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     app.include_router(alerts.router)
     app.include_router(channels.router)
+    app.include_router(credit.router)
+    app.include_router(reports.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(st: ApiState = Depends(api_state)) -> dict[str, object]:

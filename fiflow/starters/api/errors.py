@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -87,6 +88,12 @@ async def _rpc_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(502, "temporal_error", "the workflow service refused the call")
 
 
+async def _database_error(_: Request, exc: Exception) -> JSONResponse:
+    # Driver messages can quote SQL parameters: log the type only.
+    log.error("database unavailable: %s", type(exc).__name__)
+    return error_response(503, "database_unavailable", "the report database is unavailable")
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error", exc_info=exc)
     return error_response(500, "internal_error", "unexpected error; nothing was changed")
@@ -98,4 +105,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RPCError, _rpc_error)
+    app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -7,10 +7,13 @@ import logging
 
 import httpx
 from fastapi import Request
+from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
 from fiflow.integrations.crm import CrmClient
+from fiflow.integrations.database import create_db_engine
 from fiflow.integrations.http import make_client
+from fiflow.integrations.reports import CreditReportStore
 from fiflow.integrations.rules_store import RuleStore
 from fiflow.integrations.settings import Settings
 from fiflow.integrations.temporal import connect
@@ -30,6 +33,8 @@ class ApiState:
         self._lock = asyncio.Lock()
         self._crm_http: httpx.AsyncClient | None = None
         self.crm: CrmClient | None = None
+        self._engine: Engine | None = None
+        self._reports: CreditReportStore | None = None
 
     async def open(self) -> None:
         """Create the HTTP clients (inside the server's event loop)."""
@@ -40,6 +45,15 @@ class ApiState:
         """Release connections."""
         if self._crm_http is not None:
             await self._crm_http.aclose()
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def reports(self) -> CreditReportStore:
+        """The report store, opened on first use (most API calls never need the database)."""
+        if self._reports is None:
+            self._engine = create_db_engine(self.settings.database_url)
+            self._reports = CreditReportStore(self._engine)
+        return self._reports
 
     async def client(self) -> Client:
         """The Temporal client, connected on first use (the API starts before Temporal may)."""

@@ -1,0 +1,448 @@
+"""Credit rules as data: validated models and the pure decision over them (no I/O here)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from fiflow.domain.credit import (
+    AccountHistoryResult,
+    CreditApplicationRequest,
+    CreditCheckResult,
+    DecisionRecord,
+    FiredRule,
+    Product,
+    RuleOutcome,
+)
+from fiflow.domain.rules import RuleSetError, template_fields
+
+CREDIT_TEMPLATE_FIELDS = frozenset({"fi_name", "product", "amount", "reasons", "note"})
+REQUIRED_TEMPLATES = ("approved", "declined", "info_requested", "failed")
+CENT = Decimal("0.01")
+
+
+class Strict(BaseModel):
+    """Rule models refuse unknown keys, so a typo is an error, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Range(Strict):
+    """Inclusive bounds."""
+
+    min: Decimal = Field(gt=0)
+    max: Decimal = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class TermRange(Strict):
+    """Allowed loan terms, in months."""
+
+    min: int = Field(ge=1)
+    max: int = Field(le=480)
+
+
+class ScoreBand(Strict):
+    """Applicants scoring at least `min_score` get this outcome (first matching band wins)."""
+
+    min_score: int = Field(ge=300, le=850)
+    outcome: RuleOutcome
+    reason: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]{1,39}$")
+    max_amount: Decimal | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _reason_when_not_approved(self) -> ScoreBand:
+        if self.outcome is not RuleOutcome.APPROVE and self.reason is None:
+            raise ValueError(f"a {self.outcome.value} band needs a reason code")
+        return self
+
+
+class DebtToIncome(Strict):
+    """Debt-to-income thresholds (monthly debt including the new credit, over income)."""
+
+    refer_above: Decimal = Field(gt=0, le=5)
+    decline_above: Decimal = Field(gt=0, le=5)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DebtToIncome:
+        if self.refer_above > self.decline_above:
+            raise ValueError("refer_above must not exceed decline_above")
+        return self
+
+
+HistoryMeasure = Literal["returned_payments", "overdraft_days", "overdraft_months", "tenure_months"]
+
+
+class HistoryFlag(Strict):
+    """A condition on the account history that refers or declines."""
+
+    measure: HistoryMeasure
+    above: int | None = Field(default=None, ge=0)
+    below: int | None = Field(default=None, ge=0)
+    outcome: Literal[RuleOutcome.REFER, RuleOutcome.DECLINE]
+    reason: str = Field(pattern=r"^[A-Z][A-Z0-9_]{1,39}$")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> HistoryFlag:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("a history flag needs exactly one of above/below")
+        return self
+
+
+class BillingPlan(Strict):
+    """What billing sets up for an approved account."""
+
+    statement_day: int = Field(ge=1, le=28)
+    # Loans are repaid by a monthly recurring charge of the instalment.
+    recurring_instalment: bool = False
+
+
+class ProductRules(Strict):
+    """How one product is decided and set up."""
+
+    amount: Range
+    term_months: TermRange | None = None
+    hard_pull: Literal["never", "required", "above_amount"]
+    hard_pull_above: Decimal | None = Field(default=None, gt=0)
+    # "all": wait for the credit check and the account history; "credit_check": decide on
+    # the credit check alone while the history finishes for the record.
+    decide_when: Literal["all", "credit_check"]
+    # Monthly payment as a share of the amount (revolving credit); None: amount / term.
+    payment_rate: Decimal | None = Field(default=None, gt=0, le=1)
+    score_bands: list[ScoreBand] = Field(min_length=1)
+    debt_to_income: DebtToIncome
+    history_flags: list[HistoryFlag] = Field(default_factory=list)
+    billing: BillingPlan
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProductRules:
+        if self.hard_pull == "above_amount" and self.hard_pull_above is None:
+            raise ValueError("hard_pull above_amount needs hard_pull_above")
+        if self.payment_rate is None and self.term_months is None:
+            raise ValueError("a product without term_months needs a payment_rate")
+        scores = [b.min_score for b in self.score_bands]
+        if scores != sorted(scores, reverse=True) or len(set(scores)) != len(scores):
+            raise ValueError("score_bands must be in strictly decreasing min_score order")
+        if scores[-1] != 300:
+            raise ValueError("the last score band must start at 300 so every score has a band")
+        if self.billing.recurring_instalment and self.term_months is None:
+            raise ValueError("a recurring instalment needs term_months")
+        return self
+
+    def hard_pull_required(self, amount: Decimal) -> bool:
+        """Whether an application for this amount needs a hard pull (consent permitting)."""
+        if self.hard_pull == "required":
+            return True
+        return self.hard_pull == "above_amount" and amount > (self.hard_pull_above or 0)
+
+    def lowest_non_declining_score(self) -> int:
+        """Below this score the rules decline, so a hard pull would change nothing."""
+        passing = [b.min_score for b in self.score_bands if b.outcome is not RuleOutcome.DECLINE]
+        return min(passing) if passing else 851
+
+    def monthly_payment(self, amount: Decimal, term_months: int | None) -> Decimal:
+        """The new credit's monthly payment, for the debt-to-income ratio."""
+        if self.payment_rate is not None:
+            return (amount * self.payment_rate).quantize(CENT)
+        return (amount / Decimal(term_months or 1)).quantize(CENT)
+
+
+class BureauRules(Strict):
+    """How long a bureau outage may delay an application before a manager takes over."""
+
+    deadline: timedelta
+
+    @model_validator(mode="after")
+    def _bounds(self) -> BureauRules:
+        if not timedelta(minutes=1) <= self.deadline <= timedelta(days=7):
+            raise ValueError("bureau.deadline must be between 1 minute and 7 days")
+        return self
+
+
+class HistoryRules(Strict):
+    """How much account history the review reads."""
+
+    months: int = Field(ge=1, le=36)
+    page_size: int = Field(ge=1, le=100)
+
+
+class ReviewRules(Strict):
+    """The manager-review SLA."""
+
+    reminder_after: timedelta
+    deadline: timedelta
+    on_deadline: Literal["decline", "escalate"]
+    # After an escalation, how much longer the senior queue has before the rules decline.
+    escalation_grace: timedelta = timedelta(days=2)
+    documents_deadline: timedelta
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReviewRules:
+        if not timedelta(0) < self.reminder_after < self.deadline <= timedelta(days=60):
+            raise ValueError("review needs 0 < reminder_after < deadline <= 60 days")
+        if not timedelta(0) < self.documents_deadline <= timedelta(days=60):
+            raise ValueError("review.documents_deadline must be more than 0 and at most 60 days")
+        return self
+
+
+class CreditRuleSet(Strict):
+    """A versioned credit rule file."""
+
+    name: str = Field(default="credit", pattern=r"^credit$")
+    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    fi_name: str = Field(min_length=1, max_length=40)
+    bureau: BureauRules
+    history: HistoryRules
+    review: ReviewRules
+    templates: dict[str, str]
+    products: dict[Product, ProductRules] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _templates_valid(self) -> CreditRuleSet:
+        for name, text in self.templates.items():
+            unknown = template_fields(text) - CREDIT_TEMPLATE_FIELDS
+            if unknown:
+                raise ValueError(
+                    f"template {name!r} uses unknown field(s) {sorted(unknown)}; "
+                    f"allowed: {sorted(CREDIT_TEMPLATE_FIELDS)}"
+                )
+        missing = [t for t in REQUIRED_TEMPLATES if t not in self.templates]
+        if missing:
+            raise ValueError(f"templates must define {', '.join(map(repr, missing))}")
+        return self
+
+    def for_product(self, product: Product) -> CreditRules | None:
+        """What one application needs from the rule set."""
+        rules = self.products.get(product)
+        if rules is None:
+            return None
+        return CreditRules(
+            version=self.version,
+            fi_name=self.fi_name,
+            bureau=self.bureau,
+            history=self.history,
+            review=self.review,
+            templates=self.templates,
+            product=rules,
+        )
+
+
+class CreditRules(BaseModel):
+    """The rules one application runs by (recorded in its history when loaded)."""
+
+    version: str
+    fi_name: str
+    bureau: BureauRules
+    history: HistoryRules
+    review: ReviewRules
+    templates: dict[str, str]
+    product: ProductRules
+
+
+def parse_credit_rule_set(data: Any, *, source: str = "rule file") -> CreditRuleSet:
+    """Validate raw rule data into one message that names every problem."""
+    try:
+        return CreditRuleSet.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            problems.append(f"{where}: {err['msg']}")
+        raise RuleSetError(f"{source} is invalid: " + "; ".join(problems)) from None
+
+
+class RequestProblem(StrEnum):
+    """Why an application cannot be taken under the product's rules."""
+
+    AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
+    TERM_REQUIRED = "term_required"
+    TERM_NOT_ALLOWED = "term_not_allowed"
+    TERM_OUT_OF_RANGE = "term_out_of_range"
+    CONSENT_REQUIRED = "consent_required"
+
+
+def request_problems(
+    rules: ProductRules, req: CreditApplicationRequest
+) -> list[tuple[RequestProblem, str]]:
+    """Everything wrong with an application before anything runs (empty: acceptable)."""
+    problems: list[tuple[RequestProblem, str]] = []
+    amount = req.requested_amount
+    if not rules.amount.min <= amount <= rules.amount.max:
+        problems.append(
+            (
+                RequestProblem.AMOUNT_OUT_OF_RANGE,
+                f"requested_amount must be between {rules.amount.min} and {rules.amount.max} "
+                f"for {req.product.value}",
+            )
+        )
+    terms = rules.term_months
+    if terms is None and req.term_months is not None:
+        problems.append((RequestProblem.TERM_NOT_ALLOWED, f"{req.product.value} has no term"))
+    elif terms is not None and req.term_months is None:
+        problems.append((RequestProblem.TERM_REQUIRED, f"{req.product.value} needs term_months"))
+    elif (
+        terms is not None
+        and req.term_months is not None
+        and not (terms.min <= req.term_months <= terms.max)
+    ):
+        problems.append(
+            (
+                RequestProblem.TERM_OUT_OF_RANGE,
+                f"term_months must be between {terms.min} and {terms.max}",
+            )
+        )
+    if rules.hard_pull_required(amount) and not req.consent.credit_pull:
+        problems.append(
+            (
+                RequestProblem.CONSENT_REQUIRED,
+                f"{req.product.value} for this amount needs a hard credit pull: "
+                "consent.credit_pull must be true",
+            )
+        )
+    return problems
+
+
+def _history_measure(history: AccountHistoryResult, measure: str) -> int:
+    assert history.summary is not None
+    value: int = getattr(history.summary, measure)
+    return value
+
+
+def evaluate(
+    rules: ProductRules,
+    req: CreditApplicationRequest,
+    credit: CreditCheckResult,
+    history: AccountHistoryResult | None,
+    at: datetime,
+) -> DecisionRecord:
+    """The rules' decision; `history` is None when the product decides on the credit check."""
+    fired: list[FiredRule] = []
+    report = credit.deciding_report()
+    if credit.status != "completed" or report is None:
+        fired.append(
+            FiredRule(
+                rule="bureau.unavailable",
+                outcome=RuleOutcome.REFER,
+                reason="BUREAU_UNAVAILABLE",
+                detail=credit.detail,
+            )
+        )
+        return _combine(fired, None, at)
+
+    band_index, band = next(
+        (i, b) for i, b in enumerate(rules.score_bands) if report.score >= b.min_score
+    )
+    fired.append(
+        FiredRule(
+            rule=f"score_bands[{band_index}]",
+            outcome=band.outcome,
+            reason=band.reason,
+            detail=f"{report.kind} pull score {report.score} >= {band.min_score}",
+        )
+    )
+    amount = req.requested_amount
+    if band.max_amount is not None and band.max_amount < amount:
+        amount = band.max_amount
+        fired.append(
+            FiredRule(
+                rule=f"score_bands[{band_index}].max_amount",
+                outcome=RuleOutcome.APPROVE,
+                detail=f"amount capped at {band.max_amount}",
+            )
+        )
+    amount = min(amount, rules.amount.max)
+
+    income = req.stated_monthly_income
+    payment = rules.monthly_payment(amount, req.term_months)
+    debt = report.monthly_debt_payments + payment
+    dti_limits = rules.debt_to_income
+    if income <= 0:
+        fired.append(
+            FiredRule(
+                rule="debt_to_income",
+                outcome=RuleOutcome.DECLINE,
+                reason="NO_INCOME",
+                detail="no stated income",
+            )
+        )
+    else:
+        dti = (debt / income).quantize(Decimal("0.001"), rounding=ROUND_DOWN)
+        detail = f"debt {debt} / income {income} = {dti}"
+        if dti > dti_limits.decline_above:
+            fired.append(
+                FiredRule(
+                    rule="debt_to_income.decline_above",
+                    outcome=RuleOutcome.DECLINE,
+                    reason="DTI_TOO_HIGH",
+                    detail=detail,
+                )
+            )
+        elif dti > dti_limits.refer_above:
+            fired.append(
+                FiredRule(
+                    rule="debt_to_income.refer_above",
+                    outcome=RuleOutcome.REFER,
+                    reason="DTI_HIGH",
+                    detail=detail,
+                )
+            )
+
+    if history is not None:
+        if history.status != "completed" or history.summary is None:
+            fired.append(
+                FiredRule(
+                    rule="history.unavailable",
+                    outcome=RuleOutcome.REFER,
+                    reason="HISTORY_UNAVAILABLE",
+                    detail=history.detail,
+                )
+            )
+        else:
+            for i, flag in enumerate(rules.history_flags):
+                value = _history_measure(history, flag.measure)
+                hit = (flag.above is not None and value > flag.above) or (
+                    flag.below is not None and value < flag.below
+                )
+                if hit:
+                    bound = f"> {flag.above}" if flag.above is not None else f"< {flag.below}"
+                    fired.append(
+                        FiredRule(
+                            rule=f"history_flags[{i}]",
+                            outcome=flag.outcome,
+                            reason=flag.reason,
+                            detail=f"{flag.measure} {value} {bound}",
+                        )
+                    )
+    return _combine(fired, amount, at)
+
+
+def _combine(fired: list[FiredRule], amount: Decimal | None, at: datetime) -> DecisionRecord:
+    """Any decline declines; else any referral refers; else approve."""
+    for outcome in (RuleOutcome.DECLINE, RuleOutcome.REFER):
+        reasons = [f.reason for f in fired if f.outcome is outcome and f.reason]
+        if any(f.outcome is outcome for f in fired):
+            return DecisionRecord(
+                outcome=outcome,
+                reasons=list(dict.fromkeys(reasons)),
+                decided_by="rules",
+                decided_at=at,
+                fired_rules=fired,
+                # A referral keeps the amount the rules would approve, for the reviewer.
+                approved_amount=amount if outcome is RuleOutcome.REFER else None,
+            )
+    return DecisionRecord(
+        outcome=RuleOutcome.APPROVE,
+        approved_amount=amount,
+        decided_by="rules",
+        decided_at=at,
+        fired_rules=fired,
+    )

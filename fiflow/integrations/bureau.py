@@ -1,0 +1,37 @@
+"""Credit-bureau client: soft and hard pulls."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import httpx
+
+from fiflow.domain.credit import BureauReport
+from fiflow.integrations.http import idem, send
+
+SYSTEM = "bureau"
+
+
+class BureauClient:
+    """Typed client for the credit bureau's HTTP API."""
+
+    def __init__(self, http: httpx.AsyncClient):
+        self._http = http
+
+    async def pull(
+        self,
+        customer_id: str,
+        kind: Literal["soft", "hard"],
+        purpose: str,
+        reference: str,
+        key: str,
+    ) -> BureauReport:
+        """Pull the customer's credit file; the key makes a retried hard pull the same pull."""
+        body = {
+            "customer_id": customer_id,
+            "kind": kind,
+            "purpose": purpose,
+            "reference": reference,
+        }
+        data = await send(SYSTEM, self._http, "POST", "/bureau/pulls", json=body, headers=idem(key))
+        return BureauReport.model_validate(data)

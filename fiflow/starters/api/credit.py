@@ -1,0 +1,195 @@
+"""`/v1/credit-applications`: channel apps submit and follow applications; managers review."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Depends, Header, Path
+from pydantic import BaseModel
+
+from fiflow.domain.alerts import SAFE_ID
+from fiflow.domain.credit import (
+    FINISHED_STATES,
+    ApplicationState,
+    CreditApplicationRequest,
+    CreditApplicationStatus,
+    DocumentsRequest,
+    ReviewRequest,
+)
+from fiflow.domain.credit_rules import request_problems
+from fiflow.domain.rules import RuleSetError
+from fiflow.integrations.http import BusinessError, TransientError
+from fiflow.starters.api.auth import require
+from fiflow.starters.api.errors import ApiError
+from fiflow.starters.api.state import ApiState, api_state
+from fiflow.starters.credit_client import (
+    Lookup,
+    Rejected,
+    application_view,
+    start_application,
+    submit_documents,
+    submit_review,
+)
+
+log = logging.getLogger("fiflow.api")
+router = APIRouter(prefix="/v1/credit-applications", tags=["credit applications"])
+APPLICATION_ID = Path(pattern=SAFE_ID)
+
+
+class ApplicationAccepted(BaseModel):
+    """The application exists (new, or the same application_id again) and runs."""
+
+    application_id: str
+    status_url: str
+
+
+class ApplicationView(BaseModel):
+    """An application: its state, each child's progress and result, the decision."""
+
+    application_id: str
+    run_status: str
+    status: CreditApplicationStatus | None
+
+
+class UpdateAccepted(BaseModel):
+    """A review or documents taken by the application."""
+
+    application_id: str
+    state: ApplicationState
+
+
+@router.post(
+    "", status_code=202, response_model=ApplicationAccepted, dependencies=[require("channel")]
+)
+async def post_application(
+    req: CreditApplicationRequest, state: ApiState = Depends(api_state)
+) -> ApplicationAccepted:
+    """Submit an application; the same `application_id` always means the same application."""
+    _check_against_rules(state, req)
+    await _check_customer(state, req.customer_id)
+    await start_application(await state.client(), state.settings, req, datetime.now(UTC))
+    return ApplicationAccepted(
+        application_id=req.application_id,
+        status_url=f"/v1/credit-applications/{req.application_id}",
+    )
+
+
+@router.get(
+    "/{application_id}",
+    response_model=ApplicationView,
+    dependencies=[require("channel", "reviewer", "admin")],
+)
+async def get_application(
+    application_id: str = APPLICATION_ID, state: ApiState = Depends(api_state)
+) -> ApplicationView:
+    """Status, each child's status and result so far, the decision and its reasons."""
+    view = await application_view(await state.client(), application_id)
+    if view.lookup is Lookup.NOT_FOUND:
+        raise ApiError(404, "application_not_found", f"no credit application {application_id}")
+    return ApplicationView(
+        application_id=application_id, run_status=view.run_status, status=view.status
+    )
+
+
+@router.post(
+    "/{application_id}/review", response_model=UpdateAccepted, dependencies=[require("reviewer")]
+)
+async def post_review(
+    review: ReviewRequest,
+    application_id: str = APPLICATION_ID,
+    idempotency_key: str | None = Header(default=None, pattern=SAFE_ID),
+    state: ApiState = Depends(api_state),
+) -> UpdateAccepted:
+    """A manager's decision on a referred application (409 unless it awaits one)."""
+    client = await state.client()
+    await _expect_state(state, application_id, ApplicationState.AWAITING_REVIEW, "a review")
+    try:
+        status = await submit_review(client, application_id, review, idempotency_key)
+    except Rejected as exc:
+        raise _rejection(exc) from None
+    return UpdateAccepted(application_id=application_id, state=status.state)
+
+
+@router.post(
+    "/{application_id}/documents", response_model=UpdateAccepted, dependencies=[require("channel")]
+)
+async def post_documents(
+    docs: DocumentsRequest,
+    application_id: str = APPLICATION_ID,
+    state: ApiState = Depends(api_state),
+) -> UpdateAccepted:
+    """Documents the applicant provides after a request for information."""
+    client = await state.client()
+    await _expect_state(state, application_id, ApplicationState.AWAITING_DOCUMENTS, "documents")
+    try:
+        status = await submit_documents(client, application_id, docs)
+    except Rejected as exc:
+        raise _rejection(exc) from None
+    return UpdateAccepted(application_id=application_id, state=status.state)
+
+
+async def _expect_state(
+    state: ApiState, application_id: str, expected: ApplicationState, what: str
+) -> None:
+    """404 for an unknown application, 409 when it is not waiting for this."""
+    view = await application_view(await state.client(), application_id)
+    if view.lookup is Lookup.NOT_FOUND:
+        raise ApiError(404, "application_not_found", f"no credit application {application_id}")
+    current = view.status.state.value if view.status else view.run_status
+    # Decided counts as finished even while the run still writes its report.
+    decided = view.status is not None and view.status.state in FINISHED_STATES
+    if view.lookup is Lookup.FINISHED or decided:
+        raise ApiError(
+            409,
+            "application_finished",
+            f"application {application_id} is already {current}; it takes no more {what}",
+        )
+    if view.status is not None and view.status.state is not expected:
+        raise ApiError(
+            409,
+            "wrong_state",
+            f"application {application_id} is {current}, not waiting for {what}",
+        )
+
+
+def _rejection(exc: Rejected) -> ApiError:
+    if exc.code == "amount_too_high":
+        return ApiError(422, "amount_too_high", exc.message)
+    return ApiError(409, "wrong_state", exc.message)
+
+
+def _check_against_rules(state: ApiState, req: CreditApplicationRequest) -> None:
+    try:
+        rules = state.rules.credit_rules()
+    except RuleSetError as exc:
+        # Without valid rules nothing can be decided: refuse now rather than strand it.
+        log.error("credit rules unreadable: %s", exc)
+        raise ApiError(503, "rules_unavailable", "credit rules are being updated; retry") from None
+    product = rules.products.get(req.product)
+    if product is None:
+        raise ApiError(422, "unknown_product", f"product {req.product.value!r} is not offered")
+    problems = request_problems(product, req)
+    if problems:
+        code, _ = problems[0]
+        raise ApiError(
+            422,
+            code.value,
+            "; ".join(message for _, message in problems),
+            details=[{"code": c.value, "problem": m} for c, m in problems],
+        )
+
+
+async def _check_customer(state: ApiState, customer_id: str) -> None:
+    assert state.crm is not None
+    try:
+        await state.crm.get_customer(customer_id)
+    except BusinessError as exc:
+        if exc.status == 404:
+            raise ApiError(
+                422, "unknown_customer", f"customer {customer_id} is not known to the CRM"
+            ) from None
+        log.warning("CRM refused the customer check, accepting unchecked: %s", exc)
+    except TransientError as exc:
+        # The workflow reads the profile itself and retries; an outage refuses nothing.
+        log.warning("CRM unavailable, accepting application unchecked: %s", exc)

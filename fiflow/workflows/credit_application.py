@@ -1,0 +1,687 @@
+"""CreditApplicationWorkflow: check, decide (with a manager when referred), set up, report."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import SearchAttributePair, SearchAttributeUpdate, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.workflow import ChildWorkflowHandle
+
+with workflow.unsafe.imports_passed_through():
+    from fiflow.activities.backoffice import AddCrmNote, CrmActivities, GetCustomer
+    from fiflow.activities.credit import (
+        AddBillingSchedule,
+        BillingActivities,
+        CancelBillingAccount,
+        CloseAccount,
+        CoreBankingActivities,
+        CreateBillingAccount,
+        OpenCreditAccount,
+    )
+    from fiflow.activities.messaging import Delivery, MessagingActivities, SendPush, SendSms
+    from fiflow.activities.reports import ReportActivities, StoreCreditReport
+    from fiflow.activities.rules import LoadCreditRules, RuleActivities
+    from fiflow.domain import search_attributes as sa
+    from fiflow.domain.credit import (
+        AccountHistoryInput,
+        AccountHistoryResult,
+        ApplicationState,
+        CallRecord,
+        ChildStatus,
+        CreditApplicationInput,
+        CreditApplicationStatus,
+        CreditCheckInput,
+        CreditCheckResult,
+        Decision,
+        DecisionRecord,
+        DocumentsRecord,
+        DocumentsRequest,
+        FiredRule,
+        ReviewDecision,
+        ReviewRecord,
+        ReviewRequest,
+        RuleOutcome,
+    )
+    from fiflow.domain.credit_report import compile_report
+    from fiflow.domain.credit_rules import CreditRules, evaluate
+    from fiflow.domain.customers import Channel, Customer, channel_order
+    from fiflow.domain.keys import credit_workflow_id, idempotency_key
+    from fiflow.domain.rules import render
+    from fiflow.workflows.account_history import AccountHistoryWorkflow
+    from fiflow.workflows.credit_check import CreditCheckWorkflow
+    from fiflow.workflows.failures import cause_of
+    from fiflow.workflows.options import BACKOFFICE, QUICK
+
+T = TypeVar("T")
+
+DECISION_OF_STATE = {
+    ApplicationState.AWAITING_REVIEW: Decision.REFERRED,
+    ApplicationState.AWAITING_DOCUMENTS: Decision.REFERRED,
+    ApplicationState.APPROVED: Decision.APPROVED,
+    ApplicationState.DECLINED: Decision.DECLINED,
+    ApplicationState.FAILED: Decision.FAILED,
+}
+
+
+# Compensation -> the step it undoes (that step's record then says "compensated").
+COMPENSATES = {"close_account": "open_account", "cancel_billing": "create_billing_account"}
+
+
+class StepFailed(Exception):
+    """A fulfilment step failed for good (its retries are spent or it was refused)."""
+
+    def __init__(self, step: str, detail: str):
+        super().__init__(f"{step}: {detail}")
+        self.step = step
+
+
+@workflow.defn
+class CreditApplicationWorkflow:
+    """One per application: child checks in parallel, rules, review, fulfilment, report."""
+
+    @workflow.init
+    def __init__(self, inp: CreditApplicationInput) -> None:
+        req = inp.request
+        self._inp = inp
+        self._id = credit_workflow_id(req.application_id)
+        self._status = CreditApplicationStatus(
+            application_id=req.application_id,
+            customer_id=req.customer_id,
+            product=req.product,
+            requested_amount=req.requested_amount,
+            credit_check=ChildStatus(workflow_id=f"{self._id}-credit-check"),
+            account_history=ChildStatus(workflow_id=f"{self._id}-account-history"),
+            timings={"received": inp.received_at},
+        )
+        self._rules: CreditRules | None = None
+        self._customer: Customer | None = None
+        self._review: ReviewRequest | None = None
+        self._documents: DocumentsRequest | None = None
+        self._search: list[SearchAttributeUpdate[Any]] = []
+
+    # --- handlers -------------------------------------------------------------------------
+
+    @workflow.query(name="status")
+    def status(self) -> CreditApplicationStatus:
+        """The application as it stands."""
+        return self._status
+
+    @workflow.update(name="review")
+    def review(self, req: ReviewRequest) -> CreditApplicationStatus:
+        """A bank manager's decision on a referred application."""
+        self._review = req
+        self._status.reviews.append(
+            ReviewRecord(
+                decision=req.decision, reviewer_id=req.reviewer_id, note=req.note, at=workflow.now()
+            )
+        )
+        return self._status
+
+    @review.validator
+    def _review_fits(self, req: ReviewRequest) -> None:
+        state = self._status.state
+        if state is not ApplicationState.AWAITING_REVIEW or self._review is not None:
+            raise ApplicationError(
+                f"application is {state.value}, not awaiting a review", type="wrong_state"
+            )
+        ceiling = self._status.requested_amount
+        if req.approved_amount is not None and req.approved_amount > ceiling:
+            raise ApplicationError(
+                f"approved_amount may not exceed the requested {ceiling}", type="amount_too_high"
+            )
+
+    @workflow.update(name="documents")
+    def documents(self, req: DocumentsRequest) -> CreditApplicationStatus:
+        """Documents the applicant provided after a request for information."""
+        self._documents = req
+        self._status.documents.append(
+            DocumentsRecord(
+                submission_id=req.submission_id, documents=req.documents, at=workflow.now()
+            )
+        )
+        return self._status
+
+    @documents.validator
+    def _documents_fit(self, req: DocumentsRequest) -> None:
+        state = self._status.state
+        if state is not ApplicationState.AWAITING_DOCUMENTS or self._documents is not None:
+            raise ApplicationError(
+                f"application is {state.value}, not awaiting documents", type="wrong_state"
+            )
+
+    # --- main flow ------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: CreditApplicationInput) -> CreditApplicationStatus:
+        """Run the application to a decision, fulfil or decline it, store the report."""
+        s, req = self._status, inp.request
+        rules = await workflow.execute_local_activity_method(
+            RuleActivities.load_credit_rules, LoadCreditRules(product=req.product), **QUICK
+        )
+        self._rules = rules
+        s.rule_set_version = rules.version
+        self._search.append(sa.RULE_SET_VERSION.value_set(rules.version))
+        try:
+            self._customer = await workflow.execute_local_activity_method(
+                CrmActivities.get_customer, GetCustomer(customer_id=req.customer_id), **QUICK
+            )
+        except ActivityError as exc:
+            # The decision does not need the profile; only the messages to the applicant do.
+            s.path.append(f"customer profile unavailable: {cause_of(exc)}")
+
+        self._set_state(ApplicationState.CHECKING)
+        check, history = await self._start_children(rules)
+        credit = await self._credit_result(check)
+        history_result: AccountHistoryResult | None = None
+        if rules.product.decide_when == "all":
+            history_result = await self._history_result(history)
+        else:
+            s.path.append("deciding on the credit check alone")
+        decision = evaluate(rules.product, req, credit, history_result, workflow.now())
+        s.rules_decision = decision
+        s.timings["rules_decided"] = workflow.now()
+        s.path.append(f"rules: {decision.outcome.value} {' '.join(decision.reasons)}".strip())
+
+        if decision.outcome is RuleOutcome.REFER:
+            decision = await self._manager_review(rules, decision)
+        s.decision = decision
+        s.timings["decided"] = workflow.now()
+        if decision.outcome is RuleOutcome.APPROVE:
+            await self._fulfil(rules, decision)
+        else:
+            await self._decline(rules, decision)
+
+        # The other child may still run (decide_when: credit_check); its result belongs in
+        # the report all the same.
+        if s.history_result is None:
+            await self._history_result(history)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        s.timings["completed"] = workflow.now()
+        report = compile_report(req, s, s.timings["completed"])
+        await workflow.execute_activity_method(
+            ReportActivities.store_credit_report, StoreCreditReport(report=report), **BACKOFFICE
+        )
+        s.path.append("report stored")
+        return s
+
+    # --- children -------------------------------------------------------------------------
+
+    async def _start_children(
+        self, rules: CreditRules
+    ) -> tuple[
+        ChildWorkflowHandle[Any, CreditCheckResult], ChildWorkflowHandle[Any, AccountHistoryResult]
+    ]:
+        s, req = self._status, self._inp.request
+        product = rules.product
+        check = await workflow.start_child_workflow(
+            CreditCheckWorkflow.run,
+            CreditCheckInput(
+                application_id=req.application_id,
+                customer_id=req.customer_id,
+                hard_pull_required=product.hard_pull_required(req.requested_amount),
+                hard_pull_min_score=product.lowest_non_declining_score(),
+                consent_to_pull=req.consent.credit_pull,
+                bureau_deadline=rules.bureau.deadline.total_seconds(),
+            ),
+            id=s.credit_check.workflow_id,
+            static_summary=f"Credit check for application {req.application_id}",
+            search_attributes=self._child_search_attributes(),
+        )
+        self._child_started(s.credit_check)
+        history = await workflow.start_child_workflow(
+            AccountHistoryWorkflow.run,
+            AccountHistoryInput(
+                application_id=req.application_id,
+                customer_id=req.customer_id,
+                months=rules.history.months,
+                page_size=rules.history.page_size,
+            ),
+            id=s.account_history.workflow_id,
+            static_summary=f"Account history for application {req.application_id}",
+            search_attributes=self._child_search_attributes(),
+        )
+        self._child_started(s.account_history)
+        return check, history
+
+    def _child_search_attributes(self) -> TypedSearchAttributes:
+        req = self._inp.request
+        return TypedSearchAttributes(
+            [
+                SearchAttributePair(sa.APPLICATION_ID, req.application_id),
+                SearchAttributePair(sa.PRODUCT, req.product.value),
+            ]
+        )
+
+    def _child_started(self, child: ChildStatus) -> None:
+        child.state = "running"
+        child.started_at = workflow.now()
+
+    async def _credit_result(
+        self, handle: ChildWorkflowHandle[Any, CreditCheckResult]
+    ) -> CreditCheckResult:
+        s = self._status
+        try:
+            result = await handle
+        except ChildWorkflowError as exc:
+            now = workflow.now()
+            result = CreditCheckResult(
+                status="bureau_unavailable",
+                detail=f"credit check failed: {cause_of(exc)}",
+                started_at=s.credit_check.started_at or now,
+                completed_at=now,
+            )
+            s.credit_check.state = "failed"
+        else:
+            s.credit_check.state = "completed"
+        s.credit_check.completed_at = workflow.now()
+        s.credit_check.detail = result.detail or f"hard pull: {result.hard_pull.value}"
+        s.credit_result = result
+        return result
+
+    async def _history_result(
+        self, handle: ChildWorkflowHandle[Any, AccountHistoryResult]
+    ) -> AccountHistoryResult:
+        s = self._status
+        try:
+            result = await handle
+        except ChildWorkflowError as exc:
+            now = workflow.now()
+            result = AccountHistoryResult(
+                status="core_banking_unavailable",
+                detail=f"account history failed: {cause_of(exc)}",
+                started_at=s.account_history.started_at or now,
+                completed_at=now,
+            )
+            s.account_history.state = "failed"
+        else:
+            s.account_history.state = "completed"
+        s.account_history.completed_at = workflow.now()
+        s.account_history.detail = result.detail or result.status
+        s.history_result = result
+        return result
+
+    # --- manager review -------------------------------------------------------------------
+
+    async def _manager_review(self, rules: CreditRules, referral: DecisionRecord) -> DecisionRecord:
+        """Wait for a manager; remind, escalate and finally let the rules decide per the SLA."""
+        s, review = self._status, rules.review
+        s.timings["referred"] = workflow.now()
+        self._set_state(ApplicationState.AWAITING_REVIEW)
+        remind_at = workflow.now() + review.reminder_after
+        deadline = workflow.now() + review.deadline
+        reminded = escalated = False
+        while True:
+            wake_at = deadline if reminded else remind_at
+            if not await self._wait_for(lambda: self._review is not None, wake_at):
+                if not reminded:
+                    reminded = True
+                    await self._crm_note(
+                        "review_reminder",
+                        "credit_review_reminder",
+                        f"Referred credit application awaits review (SLA {review.reminder_after}).",
+                    )
+                    s.path.append("review reminder sent")
+                    continue
+                if review.on_deadline == "escalate" and not escalated:
+                    escalated = True
+                    deadline = workflow.now() + review.escalation_grace
+                    await self._crm_note(
+                        "review_escalation",
+                        "credit_review_escalation",
+                        "Referred credit application passed its review "
+                        "deadline: escalated to senior review.",
+                    )
+                    s.path.append("review escalated")
+                    continue
+                s.path.append("review deadline passed")
+                return self._rules_decline(
+                    "review.deadline", "REVIEW_TIMEOUT", "no review before the deadline"
+                )
+            decided = self._review
+            assert decided is not None
+            self._review = None
+            s.path.append(f"review: {decided.decision.value} by {decided.reviewer_id}")
+            if decided.decision is ReviewDecision.APPROVE:
+                amount = decided.approved_amount or referral.approved_amount
+                return DecisionRecord(
+                    outcome=RuleOutcome.APPROVE,
+                    approved_amount=amount or s.requested_amount,
+                    decided_by=f"reviewer:{decided.reviewer_id}",
+                    decided_at=workflow.now(),
+                )
+            if decided.decision is ReviewDecision.DECLINE:
+                return DecisionRecord(
+                    outcome=RuleOutcome.DECLINE,
+                    reasons=referral.reasons or ["REVIEWER_DECLINED"],
+                    decided_by=f"reviewer:{decided.reviewer_id}",
+                    decided_at=workflow.now(),
+                )
+            # request_info: ask the applicant, wait for documents, then back to the manager.
+            self._set_state(ApplicationState.AWAITING_DOCUMENTS)
+            await self._notify(
+                rules,
+                "info_requested",
+                f"info_request_{len(s.reviews)}",
+                note=decided.note or "supporting documents",
+            )
+            documents_due = workflow.now() + review.documents_deadline
+            if not await self._wait_for(lambda: self._documents is not None, documents_due):
+                s.path.append("no documents before the deadline")
+                return self._rules_decline(
+                    "review.documents_deadline",
+                    "INFO_NOT_PROVIDED",
+                    "requested information not provided",
+                )
+            self._documents = None
+            s.path.append("documents received")
+            self._set_state(ApplicationState.AWAITING_REVIEW)
+            remind_at = workflow.now() + review.reminder_after
+            deadline = workflow.now() + review.deadline
+            reminded = escalated = False
+
+    async def _wait_for(self, condition: Callable[[], bool], until: datetime) -> bool:
+        """Wait for the condition until a point in time; False when the time came first."""
+        remaining = until - workflow.now()
+        if remaining <= timedelta(0):
+            return condition()
+        try:
+            await workflow.wait_condition(condition, timeout=remaining)
+        except TimeoutError:
+            return False
+        return True
+
+    def _rules_decline(self, rule: str, reason: str, detail: str) -> DecisionRecord:
+        return DecisionRecord(
+            outcome=RuleOutcome.DECLINE,
+            reasons=[reason],
+            decided_by="rules",
+            decided_at=workflow.now(),
+            fired_rules=[
+                FiredRule(rule=rule, outcome=RuleOutcome.DECLINE, reason=reason, detail=detail)
+            ],
+        )
+
+    # --- outcomes -------------------------------------------------------------------------
+
+    async def _fulfil(self, rules: CreditRules, decision: DecisionRecord) -> None:
+        """Open the account, set up billing, update CRM; undo in reverse if a step fails."""
+        s, req = self._status, self._inp.request
+        amount = decision.approved_amount or s.requested_amount
+        self._set_state(ApplicationState.OPENING_ACCOUNT)
+        undo: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        try:
+            account_id: str = await self._step(
+                "core_banking",
+                "open_account",
+                CoreBankingActivities.open_account,
+                OpenCreditAccount(
+                    customer_id=req.customer_id,
+                    product=req.product.value,
+                    amount=amount,
+                    reference=req.application_id,
+                    idempotency_key=self._key("open_account"),
+                ),
+            )
+            s.account.core_account_id = account_id
+            undo.append(
+                (
+                    "close_account",
+                    lambda: self._step(
+                        "core_banking",
+                        "close_account",
+                        CoreBankingActivities.close_account,
+                        CloseAccount(
+                            account_id=account_id,
+                            reason="application_failed",
+                            idempotency_key=self._key("close_account"),
+                        ),
+                    ),
+                )
+            )
+            billing_id: str = await self._step(
+                "billing",
+                "create_billing_account",
+                BillingActivities.create_account,
+                CreateBillingAccount(
+                    customer_id=req.customer_id,
+                    core_account_id=account_id,
+                    product=req.product.value,
+                    reference=req.application_id,
+                    idempotency_key=self._key("billing_account"),
+                ),
+            )
+            s.account.billing_account_id = billing_id
+            undo.append(
+                (
+                    "cancel_billing",
+                    lambda: self._step(
+                        "billing",
+                        "cancel_billing_account",
+                        BillingActivities.cancel_account,
+                        CancelBillingAccount(
+                            billing_account_id=billing_id,
+                            reason="application_failed",
+                            idempotency_key=self._key("cancel_billing"),
+                        ),
+                    ),
+                )
+            )
+            plan = rules.product.billing
+            s.account.schedule_ids.append(
+                await self._step(
+                    "billing",
+                    "statement_schedule",
+                    BillingActivities.add_schedule,
+                    AddBillingSchedule(
+                        billing_account_id=billing_id,
+                        kind="statement",
+                        day_of_month=plan.statement_day,
+                        idempotency_key=self._key("statement_schedule"),
+                    ),
+                )
+            )
+            if plan.recurring_instalment:
+                instalment = rules.product.monthly_payment(amount, req.term_months)
+                s.account.schedule_ids.append(
+                    await self._step(
+                        "billing",
+                        "instalment_schedule",
+                        BillingActivities.add_schedule,
+                        AddBillingSchedule(
+                            billing_account_id=billing_id,
+                            kind="recurring_charge",
+                            day_of_month=plan.statement_day,
+                            amount=instalment,
+                            idempotency_key=self._key("instalment_schedule"),
+                        ),
+                    )
+                )
+            await self._step(
+                "crm",
+                "crm_approved",
+                CrmActivities.add_note,
+                AddCrmNote(
+                    customer_id=req.customer_id,
+                    category="credit_application",
+                    text=f"Credit application {req.application_id} approved: "
+                    f"{req.product.value} {amount}.",
+                    idempotency_key=self._key("crm_approved"),
+                ),
+            )
+        except StepFailed as failed:
+            s.failure = str(failed)
+            s.path.append(f"fulfilment failed at {failed.step}; compensating")
+            await self._compensate(undo)
+            await self._notify(rules, "failed", "notify_failed")
+            self._set_state(ApplicationState.FAILED)
+            return
+        s.path.append("account opened and billing set up")
+        await self._notify(rules, "approved", "notify_approved", amount=amount)
+        self._set_state(ApplicationState.APPROVED)
+
+    async def _compensate(self, undo: list[tuple[str, Callable[[], Awaitable[Any]]]]) -> None:
+        """Undo completed steps, newest first; a failed undo is recorded for ops, not hidden."""
+        for name, action in reversed(undo):
+            try:
+                await action()
+            except StepFailed as failed:
+                self._status.path.append(f"compensation {name} failed")
+                self._status.failure = f"{self._status.failure}; compensation failed: {failed}"
+                continue
+            self._status.path.append(f"compensated: {name}")
+            undone = COMPENSATES[name]
+            for call in self._status.calls:
+                if call.step == undone and call.outcome == "done":
+                    call.outcome = "compensated"
+
+    async def _decline(self, rules: CreditRules, decision: DecisionRecord) -> None:
+        s, req = self._status, self._inp.request
+        reasons = ", ".join(decision.reasons) or "see letter"
+        try:
+            await self._step(
+                "crm",
+                "crm_declined",
+                CrmActivities.add_note,
+                AddCrmNote(
+                    customer_id=req.customer_id,
+                    category="credit_application",
+                    text=f"Credit application {req.application_id} declined: {reasons}.",
+                    idempotency_key=self._key("crm_declined"),
+                ),
+            )
+        except StepFailed:
+            s.path.append("CRM note failed")
+        await self._notify(rules, "declined", "notify_declined", reasons=reasons)
+        self._set_state(ApplicationState.DECLINED)
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    async def _step(
+        self, system: str, step: str, method: Callable[..., Awaitable[T]], arg: Any
+    ) -> T:
+        """One back-office write, recorded with its outcome; StepFailed when it failed for good."""
+        key = getattr(arg, "idempotency_key", None)
+        try:
+            result = await workflow.execute_activity_method(method, arg, **BACKOFFICE)
+        except ActivityError as exc:
+            self._record(system, step, key, "failed", cause_of(exc))
+            raise StepFailed(step, cause_of(exc)) from exc
+        self._record(system, step, key, "done", str(result) if isinstance(result, str) else "")
+        return result
+
+    async def _crm_note(self, step: str, category: str, text: str) -> None:
+        try:
+            await self._step(
+                "crm",
+                step,
+                CrmActivities.add_note,
+                AddCrmNote(
+                    customer_id=self._inp.request.customer_id,
+                    category=category,
+                    text=f"{text} Application {self._inp.request.application_id}.",
+                    idempotency_key=self._key(step),
+                ),
+            )
+        except StepFailed:
+            self._status.path.append(f"{step} failed")
+
+    async def _notify(
+        self,
+        rules: CreditRules,
+        template: str,
+        step: str,
+        *,
+        amount: Decimal | None = None,
+        reasons: str = "",
+        note: str = "",
+    ) -> None:
+        """Tell the applicant on their best channel; an opted-out SMS falls back to push."""
+        customer = self._customer
+        if customer is None:
+            self._record("messaging", step, None, "skipped", "no customer profile")
+            return
+        text = render(
+            rules.templates[template],
+            {
+                "fi_name": rules.fi_name,
+                "product": self._inp.request.product.value.replace("_", " "),
+                "amount": f"${amount:,.2f}" if amount is not None else "",
+                "reasons": reasons,
+                "note": note,
+            },
+        )
+        for channel in channel_order(customer):
+            key = self._key(f"{step}:{channel.value}")
+            try:
+                if channel is Channel.SMS and customer.phone:
+                    result = await workflow.execute_activity_method(
+                        MessagingActivities.send_sms,
+                        SendSms(
+                            to=customer.phone,
+                            body=text,
+                            purpose=f"credit:{step}",
+                            idempotency_key=key,
+                        ),
+                        **BACKOFFICE,
+                    )
+                elif channel is Channel.PUSH and customer.push_device_id:
+                    result = await workflow.execute_activity_method(
+                        MessagingActivities.send_push,
+                        SendPush(
+                            device_id=customer.push_device_id,
+                            title="Your application",
+                            body=text,
+                            data={"application_id": self._status.application_id},
+                            idempotency_key=key,
+                        ),
+                        **BACKOFFICE,
+                    )
+                else:
+                    continue
+            except ActivityError as exc:
+                self._record(channel.value, step, key, "failed", cause_of(exc))
+                continue
+            if result.delivery is Delivery.SUPPRESSED_OPTED_OUT:
+                self._record(channel.value, step, key, "skipped", "address opted out")
+                continue
+            self._record(channel.value, step, key, "done", "")
+            return
+        self._status.path.append(f"{step}: applicant could not be reached")
+
+    def _record(self, system: str, step: str, key: str | None, outcome: str, detail: str) -> None:
+        self._status.calls.append(
+            CallRecord(
+                system=system,
+                step=step,
+                idempotency_key=key,
+                outcome=outcome,
+                detail=detail,
+                at=workflow.now(),
+            )
+        )
+
+    def _key(self, step: str) -> str:
+        return idempotency_key(self._id, step)
+
+    def _set_state(self, state: ApplicationState) -> None:
+        s = self._status
+        s.state = state
+        decision = DECISION_OF_STATE.get(state, Decision.PENDING)
+        workflow.upsert_search_attributes([*self._search, sa.DECISION.value_set(decision.value)])
+        self._search = []
+        amount = s.decision.approved_amount if s.decision else None
+        lines = [f"**{state.value}**", f"rules: {s.rule_set_version}"]
+        if s.rules_decision:
+            lines.append(
+                f"rules said {s.rules_decision.outcome.value} {' '.join(s.rules_decision.reasons)}"
+            )
+        if state is ApplicationState.APPROVED and amount is not None:
+            lines.append(f"approved amount {amount}")
+        if s.failure:
+            lines.append(f"failure: {s.failure}")
+        workflow.set_current_details("\n\n".join(lines))
