@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
 
-import httpx
 import typer
 
 from fiflow.integrations.settings import Settings
+from fiflow.starters.cli_support import api_call, exit_now, fail, show
+from fiflow.starters.credit_cli import credit_app
 
 app = typer.Typer(help="fiflow: FI customer processes on Temporal.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -23,28 +20,14 @@ rules_app = typer.Typer(help="Rule files.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(rules_app, name="rules")
-
-API_URL = os.environ.get("FIFLOW_API_URL", "http://127.0.0.1:8000")
+app.add_typer(credit_app, name="credit")
 
 
 def _settings() -> Settings:
     try:
         return Settings()
     except ValueError as exc:
-        _fail(f"configuration error: {exc}")
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(f"fiflow: {message}", err=True)
-    _exit(code)
-
-
-def _exit(code: int) -> NoReturn:
-    # Exit without interpreter teardown: a process that loaded Temporal's core runtime can
-    # abort in PyGILState_Release at exit (sdk-python #300).
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+        fail(f"configuration error: {exc}")
 
 
 @app.command()
@@ -74,8 +57,8 @@ def worker() -> None:
     try:
         asyncio.run(run_worker(settings))
     except RuntimeError as exc:  # connection refused, bad TLS config...
-        _fail(f"worker failed: {exc}", 1)
-    _exit(0)
+        fail(f"worker failed: {exc}", 1)
+    exit_now(0)
 
 
 @app.command()
@@ -98,7 +81,7 @@ def api(
         log_level=settings.log_level.lower(),
         access_log=False,
     )
-    _exit(0)
+    exit_now(0)
 
 
 @app.command()
@@ -119,8 +102,8 @@ def db_upgrade() -> None:
         upgrade_database(settings.database_url)
         typer.echo(f"database at revision {current_revision(settings.database_url)}")
     except Exception as exc:  # noqa: BLE001 - any driver error becomes a message
-        _fail(f"database upgrade failed: {type(exc).__name__}: {exc}", 1)
-    _exit(0)
+        fail(f"database upgrade failed: {type(exc).__name__}: {exc}", 1)
+    exit_now(0)
 
 
 @rules_app.command("check")
@@ -134,31 +117,13 @@ def rules_check(
     try:
         rules = read_rules_file(path)
     except RuleSetError as exc:
-        _fail(str(exc), 1)
+        fail(str(exc), 1)
     if isinstance(rules, AlertRuleSet):
         kinds = f"alert types: {', '.join(sorted(rules.alert_types))}"
     else:
         kinds = f"products: {', '.join(sorted(p.value for p in rules.products))}"
     typer.echo(f"{path}: valid {rules.name} rules, version {rules.version}, {kinds}")
-    _exit(0)
-
-
-def _api_call(method: str, path: str, key: str, body: Any = None) -> httpx.Response:
-    try:
-        return httpx.request(
-            method, f"{API_URL}{path}", json=body, headers={"X-API-Key": key}, timeout=10
-        )
-    except httpx.HTTPError as exc:
-        _fail(f"cannot reach the API at {API_URL}: {exc}", 1)
-
-
-def _show(response: httpx.Response) -> NoReturn:
-    try:
-        data = response.json()
-    except ValueError:
-        data = {"status": response.status_code, "body": response.text[:500]}
-    typer.echo(json.dumps(data, indent=2))
-    _exit(0 if response.is_success else 1)
+    exit_now(0)
 
 
 @alerts_app.command("send")
@@ -185,7 +150,7 @@ def alerts_send(
             "card_last4": card_last4,
         },
     }
-    _show(_api_call("POST", "/v1/alerts", api_key, body))
+    show(api_call("POST", "/v1/alerts", api_key, body))
 
 
 @alerts_app.command("show")
@@ -194,7 +159,7 @@ def alerts_show(
     api_key: str = typer.Option("local-system-key", envvar="FIFLOW_API_KEY"),
 ) -> None:
     """Show an alert's state, reply, decision and actions."""
-    _show(_api_call("GET", f"/v1/alerts/{alert_id}", api_key))
+    show(api_call("GET", f"/v1/alerts/{alert_id}", api_key))
 
 
 def main() -> None:

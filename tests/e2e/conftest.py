@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import date, timedelta
 
 import httpx
 import pytest
@@ -53,6 +54,24 @@ class CustomerPool:
         }
         self._free = [c for c in customers if c["customer_id"] not in self._reserved]
 
+    def strong_applicant(self, profiles: list[dict]) -> dict:
+        """A free SMS customer whose credit profile the shipped rules approve outright."""
+        a_year_ago = (date.today() - timedelta(days=400)).isoformat()
+        strong = {
+            p["customer_id"]
+            for p in profiles
+            if p["score"] >= 760
+            and p["returned_payments_12m"] == 0
+            and p["overdraft_days_12m"] == 0
+            and p["monthly_debt_payments"] <= 1000
+            and p["customer_since"] <= a_year_ago
+        }
+        for c in self._free:
+            if c["customer_id"] in strong and c.get("phone") and c["preferred_channel"] == "sms":
+                self._free.remove(c)
+                return c
+        raise RuntimeError("the sandbox has no unused strong applicant left")
+
     def credit_customer(self, customer_id: str) -> dict:
         """One of the reserved credit customers (each handed out once)."""
         return self._reserved.pop(customer_id)
@@ -64,6 +83,12 @@ class CustomerPool:
                 self._free.remove(c)
                 return c
         raise RuntimeError("the sandbox has no unused customer of that kind left")
+
+
+@pytest.fixture(scope="session")
+def profiles(stack: RunningStack) -> list[dict]:
+    """The sandbox bureau's credit profile of every customer."""
+    return httpx.get(f"{stack.sandbox}/__sandbox/credit-profiles", timeout=5).json()
 
 
 @pytest.fixture(scope="session")

@@ -151,3 +151,31 @@ async def test_a_referred_application_is_approved_by_a_manager_over_http(
     r = await http.post(review_url, json=approve, headers=REVIEWER_KEY)
     assert (r.status_code, r.json()["code"]) == (409, "application_finished")
     assert "approved" in r.json()["message"]
+
+
+async def test_a_billing_failure_leaves_no_half_open_account(
+    stack: RunningStack, http: httpx.AsyncClient, pool: CustomerPool, profiles: list[dict]
+) -> None:
+    customer = pool.strong_applicant(profiles)
+    cid = customer["customer_id"]
+    # Billing refuses every call (a 4xx is final): the account just opened must be closed.
+    r = await http.post(
+        f"{stack.sandbox}/__sandbox/faults", json={"system": "billing", "status_code": 422}
+    )
+    assert r.status_code == 200, r.text
+    try:
+        app_id = await submit(http, stack, application_body(cid, requested_amount="2000.00"))
+        done = await in_state(http, stack, app_id, "failed")
+    finally:
+        await http.delete(f"{stack.sandbox}/__sandbox/faults", params={"system": "billing"})
+
+    assert "create_billing_account" in done["status"]["failure"]
+    accounts = await sandbox(http, stack, "/__sandbox/core-banking/accounts", customer_id=cid)
+    assert [(a["status"], a["close_reason"]) for a in accounts] == [
+        ("closed", "application_failed")
+    ]
+    assert await sandbox(http, stack, "/__sandbox/billing/accounts", customer_id=cid) == []
+    texts = [m["body"] for m in await outbox(http, stack, customer["phone"])]
+    assert any("couldn't finish" in t for t in texts), texts
+    r = await http.get(f"{stack.api}/v1/reports/credit-applications/{app_id}", headers=ADMIN_KEY)
+    assert r.status_code == 200 and r.json()["decision"] == "failed"
