@@ -22,6 +22,8 @@ from fiflow.sandbox.routes import (
     core_banking,
     credit_inspection,
     crm,
+    crm_inspection,
+    crm_tickets,
     fraud,
     inbound,
     inspection,
@@ -99,8 +101,19 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     )
     app.state.sandbox = state
     _install_error_handlers(app, state)
-    systems = (crm, fraud, card, contact_center, push, sms, bureau, core_banking, billing)
-    views = (inspection, credit_inspection, inbound, control)
+    systems = (
+        crm,
+        crm_tickets,
+        fraud,
+        card,
+        contact_center,
+        push,
+        sms,
+        bureau,
+        core_banking,
+        billing,
+    )
+    views = (inspection, credit_inspection, crm_inspection, inbound, control)
     for module in (*systems, *views):
         app.include_router(module.router)
     return app

@@ -59,3 +59,15 @@ def twilio_generic(status_code: int, message: str) -> TwilioError:
 def customer_not_found(customer_id: str) -> SandboxError:
     """The 404 every system answers for an unknown customer."""
     return SandboxError(404, "customer_not_found", f"No customer with id {customer_id!r}.")
+
+
+def card_not_found(customer_id: str, last4: str) -> SandboxError:
+    """The 404 for a card the customer does not have."""
+    return SandboxError(
+        404, "card_not_found", f"Customer {customer_id!r} has no card ending {last4}."
+    )
+
+
+def ticket_not_found(ticket_id: str) -> SandboxError:
+    """The 404 the CRM answers for an unknown support ticket."""
+    return SandboxError(404, "ticket_not_found", f"No ticket with id {ticket_id!r}.")

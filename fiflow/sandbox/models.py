@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from fiflow.sandbox.crm_tickets import TicketPriority, TicketStatus
+
 E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
 
@@ -19,6 +21,22 @@ class NoteRequest(BaseModel):
 
     text: str = Field(min_length=1, max_length=4000)
     category: str | None = Field(default=None, max_length=100)
+
+
+class TicketRequest(BaseModel):
+    """A support ticket to open for a customer."""
+
+    subject: str = Field(min_length=1, max_length=200)
+    category: str = Field(min_length=1, max_length=64, description='e.g. "card", "billing"')
+    description: str | None = Field(default=None, max_length=4000)
+    priority: TicketPriority = "normal"
+
+
+class TicketStatusRequest(BaseModel):
+    """A ticket's new status, with an optional note on why."""
+
+    status: TicketStatus
+    note: str | None = Field(default=None, max_length=4000)
 
 
 class FraudCaseRequest(BaseModel):

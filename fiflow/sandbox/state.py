@@ -12,6 +12,8 @@ from fiflow.sandbox.bureau import Bureau
 from fiflow.sandbox.config import SandboxConfig
 from fiflow.sandbox.core_accounts import CoreAccounts
 from fiflow.sandbox.credit_profiles import CreditProfile, build_profiles
+from fiflow.sandbox.crm_notes import NoteBook
+from fiflow.sandbox.crm_tickets import TicketBook
 from fiflow.sandbox.directory import Directory
 from fiflow.sandbox.months import utc_today
 from fiflow.sandbox.outbox import Outbox
@@ -30,6 +32,8 @@ class SandboxState:
             p.customer_id: p for p in build_profiles(config.seed, config.customer_count)
         }
         self.statements = StatementBook(config.seed)
+        self.notes = NoteBook()
+        self.tickets = TicketBook()
         self.bureau = Bureau()
         self.core_accounts = CoreAccounts()
         self.billing = BillingBook()
@@ -52,8 +56,10 @@ class SandboxState:
         return self.http
 
     def reset(self) -> None:
-        """Back to the seeded state: no calls, messages, pulls, opened accounts or faults."""
+        """Back to the seeded state: no calls, messages, notes, tickets, pulls, accounts, faults."""
         self.directory.reset()
+        self.notes.clear()
+        self.tickets.clear()
         self.bureau.reset()
         self.core_accounts.clear()
         self.billing.clear()

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from fiflow.sandbox.errors import SandboxError
+from fiflow.sandbox.errors import card_not_found
 from fiflow.sandbox.models import CardActionRequest
 from fiflow.sandbox.pipeline import handle_call
 from fiflow.sandbox.seed import CardStatus
@@ -21,11 +21,7 @@ async def _set_status(
     def action() -> tuple[int, Any]:
         card = state.directory.card(command.customer_id, command.card_last4)
         if card is None:
-            raise SandboxError(
-                404,
-                "card_not_found",
-                f"Customer {command.customer_id!r} has no card ending {command.card_last4}.",
-            )
+            raise card_not_found(command.customer_id, command.card_last4)
         # Setting the status it already has succeeds: the card system is level-triggered.
         card.status = status
         return 200, {"card_id": card.card_id, "last4": card.last4, "status": card.status}

@@ -33,6 +33,6 @@ async def clear_faults(
 
 @router.post("/reset")
 async def reset(state: SandboxState = Depends(get_state)) -> dict[str, str]:
-    """Back to the seeded state: no calls, messages, stored responses or faults."""
+    """Back to the seeded state: no calls, messages, notes, tickets, stored responses, faults."""
     state.reset()
     return {"status": "reset"}

@@ -1,4 +1,4 @@
-"""Core banking: customer summaries, paged monthly statements, opening and closing accounts."""
+"""Core banking: summaries, paged statements, card transactions, opening and closing accounts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from fiflow.sandbox.card_transactions import recent_transactions
 from fiflow.sandbox.credit_profiles import CreditProfile
-from fiflow.sandbox.errors import SandboxError, customer_not_found
+from fiflow.sandbox.errors import SandboxError, card_not_found, customer_not_found
 from fiflow.sandbox.models import OpenAccountRequest, ReasonRequest
 from fiflow.sandbox.months import last_complete_month
 from fiflow.sandbox.pipeline import handle_call
@@ -73,6 +74,26 @@ async def statements(
         history = state.statements.history(profile, customer.accounts)
         latest = last_complete_month(state.today())
         return 200, statement_page(history, customer_id, months, limit, cursor, latest)
+
+    return await handle_call(state, request, "core_banking", action, write=False)
+
+
+@router.get("/customers/{customer_id}/transactions")
+async def card_transactions(
+    customer_id: str,
+    request: Request,
+    limit: int = Query(default=10, ge=1, le=50, description="the newest N transactions"),
+    card_last4: str | None = Query(default=None, pattern=r"^[0-9]{4}$", description="one card"),
+    state: SandboxState = Depends(get_state),
+) -> Response:
+    """The customer's card purchases of the last 30 days, newest first."""
+
+    def action() -> tuple[int, Any]:
+        customer, _ = _customer(state, customer_id)
+        if card_last4 is not None and state.directory.card(customer_id, card_last4) is None:
+            raise card_not_found(customer_id, card_last4)
+        found = recent_transactions(state.config.seed, customer, state.today(), card_last4, limit)
+        return 200, {"items": [t.view() for t in found]}
 
     return await handle_call(state, request, "core_banking", action, write=False)
 

@@ -7,10 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from fiflow.sandbox.errors import customer_not_found
-from fiflow.sandbox.ids import new_id
 from fiflow.sandbox.models import NoteRequest
 from fiflow.sandbox.phones import from_query
-from fiflow.sandbox.pipeline import handle_call
+from fiflow.sandbox.pipeline import handle_call, idempotency_key
 from fiflow.sandbox.state import SandboxState, get_state
 
 router = APIRouter(prefix="/crm", tags=["crm"])
@@ -54,10 +53,12 @@ async def add_note(
     state: SandboxState = Depends(get_state),
 ) -> Response:
     """Add a note to the customer's record."""
+    key = idempotency_key(request)
 
     def action() -> tuple[int, Any]:
         if state.directory.customer(customer_id) is None:
             raise customer_not_found(customer_id)
-        return 201, {"note_id": new_id("note"), "customer_id": customer_id}
+        kept = state.notes.add(customer_id, note.text, note.category, key)
+        return 201, {"note_id": kept["note_id"], "customer_id": customer_id}
 
     return await handle_call(state, request, "crm", action, body=await request.json())
