@@ -61,6 +61,68 @@ credit_reports = sa.Table(
     sa.Index("ix_credit_reports_product", "product"),
 )
 
+# JSON that stores Python None as SQL NULL (not the JSON literal null), so COALESCE in the
+# interaction upsert can tell "not given" from a stored value.
+_NULLABLE_JSON = sa.JSON(none_as_null=True).with_variant(
+    postgresql.JSONB(none_as_null=True), "postgresql"
+)
+
+# One row per customer interaction (a call, a chat, an app session): what it was about and
+# how it ended, so later interactions of the same customer can see the context.
+interactions = sa.Table(
+    "interactions",
+    metadata,
+    sa.Column("interaction_id", sa.String(128), primary_key=True),
+    sa.Column("customer_id", sa.String(128), nullable=True),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(64), nullable=True),
+    sa.Column("outcome", sa.String(64), nullable=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("summary", _NULLABLE_JSON, nullable=True),
+    # "This customer's recent interactions, newest first" is the one query by customer.
+    sa.Index("ix_interactions_customer_id_started_at", "customer_id", "started_at"),
+)
+
+# Every event accepted for an interaction, once per event_id; seq is the acceptance order.
+interaction_events = sa.Table(
+    "interaction_events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(128), nullable=False),
+    sa.Column("interaction_id", sa.String(128), nullable=False),
+    sa.Column("customer_id", sa.String(128), nullable=True),
+    sa.Column("channel", sa.String(16), nullable=True),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("late", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column(
+        "attributes", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
+    ),
+    # The dedup key: a redelivered event conflicts here instead of being stored twice.
+    sa.UniqueConstraint("event_id", name="uq_interaction_events_event_id"),
+    sa.Index("ix_interaction_events_interaction_id", "interaction_id"),
+)
+
+# Every activation of a rule set version; the newest activation of a name is the active one.
+rule_versions = sa.Table(
+    "rule_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(32), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("content", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
+    sa.Column("content_sha256", sa.String(64), nullable=False),
+    sa.Column("activated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("activated_by", sa.String(64), nullable=True),
+    # A version names one content for good: concurrent activations of it race on this.
+    sa.UniqueConstraint("name", "version", name="uq_rule_versions_name_version"),
+    sa.Index("ix_rule_versions_name_activated_at", "name", "activated_at"),
+)
+
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # Python 3.11's sqlite3 issues its own BEGIN lazily and never BEGIN IMMEDIATE;
