@@ -9,6 +9,7 @@ from temporalio.exceptions import ApplicationError
 from fiflow.domain.credit import Product
 from fiflow.domain.credit_rules import CreditRules
 from fiflow.domain.rules import AlertRules, RuleSetError
+from fiflow.domain.triggers import TriggerRuleSet
 from fiflow.integrations.rules_store import RuleStore
 
 
@@ -64,3 +65,11 @@ class RuleActivities:
                 non_retryable=True,
             )
         return product_rules
+
+    @activity.defn(name="load_trigger_rules")
+    async def load_trigger_rules(self) -> TriggerRuleSet:
+        """The active trigger rule version (triggers and follow-up contact rules)."""
+        try:
+            return self._store.trigger_rules()
+        except RuleSetError as exc:
+            raise ApplicationError(str(exc), type="rules.invalid") from exc

@@ -56,3 +56,13 @@ def pick_reply_code(alert_id: str, in_use: set[str]) -> str:
 def credit_workflow_id(application_id: str) -> str:
     """Workflow ID of a credit application's CreditApplicationWorkflow."""
     return f"credit-{application_id}"
+
+
+def interaction_workflow_id(interaction_id: str) -> str:
+    """Workflow ID of an interaction's InteractionWorkflow."""
+    return f"interaction-{interaction_id}"
+
+
+def follow_up_workflow_id(follow_up_id: str) -> str:
+    """Workflow ID of a FollowUpWorkflow."""
+    return f"followup-{follow_up_id}"

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import httpx
 
+from fiflow.domain.alerts import Transaction
 from fiflow.domain.credit import CustomerSummary, StatementPage
 from fiflow.integrations.http import idem, send
 
@@ -62,3 +63,24 @@ class CoreBankingClient:
             headers=idem(key),
         )
         return str(data["status"])
+
+    async def latest_transaction(
+        self, customer_id: str, card_last4: str | None
+    ) -> Transaction | None:
+        """The customer's most recent card transaction (on that card, if given)."""
+        params: dict[str, str | int] = {"limit": 1}
+        if card_last4:
+            params["card_last4"] = card_last4
+        path = f"/core-banking/customers/{customer_id}/transactions"
+        data = await send(SYSTEM, self._http, "GET", path, params=params)
+        items = data.get("items", []) if isinstance(data, dict) else []
+        if not items:
+            return None
+        item = items[0]
+        return Transaction(
+            amount=Decimal(str(item["amount"])).quantize(Decimal("0.01")),
+            currency=item["currency"],
+            merchant=str(item["merchant"])[:80],
+            occurred_at=item["occurred_at"],
+            card_last4=item["card_last4"],
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -11,6 +12,8 @@ import yaml
 
 from fiflow.domain.credit_rules import CreditRuleSet, parse_credit_rule_set
 from fiflow.domain.rules import AlertRuleSet, RuleSetError, parse_alert_rule_set
+from fiflow.domain.triggers import TriggerRuleSet, parse_trigger_rule_set
+from fiflow.integrations.rule_versions import RuleVersionStore
 
 Parser = Callable[..., Any]
 
@@ -18,6 +21,7 @@ Parser = Callable[..., Any]
 RULE_FILES: dict[str, tuple[str, Parser]] = {
     "alerts": ("alerts.yaml", parse_alert_rule_set),
     "credit": ("credit.yaml", parse_credit_rule_set),
+    "triggers": ("triggers.yaml", parse_trigger_rule_set),
 }
 
 
@@ -50,23 +54,38 @@ def read_alert_rules_file(path: Path) -> AlertRuleSet:
     return parse_alert_rules_text(_read(path), source=str(path))
 
 
-def read_rules_file(path: Path) -> AlertRuleSet | CreditRuleSet:
+AnyRuleSet = AlertRuleSet | CreditRuleSet | TriggerRuleSet
+
+
+def read_rules_file(path: Path) -> AnyRuleSet:
     """Load and validate a rule file of either kind, told apart by its `name`."""
     text = _read(path)
     data = _load_text(text, source=str(path))
     name = data.get("name", "alerts") if isinstance(data, dict) else "alerts"
     if name not in RULE_FILES:
         raise RuleSetError(f"{path}: name must be one of {', '.join(RULE_FILES)}, not {name!r}")
-    parsed: AlertRuleSet | CreditRuleSet = RULE_FILES[name][1](data, source=str(path))
+    parsed: AnyRuleSet = RULE_FILES[name][1](data, source=str(path))
     return parsed
 
 
-class RuleStore:
-    """The active rule sets. Files are re-read when they change, so new runs see new rules."""
+# How long a looked-up "which version is active" answer is reused: an activation reaches
+# every process within this, without a database query per rule load.
+ACTIVE_VERSION_TTL = 1.0
 
-    def __init__(self, rules_dir: Path | None):
+
+class RuleStore:
+    """The active rule sets: the version activated through the admin API, else the file.
+
+    Files are re-read when they change; activated versions are picked up within
+    ACTIVE_VERSION_TTL seconds. Either way only new runs see new rules.
+    """
+
+    def __init__(self, rules_dir: Path | None, versions: RuleVersionStore | None = None):
         self._dir = rules_dir
+        self._versions = versions
         self._cache: dict[str, tuple[float, Any]] = {}
+        self._activated: dict[str, tuple[int, Any]] = {}
+        self._markers: dict[str, tuple[float, tuple[int, str] | None]] = {}
 
     def path(self, name: str) -> Path:
         """Where the named rule set's file is read from."""
@@ -76,6 +95,33 @@ class RuleStore:
         return Path(str(resources.files("fiflow") / "rules" / file_name))
 
     def _current(self, name: str) -> Any:
+        activated = self._activated_version(name)
+        if activated is not None:
+            return activated
+        return self.from_file(name)
+
+    def _activated_version(self, name: str) -> Any:
+        if self._versions is None:
+            return None
+        now = time.monotonic()
+        looked_up = self._markers.get(name)
+        if looked_up is None or now - looked_up[0] > ACTIVE_VERSION_TTL:
+            looked_up = self._markers[name] = (now, self._versions.active_marker(name))
+        marker = looked_up[1]
+        if marker is None:
+            return None
+        cached = self._activated.get(name)
+        if cached is None or cached[0] != marker[0]:
+            row = self._versions.active(name)
+            if row is None:
+                return None
+            parser = RULE_FILES[name][1]
+            rules = parser(row.content, source=f"{name} version {row.version}")
+            cached = self._activated[name] = (row.id, rules)
+        return cached[1]
+
+    def from_file(self, name: str) -> Any:
+        """The rule set in the file (the packaged one, or the FI's directory)."""
         path = self.path(name)
         try:
             mtime = path.stat().st_mtime
@@ -96,4 +142,9 @@ class RuleStore:
     def credit_rules(self) -> CreditRuleSet:
         """The current credit rule set (cached until the file's mtime changes)."""
         rules: CreditRuleSet = self._current("credit")
+        return rules
+
+    def trigger_rules(self) -> TriggerRuleSet:
+        """The current trigger rule set (with the follow-up contact rules)."""
+        rules: TriggerRuleSet = self._current("triggers")
         return rules

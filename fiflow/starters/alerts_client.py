@@ -9,19 +9,16 @@ from enum import StrEnum
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from fiflow.domain import search_attributes as sa
+from fiflow.domain.alert_start import alert_details, alert_search_attributes, alert_summary
 from fiflow.domain.alerts import (
     AlertInput,
     AlertRequest,
-    AlertState,
     AlertStatus,
     CustomerReply,
     ReplyOutcome,
@@ -44,30 +41,22 @@ async def start_alert(
 ) -> str:
     """Start the alert's workflow once per source event; returns the alert ID either way."""
     alert_id = alert_id_for(settings.address_hash_key, req.source_event_id)
+    inp = AlertInput(
+        alert_id=alert_id, request=req, received_at=received_at, fi_name=settings.fi_name
+    )
     # A finished alert is never redone: the same event gets the same alert ID back.
     with contextlib.suppress(WorkflowAlreadyStartedError):
         await client.start_workflow(
             FraudAlertWorkflow.run,
-            AlertInput(
-                alert_id=alert_id, request=req, received_at=received_at, fi_name=settings.fi_name
-            ),
+            inp,
             id=alert_workflow_id(alert_id),
             task_queue=settings.task_queue,
             # Concurrent duplicates join the running alert; a finished one is never redone.
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.ALERT_ID, alert_id),
-                    SearchAttributePair(sa.ALERT_TYPE, req.alert_type),
-                    SearchAttributePair(sa.ALERT_STATE, AlertState.STARTING.value),
-                ]
-            ),
-            static_summary=f"Fraud alert {alert_id} ({req.alert_type})",
-            static_details=(
-                f"alert type `{req.alert_type}` · customer `{req.customer_id}` · "
-                f"amount {req.transaction.display_amount()} at {req.transaction.merchant}"
-            ),
+            search_attributes=alert_search_attributes(inp),
+            static_summary=alert_summary(inp),
+            static_details=alert_details(inp),
         )
     return alert_id
 

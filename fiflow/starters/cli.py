@@ -108,9 +108,10 @@ def db_upgrade() -> None:
 
 @rules_app.command("check")
 def rules_check(
-    path: Path = typer.Argument(..., help="An alert or credit rule file (YAML or JSON)."),
+    path: Path = typer.Argument(..., help="An alert, credit or trigger rule file (YAML or JSON)."),
 ) -> None:
     """Validate a rule file; prints its version or the problems found."""
+    from fiflow.domain.credit_rules import CreditRuleSet
     from fiflow.domain.rules import AlertRuleSet, RuleSetError
     from fiflow.integrations.rules_store import read_rules_file
 
@@ -120,8 +121,10 @@ def rules_check(
         fail(str(exc), 1)
     if isinstance(rules, AlertRuleSet):
         kinds = f"alert types: {', '.join(sorted(rules.alert_types))}"
-    else:
+    elif isinstance(rules, CreditRuleSet):
         kinds = f"products: {', '.join(sorted(p.value for p in rules.products))}"
+    else:
+        kinds = f"triggers: {', '.join(t.id for t in rules.triggers)}"
     typer.echo(f"{path}: valid {rules.name} rules, version {rules.version}, {kinds}")
     exit_now(0)
 

@@ -26,6 +26,12 @@ from fiflow.activities.backoffice import (
 )
 from fiflow.activities.conversations import ConversationActivities
 from fiflow.activities.credit import BillingActivities, BureauActivities, CoreBankingActivities
+from fiflow.activities.interactions import (
+    ContactWindowActivities,
+    FraudAlertFromInteraction,
+    InteractionActivities,
+    TicketActivities,
+)
 from fiflow.activities.messaging import MessagingActivities
 from fiflow.activities.reports import ReportActivities
 from fiflow.activities.rules import RuleActivities
@@ -39,9 +45,11 @@ from fiflow.integrations.crm import CrmClient
 from fiflow.integrations.database import create_db_engine
 from fiflow.integrations.fraud import FraudClient
 from fiflow.integrations.http import make_client
+from fiflow.integrations.interactions_store import InteractionStore
 from fiflow.integrations.optouts import OptOutStore
 from fiflow.integrations.push import PushClient
 from fiflow.integrations.reports import CreditReportStore
+from fiflow.integrations.rule_versions import RuleVersionStore
 from fiflow.integrations.rules_store import RuleStore
 from fiflow.integrations.settings import Settings
 from fiflow.integrations.sms import SmsClient
@@ -50,7 +58,9 @@ from fiflow.workflows.account_history import AccountHistoryWorkflow
 from fiflow.workflows.conversation import ConversationWorkflow
 from fiflow.workflows.credit_application import CreditApplicationWorkflow
 from fiflow.workflows.credit_check import CreditCheckWorkflow
+from fiflow.workflows.follow_up import FollowUpWorkflow
 from fiflow.workflows.fraud_alert import FraudAlertWorkflow
+from fiflow.workflows.interaction import InteractionWorkflow
 
 log = logging.getLogger("fiflow.worker")
 
@@ -60,6 +70,8 @@ WORKFLOWS: Sequence[type] = (
     CreditApplicationWorkflow,
     CreditCheckWorkflow,
     AccountHistoryWorkflow,
+    InteractionWorkflow,
+    FollowUpWorkflow,
 )
 BACKOFFICE_SYSTEMS = (
     "crm",
@@ -101,11 +113,17 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
             OptOutStore(engine),
             settings.address_hash_key,
         )
-        rules = RuleActivities(RuleStore(settings.rules_dir))
+        rules = RuleActivities(RuleStore(settings.rules_dir, RuleVersionStore(engine)))
         bureau = BureauActivities(BureauClient(http["bureau"]))
         core = CoreBankingActivities(CoreBankingClient(http["core_banking"]))
         billing = BillingActivities(BillingClient(http["billing"]))
         reports = ReportActivities(CreditReportStore(engine))
+        interactions = InteractionActivities(InteractionStore(engine))
+        tickets = TicketActivities(CrmClient(http["crm"]))
+        windows = ContactWindowActivities()
+        alerts_from_calls = FraudAlertFromInteraction(
+            CoreBankingClient(http["core_banking"]), settings.address_hash_key, settings.fi_name
+        )
         conversations = ConversationActivities(
             client, settings.address_hash_key, settings.fi_name, settings.fi_help_text
         )
@@ -130,6 +148,13 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
             billing.add_schedule,
             billing.cancel_account,
             reports.store_credit_report,
+            rules.load_trigger_rules,
+            interactions.prior_interactions,
+            interactions.record_interaction,
+            tickets.create_ticket,
+            tickets.get_ticket,
+            windows.next_contact_time,
+            alerts_from_calls.prepare,
         ]
 
 

@@ -10,6 +10,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.workflows.credit_harness import CreditHarness, running_credit_harness
 from tests.workflows.harness import Harness, running_harness
+from tests.workflows.interaction_harness import (
+    InteractionHarness,
+    rules_copy,
+    running_interaction_harness,
+)
 
 
 @pytest.fixture
@@ -36,5 +41,16 @@ async def children(
     """Credit workflows with the real children."""
     async with running_credit_harness(
         time_skipping_env, task_queue, tmp_path, real_children=True
+    ) as harness:
+        yield harness
+
+
+@pytest.fixture
+async def ih(
+    time_skipping_env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+) -> AsyncIterator[InteractionHarness]:
+    """Interaction and follow-up workflows, with day-and-night business hours."""
+    async with running_interaction_harness(
+        time_skipping_env, task_queue, tmp_path, rules_copy(tmp_path)
     ) as harness:
         yield harness

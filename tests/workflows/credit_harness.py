@@ -25,6 +25,7 @@ from fiflow.activities.credit import BillingActivities, BureauActivities, CoreBa
 from fiflow.activities.messaging import MessagingActivities
 from fiflow.activities.reports import ReportActivities
 from fiflow.activities.rules import RuleActivities
+from fiflow.domain.alerts import Transaction
 from fiflow.domain.credit import (
     AccountHistoryResult,
     BureauReport,
@@ -41,6 +42,7 @@ from fiflow.domain.credit import (
     StatementRow,
 )
 from fiflow.domain.customers import Customer
+from fiflow.domain.follow_ups import Ticket
 from fiflow.domain.keys import credit_workflow_id
 from fiflow.integrations.database import create_db_engine, upgrade_database
 from fiflow.integrations.http import BusinessError
@@ -236,6 +238,50 @@ class LendingOffice(Backoffice):
         self._maybe_fail("billing")
         self.billing[billing_account_id] = "cancelled"
         return "cancelled"
+
+    # CRM tickets
+    tickets: dict[str, Ticket] = field(default_factory=dict)
+    transactions: dict[str, list[Transaction]] = field(default_factory=dict)
+
+    async def create_ticket(
+        self, customer_id: str, subject: str, category: str, description: str, key: str
+    ) -> Ticket:
+        self._maybe_fail("crm")
+
+        def make() -> Ticket:
+            ticket = Ticket(
+                ticket_id=f"tkt-{len(self.tickets) + 1}",
+                customer_id=customer_id,
+                subject=subject,
+                category=category,
+                status="open",
+            )
+            self.tickets[ticket.ticket_id] = ticket
+            return ticket
+
+        ticket: Ticket = self._once(key, make)
+        return ticket
+
+    async def get_ticket(self, ticket_id: str) -> Ticket:
+        self._maybe_fail("crm")
+        if ticket_id not in self.tickets:
+            raise BusinessError("crm", "HTTP 404 no ticket", status=404, code="ticket_not_found")
+        return self.tickets[ticket_id]
+
+    def resolve(self, ticket_id: str) -> None:
+        """An agent resolves the ticket in the CRM."""
+        self.tickets[ticket_id] = self.tickets[ticket_id].model_copy(update={"status": "resolved"})
+
+    async def latest_transaction(
+        self, customer_id: str, card_last4: str | None
+    ) -> Transaction | None:
+        self._maybe_fail("core_banking")
+        txns = [
+            t
+            for t in self.transactions.get(customer_id, [])
+            if card_last4 is None or t.card_last4 == card_last4
+        ]
+        return txns[0] if txns else None
 
     def notes(self) -> list[str]:
         """CRM note texts, oldest first."""

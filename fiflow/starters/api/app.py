@@ -12,7 +12,16 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from fiflow.integrations.settings import Settings
-from fiflow.starters.api import alerts, channels, credit, errors, reports
+from fiflow.starters.api import (
+    admin,
+    alerts,
+    channels,
+    credit,
+    errors,
+    follow_ups,
+    interactions,
+    reports,
+)
 from fiflow.starters.api.limits import BodyLimitMiddleware, BodyTooLarge
 from fiflow.starters.api.state import ApiState, api_state
 
@@ -52,6 +61,9 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.include_router(channels.router)
     app.include_router(credit.router)
     app.include_router(reports.router)
+    app.include_router(interactions.router)
+    app.include_router(follow_ups.router)
+    app.include_router(admin.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(st: ApiState = Depends(api_state)) -> dict[str, object]:

@@ -13,7 +13,9 @@ from temporalio.client import Client
 from fiflow.integrations.crm import CrmClient
 from fiflow.integrations.database import create_db_engine
 from fiflow.integrations.http import make_client
+from fiflow.integrations.interactions_store import InteractionStore
 from fiflow.integrations.reports import CreditReportStore
+from fiflow.integrations.rule_versions import RuleVersionStore
 from fiflow.integrations.rules_store import RuleStore
 from fiflow.integrations.settings import Settings
 from fiflow.integrations.temporal import connect
@@ -28,13 +30,16 @@ class ApiState:
     def __init__(self, settings: Settings, client: Client | None = None):
         self.settings = settings
         self.api_keys = settings.api_key_roles
-        self.rules = RuleStore(settings.rules_dir)
+        # The engine connects on first use only: most API calls never touch the database.
+        self.engine: Engine = create_db_engine(settings.database_url)
+        self.rule_versions = RuleVersionStore(self.engine)
+        self.rules = RuleStore(settings.rules_dir, self.rule_versions)
+        self.interactions = InteractionStore(self.engine)
+        self._reports = CreditReportStore(self.engine)
         self._client = client
         self._lock = asyncio.Lock()
         self._crm_http: httpx.AsyncClient | None = None
         self.crm: CrmClient | None = None
-        self._engine: Engine | None = None
-        self._reports: CreditReportStore | None = None
 
     async def open(self) -> None:
         """Create the HTTP clients (inside the server's event loop)."""
@@ -45,14 +50,10 @@ class ApiState:
         """Release connections."""
         if self._crm_http is not None:
             await self._crm_http.aclose()
-        if self._engine is not None:
-            self._engine.dispose()
+        self.engine.dispose()
 
     def reports(self) -> CreditReportStore:
-        """The report store, opened on first use (most API calls never need the database)."""
-        if self._reports is None:
-            self._engine = create_db_engine(self.settings.database_url)
-            self._reports = CreditReportStore(self._engine)
+        """The credit report store."""
         return self._reports
 
     async def client(self) -> Client:

@@ -1,0 +1,153 @@
+"""`/v1/interactions`: live events from IVR, chat, the app and the agent desktop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel
+
+from fiflow.domain.alerts import SAFE_ID
+from fiflow.domain.interactions import (
+    EventType,
+    InteractionEvent,
+    InteractionEventRequest,
+    InteractionInput,
+    InteractionStatus,
+)
+from fiflow.integrations.http import BusinessError, TransientError
+from fiflow.integrations.interactions_store import StoredEvent
+from fiflow.starters.api.auth import require
+from fiflow.starters.api.errors import ApiError
+from fiflow.starters.api.state import ApiState, api_state
+from fiflow.starters.interactions_client import Lookup, deliver_event, interaction_view
+
+log = logging.getLogger("fiflow.api")
+router = APIRouter(prefix="/v1/interactions", tags=["interactions"])
+INTERACTION_ID = Path(pattern=SAFE_ID)
+# Interaction systems' clocks drift; an event from further ahead than this is a bug upstream.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+class EventAccepted(BaseModel):
+    """What happened to a posted event.
+
+    `accepted`: delivered to the running interaction. `duplicate`: this event_id was
+    already taken (nothing happens twice). `late`: the interaction had already closed; the
+    event is stored with the interaction's record but fires no triggers.
+    """
+
+    interaction_id: str
+    event_id: str
+    status: str
+
+
+class InteractionView(BaseModel):
+    """Events, triggers fired and pending next-best actions; late events listed apart."""
+
+    interaction_id: str
+    run_status: str
+    status: InteractionStatus | None
+    late_events: list[StoredEvent]
+
+
+@router.post(
+    "/{interaction_id}/events",
+    status_code=202,
+    response_model=EventAccepted,
+    dependencies=[require("channel")],
+)
+async def post_event(
+    body: InteractionEventRequest,
+    interaction_id: str = INTERACTION_ID,
+    state: ApiState = Depends(api_state),
+) -> EventAccepted:
+    """Take one event; the events of an interaction reach its workflow in the order taken."""
+    if body.type not in {e.value for e in EventType}:
+        known = ", ".join(e.value for e in EventType)
+        raise ApiError(422, "unknown_event_type", f"type {body.type!r} is not one of: {known}")
+    now = datetime.now(UTC)
+    if body.occurred_at > now + CLOCK_SKEW:
+        raise ApiError(
+            422,
+            "occurred_at_in_future",
+            "occurred_at is more than 5 minutes ahead of fiflow's clock",
+        )
+    customer_id = await _customer_of(state, body)
+    event = InteractionEvent(
+        event_id=body.event_id,
+        channel=body.channel,
+        type=EventType(body.type),
+        attributes=body.attributes,
+        occurred_at=body.occurred_at,
+        accepted_at=now,
+    )
+    inp = InteractionInput(
+        interaction_id=interaction_id,
+        customer_id=customer_id,
+        channel=body.channel,
+        fi_name=state.settings.fi_name,
+    )
+    delivered = await deliver_event(await state.client(), state.settings, inp, event)
+    stored = StoredEvent(
+        event_id=body.event_id,
+        interaction_id=interaction_id,
+        customer_id=customer_id,
+        channel=body.channel.value,
+        type=body.type,
+        occurred_at=body.occurred_at,
+        accepted_at=now,
+        late=not delivered,
+        attributes=dict(body.attributes),
+    )
+    new = await asyncio.to_thread(state.interactions.record_event, stored)
+    status = "duplicate" if not new else ("accepted" if delivered else "late")
+    return EventAccepted(interaction_id=interaction_id, event_id=body.event_id, status=status)
+
+
+@router.get(
+    "/{interaction_id}",
+    response_model=InteractionView,
+    dependencies=[require("channel", "reviewer", "admin")],
+)
+async def get_interaction(
+    interaction_id: str = INTERACTION_ID, state: ApiState = Depends(api_state)
+) -> InteractionView:
+    """The interaction: events, triggers fired, next-best actions (and late events)."""
+    view = await interaction_view(await state.client(), interaction_id)
+    stored = await asyncio.to_thread(state.interactions.events, interaction_id)
+    if view.lookup is Lookup.NOT_FOUND and not stored:
+        raise ApiError(404, "interaction_not_found", f"no interaction {interaction_id}")
+    return InteractionView(
+        interaction_id=interaction_id,
+        run_status=view.run_status or "unknown",
+        status=view.status,
+        late_events=[e for e in stored if e.late],
+    )
+
+
+async def _customer_of(state: ApiState, body: InteractionEventRequest) -> str | None:
+    """The customer the event is about; a caller's number is resolved and then dropped."""
+    assert state.crm is not None
+    try:
+        if body.customer_id is not None:
+            await state.crm.get_customer(body.customer_id)
+            return body.customer_id
+        assert body.caller is not None
+        found = await state.crm.find_by_phone(body.caller)
+    except BusinessError as exc:
+        if exc.status == 404:
+            raise ApiError(
+                422, "unknown_customer", f"customer {body.customer_id} is not known to the CRM"
+            ) from None
+        raise ApiError(502, "crm_error", "the CRM refused the customer lookup") from None
+    except TransientError:
+        if body.customer_id is not None:
+            # Known ID, CRM down: take the event; the workflow reads the profile itself.
+            log.warning("CRM unavailable; accepting interaction event unchecked")
+            return body.customer_id
+        raise ApiError(503, "crm_unavailable", "cannot resolve the caller now; retry") from None
+    # An unknown caller is still an interaction: triggers that need a customer skip.
+    return found.customer_id if found else None

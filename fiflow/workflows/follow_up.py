@@ -1,0 +1,255 @@
+"""FollowUpWorkflow: come back to an unresolved request, inside the allowed contact windows."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from fiflow.activities.backoffice import AddCrmNote, CrmActivities, GetCustomer
+    from fiflow.activities.interactions import (
+        ContactWindowActivities,
+        GetTicket,
+        InteractionActivities,
+        NextContact,
+        PriorQuery,
+        TicketActivities,
+    )
+    from fiflow.activities.messaging import Delivery, MessagingActivities, SendPush, SendSms
+    from fiflow.activities.rules import RuleActivities
+    from fiflow.domain.customers import Channel, Customer, channel_order
+    from fiflow.domain.follow_ups import (
+        ContactAttempt,
+        CustomerInTouch,
+        FollowUpInput,
+        FollowUpOutcome,
+        FollowUpState,
+        FollowUpStatus,
+        Reschedule,
+        Resolved,
+    )
+    from fiflow.domain.keys import follow_up_workflow_id, idempotency_key
+    from fiflow.domain.rules import render
+    from fiflow.domain.triggers import FollowUpRules
+    from fiflow.workflows.failures import cause_of
+    from fiflow.workflows.options import BACKOFFICE, QUICK
+
+
+@workflow.defn
+class FollowUpWorkflow:
+    """Waits, checks whether the request is still open, and reaches out within the rules."""
+
+    @workflow.init
+    def __init__(self, inp: FollowUpInput) -> None:
+        self._inp = inp
+        self._id = follow_up_workflow_id(inp.follow_up_id)
+        self._status = FollowUpStatus(
+            follow_up_id=inp.follow_up_id,
+            customer_id=inp.customer_id,
+            ticket_id=inp.ticket_id,
+            reason=inp.reason,
+            follow_up_at=inp.follow_up_at,
+        )
+        self._stop: FollowUpOutcome | None = None
+        self._moved = False
+        self._give_up_at: datetime | None = None
+
+    # --- handlers -------------------------------------------------------------------------
+
+    @workflow.signal(name="resolved")
+    def resolved(self, req: Resolved) -> None:
+        """The request was resolved elsewhere."""
+        if self._stop is None:
+            self._stop = FollowUpOutcome.RESOLVED
+            self._status.path.append(f"resolved by {req.resolved_by}")
+
+    @workflow.signal(name="customer_in_touch")
+    def customer_in_touch(self, req: CustomerInTouch) -> None:
+        """The customer contacted the bank (a new interaction)."""
+        if self._stop is None:
+            self._stop = FollowUpOutcome.CUSTOMER_IN_TOUCH
+            self._status.path.append(f"customer in touch ({req.interaction_id})")
+
+    @workflow.signal(name="reschedule")
+    def reschedule(self, req: Reschedule) -> None:
+        """Move the follow-up time ("call me tomorrow at 10")."""
+        s = self._status
+        s.reschedules.append(req)
+        s.follow_up_at = req.follow_up_at
+        s.path.append(f"moved to {req.follow_up_at.isoformat()} by {req.requested_by}")
+        self._moved = True
+
+    @workflow.query(name="status")
+    def status(self) -> FollowUpStatus:
+        """Where the follow-up is."""
+        return self._status
+
+    # --- main flow ------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: FollowUpInput) -> FollowUpStatus:
+        """Wait, check, reach out, retry; stop when resolved, in touch, or out of attempts."""
+        s = self._status
+        rule_set = await workflow.execute_local_activity_method(
+            RuleActivities.load_trigger_rules, **QUICK
+        )
+        rules = rule_set.follow_up
+        s.rule_set_version = rule_set.version
+        customer = await workflow.execute_local_activity_method(
+            CrmActivities.get_customer, GetCustomer(customer_id=inp.customer_id), **QUICK
+        )
+        self._give_up_at = inp.follow_up_at + rules.give_up_after
+        outcome: FollowUpOutcome | None = None
+        while outcome is None:
+            s.next_check_at = s.follow_up_at
+            self._details()
+            self._moved = False
+            await self._sleep_until(s.follow_up_at, lambda: self._stop is not None or self._moved)
+            if self._stop is not None:
+                outcome = self._stop
+            elif self._moved:
+                # The customer's new time resets the final deadline around it.
+                self._give_up_at = max(self._give_up_at, s.follow_up_at + rules.give_up_after)
+            else:
+                outcome = await self._due(rules, customer, rule_set.fi_name)
+        s.outcome = outcome
+        s.state = FollowUpState.DONE
+        s.ended_at = workflow.now()
+        s.next_check_at = None
+        self._details()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return s
+
+    async def _due(
+        self, rules: FollowUpRules, customer: Customer, fi_name: str
+    ) -> FollowUpOutcome | None:
+        """The follow-up time came: stop, contact, or wait for the contact window."""
+        s, inp = self._status, self._inp
+        assert self._give_up_at is not None
+        ticket = await workflow.execute_activity_method(
+            TicketActivities.get_ticket, GetTicket(ticket_id=inp.ticket_id), **BACKOFFICE
+        )
+        if ticket.is_resolved():
+            s.path.append(f"ticket {ticket.status} in CRM")
+            return FollowUpOutcome.RESOLVED
+        since_contact = await workflow.execute_activity_method(
+            InteractionActivities.prior_interactions,
+            PriorQuery(customer_id=inp.customer_id, since=inp.created_at, exclude=inp.origin),
+            **QUICK,
+        )
+        if since_contact:
+            s.path.append(f"customer in touch since ({since_contact[0].interaction_id})")
+            return FollowUpOutcome.CUSTOMER_IN_TOUCH
+        now = workflow.now()
+        when = await workflow.execute_local_activity_method(
+            ContactWindowActivities.next_contact_time,
+            NextContact(
+                now=now,
+                customer_zone=customer.timezone,
+                rules=rules,
+                attempts=[a.at for a in s.attempts if a.outcome == "sent"],
+            ),
+            **QUICK,
+        )
+        if when is None or when > self._give_up_at:
+            why = "attempts used up" if len(s.attempts) >= rules.max_attempts else "deadline"
+            return await self._give_up(rules, fi_name, why)
+        if when > now:
+            s.follow_up_at = when
+            s.path.append(f"outside the contact window; next at {when.isoformat()}")
+            return None
+        await self._contact(rules, customer, fi_name)
+        s.follow_up_at = workflow.now() + rules.retry_after
+        return None
+
+    async def _contact(self, rules: FollowUpRules, customer: Customer, fi_name: str) -> None:
+        s, inp = self._status, self._inp
+        values = {"fi_name": fi_name, "subject": inp.subject or inp.reason, "reason": inp.reason}
+        number = len(s.attempts) + 1
+        for channel in channel_order(customer):
+            key = idempotency_key(self._id, f"contact{number}:{channel.value}")
+            try:
+                if channel is Channel.SMS and customer.phone:
+                    result = await workflow.execute_activity_method(
+                        MessagingActivities.send_sms,
+                        SendSms(
+                            to=customer.phone,
+                            body=render(rules.templates["follow_up_sms"], values),
+                            purpose="follow_up",
+                            idempotency_key=key,
+                        ),
+                        **BACKOFFICE,
+                    )
+                elif channel is Channel.PUSH and customer.push_device_id:
+                    result = await workflow.execute_activity_method(
+                        MessagingActivities.send_push,
+                        SendPush(
+                            device_id=customer.push_device_id,
+                            title="Following up",
+                            body=render(rules.templates["follow_up_push"], values),
+                            data={"ticket_id": inp.ticket_id},
+                            idempotency_key=key,
+                        ),
+                        **BACKOFFICE,
+                    )
+                else:
+                    continue
+            except ActivityError as exc:
+                s.path.append(f"contact {number} by {channel.value} failed: {cause_of(exc)}")
+                continue
+            if result.delivery is Delivery.SUPPRESSED_OPTED_OUT:
+                s.attempts.append(
+                    ContactAttempt(at=workflow.now(), channel=channel.value, outcome="suppressed")
+                )
+                continue
+            s.attempts.append(
+                ContactAttempt(at=workflow.now(), channel=channel.value, outcome="sent")
+            )
+            await self._note(
+                f"contact{number}",
+                f"Follow-up contact {number} by {channel.value} about ticket {inp.ticket_id}.",
+            )
+            return
+        # Nobody to reach on any channel: count it, so the attempts cap still ends this.
+        s.attempts.append(ContactAttempt(at=workflow.now(), channel="none", outcome="failed"))
+
+    async def _give_up(self, rules: FollowUpRules, fi_name: str, why: str) -> FollowUpOutcome:
+        inp = self._inp
+        values = {"fi_name": fi_name, "subject": inp.subject or inp.reason, "reason": inp.reason}
+        await self._note("gave_up", f"{render(rules.templates['gave_up_note'], values)} ({why})")
+        self._status.path.append(f"gave up: {why}")
+        return FollowUpOutcome.GAVE_UP
+
+    async def _note(self, step: str, text: str) -> None:
+        try:
+            await workflow.execute_activity_method(
+                CrmActivities.add_note,
+                AddCrmNote(
+                    customer_id=self._inp.customer_id,
+                    category="follow_up",
+                    text=text,
+                    idempotency_key=idempotency_key(self._id, step),
+                ),
+                **BACKOFFICE,
+            )
+        except ActivityError as exc:
+            self._status.path.append(f"CRM note {step} failed: {cause_of(exc)}")
+
+    async def _sleep_until(self, at: datetime, interrupt: Callable[[], bool]) -> None:
+        remaining = at - workflow.now()
+        if remaining <= timedelta(0):
+            return
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(interrupt, timeout=remaining)
+
+    def _details(self) -> None:
+        s = self._status
+        when = s.next_check_at.isoformat() if s.next_check_at else "-"
+        workflow.set_current_details(
+            f"**{s.state.value}** · ticket {s.ticket_id} · attempts {len(s.attempts)} · "
+            f"next check {when}" + (f" · outcome {s.outcome.value}" if s.outcome else "")
+        )

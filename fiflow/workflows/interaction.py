@@ -1,0 +1,365 @@
+"""InteractionWorkflow: one per live interaction — take its events in order, fire triggers."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from fiflow.activities.backoffice import AddCrmNote, CrmActivities, GetCustomer
+    from fiflow.activities.interactions import (
+        CreateTicket,
+        FraudAlertFromInteraction,
+        InteractionActivities,
+        PrepareFraudAlert,
+        PriorQuery,
+        RecordInteraction,
+        TicketActivities,
+    )
+    from fiflow.activities.rules import RuleActivities
+    from fiflow.domain.alert_start import alert_search_attributes, alert_summary
+    from fiflow.domain.customers import Customer
+    from fiflow.domain.follow_ups import FollowUpInput
+    from fiflow.domain.interactions import (
+        EventType,
+        FiredTrigger,
+        InteractionEvent,
+        InteractionInput,
+        InteractionState,
+        InteractionStatus,
+        NextBestAction,
+        PriorInteraction,
+    )
+    from fiflow.domain.keys import alert_workflow_id, follow_up_workflow_id, idempotency_key
+    from fiflow.domain.triggers import (
+        ActionType,
+        NotFollowedBy,
+        Trigger,
+        TriggerAction,
+        TriggerRuleSet,
+        Verdict,
+        current_reason,
+        evaluate,
+        zone,
+    )
+    from fiflow.workflows.failures import cause_of
+    from fiflow.workflows.follow_up import FollowUpWorkflow
+    from fiflow.workflows.fraud_alert import FraudAlertWorkflow
+    from fiflow.workflows.options import BACKOFFICE, QUICK
+
+# An interaction nobody ends (a dropped chat, a lost hang-up event) closes after this long
+# without events, as "abandoned".
+IDLE_CLOSE = timedelta(hours=2)
+# Bounds the history of a runaway sender; later events are still stored by the API.
+MAX_EVENTS = 500
+
+
+@workflow.defn
+class InteractionWorkflow:
+    """Applies the trigger rules to an interaction's events while the customer is still there."""
+
+    @workflow.init
+    def __init__(self, inp: InteractionInput) -> None:
+        self._inp = inp
+        self._id = f"interaction-{inp.interaction_id}"
+        self._status = InteractionStatus(
+            interaction_id=inp.interaction_id, customer_id=inp.customer_id, channel=inp.channel
+        )
+        self._pending: list[InteractionEvent] = []
+        self._seen: set[str] = set()
+        self._fired: set[str] = set()
+        self._rules: TriggerRuleSet | None = None
+        self._prior: list[PriorInteraction] = []
+        self._customer: Customer | None = None
+        self._last_event_at: datetime | None = None
+
+    @workflow.signal(name="event")
+    def event(self, ev: InteractionEvent) -> None:
+        """An accepted event; duplicates (the same event_id) are dropped."""
+        if ev.event_id in self._seen or len(self._seen) >= MAX_EVENTS:
+            return
+        self._seen.add(ev.event_id)
+        self._pending.append(ev.model_copy(update={"accepted_at": workflow.now()}))
+
+    @workflow.query(name="status")
+    def status(self) -> InteractionStatus:
+        """Events, fired triggers and pending next-best actions."""
+        return self._status
+
+    @workflow.run
+    async def run(self, inp: InteractionInput) -> InteractionStatus:
+        """Take events until the interaction ends (plus a grace period), then close it."""
+        s = self._status
+        s.started_at = workflow.now()
+        self._last_event_at = workflow.now()
+        rules = await workflow.execute_local_activity_method(
+            RuleActivities.load_trigger_rules, **QUICK
+        )
+        self._rules = rules
+        s.rule_set_version = rules.version
+        if inp.customer_id is not None:
+            await self._load_customer(inp.customer_id, rules)
+        await self._record("open")
+
+        close_at: datetime | None = None
+        while True:
+            while self._pending:
+                ev = self._pending.pop(0)
+                self._take(ev)
+                if ev.type is EventType.INTERACTION_ENDED and close_at is None:
+                    s.state = InteractionState.ENDED
+                    s.ended_at = workflow.now()
+                    close_at = workflow.now() + rules.grace_period
+                await self._check_triggers(final=False)
+            now = workflow.now()
+            if close_at is not None and now >= close_at:
+                break
+            idle_until = (self._last_event_at or now) + IDLE_CLOSE
+            if close_at is None and now >= idle_until:
+                s.outcome = "abandoned"
+                break
+            wake = [t for t in (close_at, idle_until, self._next_recheck(now)) if t is not None]
+            timeout = min(wake) - now
+            try:
+                await workflow.wait_condition(lambda: bool(self._pending), timeout=timeout)
+            except TimeoutError:
+                await self._check_triggers(final=False)
+
+        # The customer is gone: a "not followed by" still waiting can no longer be followed.
+        await self._check_triggers(final=True)
+        s.state = InteractionState.CLOSED
+        s.ended_at = s.ended_at or workflow.now()
+        s.outcome = s.outcome or self._outcome()
+        await self._record("closed")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return s
+
+    # --- events and triggers --------------------------------------------------------------
+
+    def _take(self, ev: InteractionEvent) -> None:
+        s = self._status
+        if s.events and ev.occurred_at < max(e.occurred_at for e in s.events):
+            ev = ev.model_copy(update={"out_of_order": True})
+        s.events.append(ev)
+        s.reason = current_reason(s.events) or s.reason
+        self._last_event_at = workflow.now()
+        workflow.set_current_details(
+            f"**{s.state.value}** · {len(s.events)} events · reason {s.reason or '-'} · "
+            f"fired: {', '.join(f.trigger_id for f in s.fired) or '-'}"
+        )
+
+    def _next_recheck(self, now: datetime) -> datetime | None:
+        """When a waiting "not followed by" trigger must be looked at again."""
+        assert self._rules is not None
+        times = []
+        for trigger in self._rules.triggers:
+            if trigger.id in self._fired or not isinstance(trigger.when, NotFollowedBy):
+                continue
+            verdict = self._verdict(trigger, now)
+            if verdict.recheck_at is not None:
+                times.append(verdict.recheck_at)
+        return min(times) if times else None
+
+    def _verdict(self, trigger: Trigger, now: datetime) -> Verdict:
+        tz = zone(self._customer.timezone if self._customer else "UTC")
+        return evaluate(trigger, self._status.events, self._prior, tz, now)
+
+    async def _check_triggers(self, *, final: bool) -> None:
+        assert self._rules is not None
+        for trigger in self._rules.triggers:
+            if trigger.id in self._fired:
+                continue
+            now = workflow.now()
+            verdict = self._verdict(trigger, now)
+            if not verdict.fires and final and verdict.recheck_at is not None:
+                verdict = self._verdict(trigger, verdict.recheck_at)
+            if verdict.fires:
+                self._fired.add(trigger.id)
+                await self._fire(trigger, verdict)
+
+    async def _fire(self, trigger: Trigger, verdict: Verdict) -> None:
+        s = self._status
+        on_event = s.events[-1].event_id if s.events else None
+        fired = FiredTrigger(trigger_id=trigger.id, at=workflow.now(), on_event=on_event)
+        s.fired.append(fired)
+        if trigger.repeat_caller is not None:
+            s.repeat_of = sorted({*s.repeat_of, *(p.interaction_id for p in self._prior)})
+        for action in trigger.actions:
+            result = await self._act(trigger, action)
+            fired.actions.append({"type": action.type.value, **result})
+        workflow.set_current_details(
+            f"**{s.state.value}** · trigger {trigger.id} fired ({verdict.detail})"
+        )
+
+    async def _act(self, trigger: Trigger, action: TriggerAction) -> dict[str, str]:
+        s = self._status
+        if action.type is ActionType.NEXT_BEST_ACTION:
+            assert action.action is not None
+            s.next_actions.append(
+                NextBestAction(
+                    action=action.action,
+                    detail=action.detail,
+                    trigger_id=trigger.id,
+                    at=workflow.now(),
+                )
+            )
+            return {"outcome": "published", "action": action.action}
+        customer_id = self._inp.customer_id
+        if customer_id is None:
+            return {"outcome": "skipped", "detail": "caller not identified"}
+        try:
+            if action.type is ActionType.CRM_NOTE:
+                await workflow.execute_activity_method(
+                    CrmActivities.add_note,
+                    AddCrmNote(
+                        customer_id=customer_id,
+                        category="interaction",
+                        text=f"{action.note} (interaction {s.interaction_id})",
+                        idempotency_key=self._key(f"{trigger.id}:note"),
+                    ),
+                    **BACKOFFICE,
+                )
+                return {"outcome": "done"}
+            if action.type is ActionType.START_FOLLOW_UP:
+                return await self._start_follow_up(trigger, action, customer_id)
+            return await self._start_fraud_alert(trigger, action, customer_id)
+        except ActivityError as exc:
+            return {"outcome": "failed", "detail": cause_of(exc)}
+
+    async def _start_follow_up(
+        self, trigger: Trigger, action: TriggerAction, customer_id: str
+    ) -> dict[str, str]:
+        s = self._status
+        assert action.after is not None and action.subject is not None
+        ticket = await workflow.execute_activity_method(
+            TicketActivities.create_ticket,
+            CreateTicket(
+                customer_id=customer_id,
+                subject=action.subject,
+                category=s.reason or "general",
+                description=f"Opened by trigger {trigger.id} during interaction "
+                f"{s.interaction_id}.",
+                idempotency_key=self._key(f"{trigger.id}:ticket"),
+            ),
+            **BACKOFFICE,
+        )
+        follow_up_id = f"{s.interaction_id}-{trigger.id}"
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await workflow.start_child_workflow(
+                FollowUpWorkflow.run,
+                FollowUpInput(
+                    follow_up_id=follow_up_id,
+                    customer_id=customer_id,
+                    ticket_id=ticket.ticket_id,
+                    reason=s.reason or "general",
+                    subject=action.subject,
+                    follow_up_at=workflow.now() + action.after,
+                    created_at=workflow.now(),
+                    origin=s.interaction_id,
+                ),
+                id=follow_up_workflow_id(follow_up_id),
+                # The follow-up outlives the call that asked for it.
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                static_summary=f"Follow-up {follow_up_id} on ticket {ticket.ticket_id}",
+            )
+        return {"outcome": "started", "follow_up_id": follow_up_id, "ticket_id": ticket.ticket_id}
+
+    async def _start_fraud_alert(
+        self, trigger: Trigger, action: TriggerAction, customer_id: str
+    ) -> dict[str, str]:
+        s = self._status
+        assert action.alert_type is not None
+        card = next(
+            (
+                e.attributes.get("card_last4")
+                for e in reversed(s.events)
+                if e.attributes.get("card_last4")
+            ),
+            None,
+        )
+        alert = await workflow.execute_activity_method(
+            FraudAlertFromInteraction.prepare,
+            PrepareFraudAlert(
+                source_event_id=f"{s.interaction_id}:{trigger.id}",
+                customer_id=customer_id,
+                alert_type=action.alert_type,
+                card_last4=str(card) if card else None,
+            ),
+            **BACKOFFICE,
+        )
+        if alert is None:
+            return {"outcome": "skipped", "detail": "no recent card transaction"}
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await workflow.start_child_workflow(
+                FraudAlertWorkflow.run,
+                alert,
+                id=alert_workflow_id(alert.alert_id),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                search_attributes=alert_search_attributes(alert),
+                static_summary=alert_summary(alert),
+            )
+        return {"outcome": "started", "alert_id": alert.alert_id}
+
+    # --- context store --------------------------------------------------------------------
+
+    async def _load_customer(self, customer_id: str, rules: TriggerRuleSet) -> None:
+        try:
+            self._customer = await workflow.execute_local_activity_method(
+                CrmActivities.get_customer, GetCustomer(customer_id=customer_id), **QUICK
+            )
+        except ActivityError as exc:
+            # Triggers still run (in UTC); actions that need the customer say so.
+            workflow.logger.warning("customer profile unavailable: %s", cause_of(exc))
+        window = rules.longest_repeat_window()
+        if window is not None:
+            self._prior = await workflow.execute_activity_method(
+                InteractionActivities.prior_interactions,
+                PriorQuery(
+                    customer_id=customer_id,
+                    since=workflow.now() - window,
+                    exclude=self._inp.interaction_id,
+                ),
+                **QUICK,
+            )
+
+    async def _record(self, status: str) -> None:
+        s = self._status
+        await workflow.execute_activity_method(
+            InteractionActivities.record_interaction,
+            RecordInteraction(
+                interaction_id=s.interaction_id,
+                customer_id=s.customer_id,
+                channel=s.channel,
+                status=status,
+                reason=s.reason,
+                outcome=s.outcome,
+                started_at=s.started_at or workflow.now(),
+                ended_at=s.ended_at if status == "closed" else None,
+                summary={
+                    "fired": [f.trigger_id for f in s.fired],
+                    "next_actions": [a.action for a in s.next_actions],
+                    "events": len(s.events),
+                }
+                if status == "closed"
+                else None,
+            ),
+            **QUICK,
+        )
+
+    def _outcome(self) -> str:
+        types = {e.type for e in self._status.events}
+        if EventType.SELF_SERVICE_SUCCEEDED in types:
+            return "resolved"
+        ended = next(
+            (e for e in reversed(self._status.events) if e.type is EventType.INTERACTION_ENDED),
+            None,
+        )
+        stated = ended.attributes.get("outcome") if ended else None
+        return str(stated) if stated else "unresolved"
+
+    def _key(self, step: str) -> str:
+        return idempotency_key(self._id, step)

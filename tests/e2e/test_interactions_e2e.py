@@ -1,0 +1,234 @@
+"""Interactions, triggers and follow-ups end to end on `fiflow up`, and the rules admin API."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.e2e.conftest import CustomerPool
+from tests.e2e.stack import CHANNEL_KEY, REVIEWER_KEY, SYSTEM_KEY, RunningStack
+from tests.e2e.test_alerts_e2e import eventually, outbox
+from tests.e2e.test_api_bad_input import assert_error
+
+ADMIN_KEY = {"X-API-Key": "local-admin-key"}
+SHIPPED_TRIGGERS = Path(__file__).resolve().parents[2] / "fiflow" / "rules" / "triggers.yaml"
+
+
+def quick_rules(version: str) -> dict[str, Any]:
+    """The shipped triggers with seconds instead of days, and no hours limits."""
+    data: dict[str, Any] = yaml.safe_load(SHIPPED_TRIGGERS.read_text(encoding="utf-8"))
+    data["version"] = version
+    data["grace_period"] = "PT1S"
+    for trigger in data["triggers"]:
+        trigger.pop("only_during", None)
+        for action in trigger["actions"]:
+            if action["type"] == "start_follow_up":
+                action["after"] = "PT2S"
+    data["follow_up"].update(
+        business_hours=None,
+        quiet_hours=None,
+        max_attempts=1,
+        attempt_window="P1D",
+        retry_after="PT2S",
+        give_up_after="PT15S",
+    )
+    return data
+
+
+@pytest.fixture(scope="module")
+def quick_version(stack: RunningStack) -> str:
+    """Activate the quick rules once for this module (through the admin API)."""
+    version = f"e2e-{uuid.uuid4().hex[:8]}"
+    r = httpx.put(
+        f"{stack.api}/v1/admin/rules/triggers",
+        json=quick_rules(version),
+        headers=ADMIN_KEY,
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["active_version"] == version
+    return version
+
+
+def event(event_id: str, type_: str, customer: dict[str, Any] | None = None, **attrs: Any) -> dict:
+    body: dict[str, Any] = {
+        "event_id": event_id,
+        "channel": "ivr",
+        "type": type_,
+        "attributes": attrs,
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+    if customer is not None:
+        body["caller"] = customer["phone"]
+    return body
+
+
+async def post(http: httpx.AsyncClient, stack: RunningStack, iid: str, body: dict) -> dict:
+    r = await http.post(f"{stack.api}/v1/interactions/{iid}/events", json=body, headers=CHANNEL_KEY)
+    assert r.status_code == 202, r.text
+    return dict(r.json())
+
+
+async def view(http: httpx.AsyncClient, stack: RunningStack, iid: str) -> dict[str, Any]:
+    r = await http.get(f"{stack.api}/v1/interactions/{iid}", headers=CHANNEL_KEY)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def closed(http: httpx.AsyncClient, stack: RunningStack, iid: str) -> dict[str, Any]:
+    done: dict[str, Any] = await eventually(
+        lambda: view(http, stack, iid), lambda v: v["run_status"] == "completed", 30
+    )
+    return done
+
+
+async def test_an_ivr_session_fires_a_follow_up_that_reaches_the_customer(
+    stack: RunningStack, http: httpx.AsyncClient, pool: CustomerPool, quick_version: str
+) -> None:
+    customer = pool.take()
+    cid = customer["customer_id"]
+    # Yesterday's call about the same problem (known by phone number only, as IVRs do).
+    first = f"ivr-{uuid.uuid4().hex[:10]}"
+    await post(
+        http, stack, first, event(f"{first}-1", "menu_selected", customer, topic="tech_support")
+    )
+    await post(http, stack, first, event(f"{first}-2", "interaction_ended", customer))
+    earlier = await closed(http, stack, first)
+    assert earlier["status"]["reason"] == "tech_support"
+    assert earlier["status"]["customer_id"] == cid  # resolved through CRM
+
+    # Today: self-service fails again; the caller is a repeat caller.
+    second = f"ivr-{uuid.uuid4().hex[:10]}"
+    await post(
+        http, stack, second, event(f"{second}-1", "menu_selected", customer, topic="tech_support")
+    )
+    await post(
+        http,
+        stack,
+        second,
+        event(f"{second}-2", "self_service_failed", customer, topic="tech_support"),
+    )
+    live = await eventually(
+        lambda: view(http, stack, second),
+        lambda v: v["status"] and v["status"]["next_actions"],
+    )
+    status = live["status"]
+    assert status["rule_set_version"] == quick_version
+    assert [a["action"] for a in status["next_actions"]] == ["priority_routing"]
+    assert status["repeat_of"] == [first]
+    # No phone number anywhere in what the workflow holds.
+    assert customer["phone"] not in str(status)
+
+    # Time moves on: the follow-up comes due, finds the ticket open and reaches out.
+    texts = await eventually(
+        lambda: outbox(http, stack, customer["phone"]), lambda m: len(m) >= 1, 30
+    )
+    assert "Technical problem still open after self-service failed" in texts[0]["body"]
+    notes = await eventually(
+        lambda: _notes(http, stack, cid), lambda n: any("Follow-up contact 1" in x for x in n), 30
+    )
+    assert any("Follow-up contact 1 by sms" in n for n in notes)
+    tickets = (
+        await http.get(f"{stack.sandbox}/__sandbox/crm/tickets", params={"customer_id": cid})
+    ).json()
+    assert [t["status"] for t in tickets] == ["open"]
+    follow_up_id = f"{second}-repeat_tech_support_failure"
+    r = await http.get(f"{stack.api}/v1/follow-ups/{follow_up_id}", headers=CHANNEL_KEY)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"]["attempts"][0]["channel"] == "sms"
+
+
+async def test_bad_late_duplicate_and_out_of_order_events(
+    stack: RunningStack, http: httpx.AsyncClient, pool: CustomerPool, quick_version: str
+) -> None:
+    customer = pool.take()
+    iid = f"chat-{uuid.uuid4().hex[:10]}"
+    url = f"{stack.api}/v1/interactions/{iid}/events"
+    good = {**event("b1", "interaction_started"), "customer_id": customer["customer_id"]}
+
+    assert_error(
+        await http.post(url, json={**good, "type": "coffee"}, headers=CHANNEL_KEY),
+        422,
+        "unknown_event_type",
+    )
+    missing = {k: v for k, v in good.items() if k != "event_id"}
+    assert_error(await http.post(url, json=missing, headers=CHANNEL_KEY), 422, "invalid_request")
+    no_one = {k: v for k, v in good.items() if k != "customer_id"}
+    assert_error(await http.post(url, json=no_one, headers=CHANNEL_KEY), 422, "invalid_request")
+    future = {**good, "occurred_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}
+    assert_error(
+        await http.post(url, json=future, headers=CHANNEL_KEY), 422, "occurred_at_in_future"
+    )
+    assert_error(await http.post(url, json=good), 401, "unauthorized")
+    assert_error(await http.post(url, json=good, headers=SYSTEM_KEY), 403, "forbidden")
+    unknown = {**good, "customer_id": "cust-9999"}
+    assert_error(await http.post(url, json=unknown, headers=CHANNEL_KEY), 422, "unknown_customer")
+    r = await http.get(f"{stack.api}/v1/interactions/{iid}", headers=CHANNEL_KEY)
+    assert_error(r, 404, "interaction_not_found")  # nothing above started anything
+
+    assert (await post(http, stack, iid, good))["status"] == "accepted"
+    assert (await post(http, stack, iid, good))["status"] == "duplicate"
+    earlier = {
+        **good,
+        "event_id": "b2",
+        "type": "menu_selected",
+        "occurred_at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
+    }
+    assert (await post(http, stack, iid, earlier))["status"] == "accepted"
+    await post(http, stack, iid, {**good, "event_id": "b3", "type": "interaction_ended"})
+    done = await closed(http, stack, iid)
+    assert [(e["event_id"], e["out_of_order"]) for e in done["status"]["events"]] == [
+        ("b1", False),
+        ("b2", True),
+        ("b3", False),
+    ]
+
+    late = await post(http, stack, iid, {**good, "event_id": "b4", "type": "agent_note"})
+    assert late["status"] == "late"
+    after = await view(http, stack, iid)
+    assert [e["event_id"] for e in after["late_events"]] == ["b4"]
+    assert len(after["status"]["events"]) == 3  # the closed interaction was not reopened
+
+
+async def test_rules_admin_lists_validates_and_activates(
+    stack: RunningStack, http: httpx.AsyncClient, quick_version: str
+) -> None:
+    url = f"{stack.api}/v1/admin/rules"
+    assert_error(await http.get(url, headers=REVIEWER_KEY), 403, "forbidden")
+    r = await http.get(url, headers=ADMIN_KEY)
+    assert r.status_code == 200, r.text
+    sets = {s["name"]: s for s in r.json()}
+    assert set(sets) == {"alerts", "credit", "triggers"}
+    assert sets["triggers"]["active_version"] == quick_version
+    assert [v["source"] for v in sets["credit"]["versions"]] == ["file"]
+
+    broken = copy.deepcopy(quick_rules("e2e-broken"))
+    broken["follow_up"]["max_attempts"] = 0
+    body = assert_error(
+        await http.put(f"{url}/triggers", json=broken, headers=ADMIN_KEY), 422, "invalid_rules"
+    )
+    assert "max_attempts" in body["message"]
+    changed = quick_rules(quick_version)
+    changed["grace_period"] = "PT5S"
+    assert_error(
+        await http.put(f"{url}/triggers", json=changed, headers=ADMIN_KEY), 409, "version_exists"
+    )
+    assert_error(
+        await http.put(f"{url}/nonsense", json={}, headers=ADMIN_KEY), 404, "unknown_rule_set"
+    )
+    # The same version again is a harmless retry; the active version is unchanged.
+    again = await http.put(f"{url}/triggers", json=quick_rules(quick_version), headers=ADMIN_KEY)
+    assert again.status_code == 200 and again.json()["active_version"] == quick_version
+
+
+async def _notes(http: httpx.AsyncClient, stack: RunningStack, customer_id: str) -> list[str]:
+    r = await http.get(f"{stack.sandbox}/__sandbox/crm/notes", params={"customer_id": customer_id})
+    r.raise_for_status()
+    return [n["text"] for n in r.json()]

@@ -1,0 +1,189 @@
+"""InteractionWorkflow on the time-skipping server: each trigger kind, closing, stragglers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from temporalio.client import WorkflowExecutionStatus
+
+from fiflow.domain.alerts import Transaction
+from fiflow.domain.interactions import EventType, InteractionState
+from fiflow.domain.keys import alert_workflow_id, follow_up_workflow_id
+from tests.workflows.interaction_harness import InteractionHarness
+
+
+def new_id() -> str:
+    return f"ivr-{uuid.uuid4().hex[:10]}"
+
+
+async def test_a_card_dispute_starts_a_fraud_alert_for_the_last_transaction(
+    ih: InteractionHarness,
+) -> None:
+    customer = ih.customer()
+    cid = customer.customer_id
+    ih.office.transactions[cid] = [
+        Transaction(
+            amount=Decimal("84.20"),
+            currency="USD",
+            merchant="Corner Grocer",
+            occurred_at=datetime(2026, 11, 24, 18, 0, tzinfo=UTC),
+            card_last4="4242",
+        )
+    ]
+    iid = new_id()
+    handle = await ih.send(iid, cid, "e1", EventType.INTERACTION_STARTED)
+    await ih.send(iid, cid, "e2", EventType.MENU_SELECTED, topic="card")
+    await ih.send(iid, cid, "e3", EventType.KEYWORD_DETECTED, keyword="Dispute")
+
+    status = await ih.status(handle, lambda s: bool(s.fired) and len(s.fired[0].actions) == 2)
+
+    [fired] = status.fired
+    assert [a.action for a in status.next_actions] == ["confirm_last_transaction"]
+    started = fired.actions[1]
+    assert started["outcome"] == "started"
+    alert = ih.client.get_workflow_handle(alert_workflow_id(started["alert_id"]))
+    desc = await alert.describe()
+    assert desc.workflow_type == "FraudAlertWorkflow"
+    [sms] = await _sms(ih, customer.phone)
+    assert "Corner Grocer $84.20 on card ending 4242" in sms
+    # The same trigger does not fire twice in one interaction.
+    await ih.send(iid, cid, "e4", EventType.KEYWORD_DETECTED, keyword="dispute")
+    status = await ih.status(handle, lambda s: len(s.events) == 4)
+    assert [f.trigger_id for f in status.fired] == ["card_dispute"]
+
+
+async def test_a_repeat_caller_whose_self_service_failed_gets_priority_and_a_follow_up(
+    ih: InteractionHarness,
+) -> None:
+    customer = ih.customer()
+    cid = customer.customer_id
+    ih.prior(cid, "ivr-earlier", "tech_support", datetime.now(UTC) - timedelta(days=2))
+    iid = new_id()
+    handle = await ih.send(iid, cid, "e1", EventType.MENU_SELECTED, topic="tech_support")
+    await ih.send(iid, cid, "e2", EventType.SELF_SERVICE_FAILED, topic="tech_support")
+
+    status = await ih.status(handle, lambda s: bool(s.fired) and len(s.fired[0].actions) == 2)
+
+    assert [a.action for a in status.next_actions] == ["priority_routing"]
+    assert status.repeat_of == ["ivr-earlier"]
+    started = status.fired[0].actions[1]
+    assert started["outcome"] == "started"
+    assert [t.subject for t in ih.office.tickets.values()] == [
+        "Technical problem still open after self-service failed"
+    ]
+    follow_up = ih.client.get_workflow_handle(follow_up_workflow_id(started["follow_up_id"]))
+    assert (await follow_up.describe()).status is WorkflowExecutionStatus.RUNNING
+
+
+async def test_a_first_time_caller_or_another_reason_is_not_a_repeat_caller(
+    ih: InteractionHarness,
+) -> None:
+    customer = ih.customer()
+    cid = customer.customer_id
+    ih.prior(cid, "ivr-other", "billing", datetime.now(UTC) - timedelta(days=1))
+    ih.prior(cid, "ivr-old", "tech_support", datetime.now(UTC) - timedelta(days=30))
+    iid = new_id()
+    handle = await ih.send(iid, cid, "e1", EventType.SELF_SERVICE_FAILED, topic="tech_support")
+    await ih.send(iid, cid, "e2", EventType.INTERACTION_ENDED)
+
+    result = await ih.finish(handle)
+
+    assert result.fired == [] and result.next_actions == []
+    assert ih.office.tickets == {}
+
+
+async def test_self_service_not_followed_by_success_fires_when_the_window_passes(
+    ih: InteractionHarness,
+) -> None:
+    customer = ih.customer()
+    iid = new_id()
+    handle = await ih.send(iid, customer.customer_id, "e1", EventType.SELF_SERVICE_ATTEMPTED)
+    await ih.status(handle, lambda s: len(s.events) == 1)
+    await ih.env.sleep(timedelta(minutes=9))
+    early = await ih.status(handle, lambda s: True)
+    assert early.fired == []
+
+    await ih.env.sleep(timedelta(minutes=2))
+    status = await ih.status(handle, lambda s: bool(s.fired))
+
+    assert [f.trigger_id for f in status.fired] == ["self_service_abandoned"]
+    assert [a.action for a in status.next_actions] == ["offer_agent"]
+
+
+async def test_success_in_time_keeps_the_absence_trigger_quiet(ih: InteractionHarness) -> None:
+    customer = ih.customer()
+    iid = new_id()
+    handle = await ih.send(iid, customer.customer_id, "e1", EventType.SELF_SERVICE_ATTEMPTED)
+    await ih.send(iid, customer.customer_id, "e2", EventType.SELF_SERVICE_SUCCEEDED)
+    await ih.send(iid, customer.customer_id, "e3", EventType.INTERACTION_ENDED)
+
+    result = await ih.finish(handle)
+
+    assert result.fired == []
+    assert result.outcome == "resolved"
+
+
+async def test_three_menu_loops_within_five_minutes_offer_an_agent_and_note_crm(
+    ih: InteractionHarness,
+) -> None:
+    customer = ih.customer()
+    iid = new_id()
+    handle = await ih.send(iid, customer.customer_id, "e1", EventType.MENU_SELECTED, menu="main")
+    await ih.send(iid, customer.customer_id, "e2", EventType.MENU_SELECTED, menu="main")
+    early = await ih.status(handle, lambda s: len(s.events) == 2)
+    assert early.fired == []
+    await ih.send(iid, customer.customer_id, "e3", EventType.MENU_SELECTED, menu="main")
+
+    status = await ih.status(handle, lambda s: bool(s.fired) and len(s.fired[0].actions) == 2)
+
+    assert [f.trigger_id for f in status.fired] == ["repeated_menu_loops"]
+    assert ih.office.notes() == [f"Caller looped through the IVR menus. (interaction {iid})"]
+
+
+async def test_the_interaction_closes_after_its_grace_period_keeping_stragglers(
+    ih: InteractionHarness,
+) -> None:
+    customer = ih.customer()
+    iid = new_id()
+    cid = customer.customer_id
+    handle = await ih.send(iid, cid, "e1", EventType.MENU_SELECTED, topic="billing")
+    await ih.send(iid, cid, "e1", EventType.MENU_SELECTED, topic="billing")  # a retry
+    await ih.send(iid, cid, "e2", EventType.INTERACTION_ENDED, outcome="callback_requested")
+    ended = await ih.status(handle, lambda s: s.state is InteractionState.ENDED)
+    assert ended.ended_at is not None
+    # A straggler inside the grace period, stamped before the end event: kept, flagged.
+    before = ended.events[0].occurred_at - timedelta(seconds=5)
+    await ih.send(iid, cid, "e0", EventType.AGENT_NOTE, occurred_at=before)
+
+    result = await ih.finish(handle)
+
+    assert [e.event_id for e in result.events] == ["e1", "e2", "e0"]
+    assert [e.out_of_order for e in result.events] == [False, False, True]
+    assert result.state is InteractionState.CLOSED
+    assert (result.reason, result.outcome) == ("billing", "callback_requested")
+    stored = ih.store.get_interaction(iid)
+    assert stored is not None
+    assert (stored.status, stored.reason, stored.outcome) == (
+        "closed",
+        "billing",
+        "callback_requested",
+    )
+    assert stored.ended_at is not None
+
+
+async def test_an_interaction_nobody_ends_closes_as_abandoned(ih: InteractionHarness) -> None:
+    customer = ih.customer()
+    handle = await ih.send(new_id(), customer.customer_id, "e1", EventType.INTERACTION_STARTED)
+
+    result = await ih.finish(handle)
+
+    assert (result.state, result.outcome) == (InteractionState.CLOSED, "abandoned")
+
+
+async def _sms(ih: InteractionHarness, phone: str | None) -> list[str]:
+    from tests.workflows.harness import poll
+
+    texts: list[str] = await poll(lambda: ih.office.sms_to(phone or ""), lambda v: len(v) >= 1)
+    return texts
