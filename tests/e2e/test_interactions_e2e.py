@@ -232,3 +232,80 @@ async def _notes(http: httpx.AsyncClient, stack: RunningStack, customer_id: str)
     r = await http.get(f"{stack.sandbox}/__sandbox/crm/notes", params={"customer_id": customer_id})
     r.raise_for_status()
     return [n["text"] for n in r.json()]
+
+
+async def test_follow_ups_over_http_start_move_and_resolve(
+    stack: RunningStack, http: httpx.AsyncClient, pool: CustomerPool, quick_version: str
+) -> None:
+    customer = pool.take()
+    cid = customer["customer_id"]
+    r = await http.post(
+        f"{stack.sandbox}/crm/customers/{cid}/tickets",
+        json={"subject": "Statement missing", "category": "billing"},
+    )
+    assert r.status_code == 201, r.text
+    ticket_id = r.json()["ticket_id"]
+    url = f"{stack.api}/v1/follow-ups"
+    in_a_day = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    body = {
+        "follow_up_id": f"fu-{uuid.uuid4().hex[:10]}",
+        "customer_id": cid,
+        "ticket_id": ticket_id,
+        "reason": "billing",
+        "follow_up_at": in_a_day,
+    }
+
+    assert_error(
+        await http.post(url, json={**body, "ticket_id": "tkt-none"}, headers=CHANNEL_KEY),
+        422,
+        "unknown_ticket",
+    )
+    assert_error(
+        await http.post(url, json={**body, "customer_id": "cust-0002"}, headers=CHANNEL_KEY),
+        422,
+        "ticket_customer_mismatch",
+    )
+    assert_error(await http.post(url, json=body, headers=REVIEWER_KEY), 403, "forbidden")
+    r = await http.post(url, json=body, headers=CHANNEL_KEY)
+    assert r.status_code == 202, r.text
+    fid = body["follow_up_id"]
+    assert (await http.post(url, json=body, headers=CHANNEL_KEY)).status_code == 202  # same one
+
+    later = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    r = await http.post(
+        f"{url}/{fid}/reschedule", json={"follow_up_at": later}, headers=CHANNEL_KEY
+    )
+    assert r.status_code == 200, r.text
+    moved = await eventually(
+        lambda: _follow_up(http, stack, fid), lambda v: v["status"]["reschedules"]
+    )
+    assert moved["status"]["follow_up_at"].startswith(later[:16])
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    assert_error(
+        await http.post(
+            f"{url}/{fid}/reschedule", json={"follow_up_at": past}, headers=CHANNEL_KEY
+        ),
+        422,
+        "invalid_follow_up_at",
+    )
+
+    r = await http.post(
+        f"{url}/{fid}/resolved", json={"resolved_by": "agent-7"}, headers=SYSTEM_KEY
+    )
+    assert r.status_code == 200, r.text
+    done = await eventually(
+        lambda: _follow_up(http, stack, fid), lambda v: v["run_status"] == "completed"
+    )
+    assert done["status"]["outcome"] == "resolved" and done["status"]["attempts"] == []
+    assert_error(
+        await http.post(f"{url}/{fid}/resolved", json={}, headers=SYSTEM_KEY),
+        409,
+        "follow_up_finished",
+    )
+    assert_error(await http.get(f"{url}/fu-none", headers=CHANNEL_KEY), 404, "follow_up_not_found")
+
+
+async def _follow_up(http: httpx.AsyncClient, stack: RunningStack, fid: str) -> dict[str, Any]:
+    r = await http.get(f"{stack.api}/v1/follow-ups/{fid}", headers=CHANNEL_KEY)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
