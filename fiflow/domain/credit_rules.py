@@ -7,7 +7,7 @@ from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fiflow.domain.credit import (
     AccountHistoryResult,
@@ -18,7 +18,7 @@ from fiflow.domain.credit import (
     Product,
     RuleOutcome,
 )
-from fiflow.domain.rules import RuleSetError, template_fields
+from fiflow.domain.rules import template_fields, validate_rules
 
 CREDIT_TEMPLATE_FIELDS = frozenset({"fi_name", "product", "amount", "reasons", "note"})
 REQUIRED_TEMPLATES = ("approved", "declined", "info_requested", "failed")
@@ -249,15 +249,8 @@ class CreditRules(BaseModel):
 
 
 def parse_credit_rule_set(data: Any, *, source: str = "rule file") -> CreditRuleSet:
-    """Validate raw rule data into one message that names every problem."""
-    try:
-        return CreditRuleSet.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            problems.append(f"{where}: {err['msg']}")
-        raise RuleSetError(f"{source} is invalid: " + "; ".join(problems)) from None
+    """Validate a credit rule document."""
+    return validate_rules(CreditRuleSet, data, source=source)
 
 
 class RequestProblem(StrEnum):

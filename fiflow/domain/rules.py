@@ -6,7 +6,7 @@ import string
 from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -183,13 +183,21 @@ def render(template: str, values: dict[str, str]) -> str:
     return template.format_map(values)
 
 
-def parse_alert_rule_set(data: Any, *, source: str = "rule file") -> AlertRuleSet:
-    """Validate raw rule data, turning pydantic's errors into one message that names the problem."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_rules(model: type[M], data: Any, *, source: str) -> M:
+    """Validate raw rule data; pydantic's errors become one message naming each problem."""
     try:
-        return AlertRuleSet.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "(top level)"
             problems.append(f"{where}: {err['msg']}")
         raise RuleSetError(f"{source} is invalid: " + "; ".join(problems)) from None
+
+
+def parse_alert_rule_set(data: Any, *, source: str = "rule file") -> AlertRuleSet:
+    """Validate an alert rule document."""
+    return validate_rules(AlertRuleSet, data, source=source)

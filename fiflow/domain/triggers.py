@@ -12,10 +12,10 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fiflow.domain.interactions import AttrValue, EventType, InteractionEvent, PriorInteraction
-from fiflow.domain.rules import RuleSetError, template_fields
+from fiflow.domain.rules import template_fields, validate_rules
 
 TRIGGER_ID = r"^[a-z][a-z0-9_]{0,63}$"
 FOLLOW_UP_TEMPLATE_FIELDS = frozenset({"fi_name", "subject", "reason"})
@@ -253,15 +253,8 @@ def zone(name: str) -> ZoneInfo:
 
 
 def parse_trigger_rule_set(data: Any, *, source: str = "rule file") -> TriggerRuleSet:
-    """Validate raw rule data into one message that names every problem."""
-    try:
-        return TriggerRuleSet.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            problems.append(f"{where}: {err['msg']}")
-        raise RuleSetError(f"{source} is invalid: " + "; ".join(problems)) from None
+    """Validate a trigger rule document."""
+    return validate_rules(TriggerRuleSet, data, source=source)
 
 
 # --- evaluation ------------------------------------------------------------------------------
