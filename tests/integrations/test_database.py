@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,19 +24,6 @@ from fiflow.integrations.optouts import OptOutStore
 
 AT = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 HASH = "a" * 64
-
-
-@pytest.fixture
-def migrated_url(fresh_database_url: str) -> str:
-    upgrade_database(fresh_database_url)
-    return fresh_database_url
-
-
-@pytest.fixture
-def engine(migrated_url: str) -> Iterator[Engine]:
-    engine = create_db_engine(migrated_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
@@ -41,19 +40,6 @@ NESTED: dict[str, Any] = {
     "caller": {"name": "Zoë Ångström", "note": "信用 ✓ 🏦", "vip": True, "none": None},
     "big": 12345678901234567,
 }
-
-
-@pytest.fixture
-def migrated_url(fresh_database_url: str) -> str:
-    upgrade_database(fresh_database_url)
-    return fresh_database_url
-
-
-@pytest.fixture
-def engine(migrated_url: str) -> Iterator[Engine]:
-    engine = create_db_engine(migrated_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

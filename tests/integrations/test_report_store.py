@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
@@ -45,19 +44,6 @@ NESTED_REPORT: dict[str, Any] = {
     "big": 12345678901234567,
     "empty": {},
 }
-
-
-@pytest.fixture
-def migrated_url(fresh_database_url: str) -> str:
-    upgrade_database(fresh_database_url)
-    return fresh_database_url
-
-
-@pytest.fixture
-def engine(migrated_url: str) -> Iterator[Engine]:
-    engine = create_db_engine(migrated_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
@@ -36,19 +35,6 @@ RULES: dict[str, Any] = {
     ],
     "limits": {"max_amount": 12345678901234567, "none": None},
 }
-
-
-@pytest.fixture
-def migrated_url(fresh_database_url: str) -> str:
-    upgrade_database(fresh_database_url)
-    return fresh_database_url
-
-
-@pytest.fixture
-def engine(migrated_url: str) -> Iterator[Engine]:
-    engine = create_db_engine(migrated_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
