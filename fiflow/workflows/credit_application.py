@@ -23,7 +23,6 @@ with workflow.unsafe.imports_passed_through():
         CreateBillingAccount,
         OpenCreditAccount,
     )
-    from fiflow.activities.messaging import Delivery, MessagingActivities, SendPush, SendSms
     from fiflow.activities.reports import ReportActivities, StoreCreditReport
     from fiflow.activities.rules import LoadCreditRules, RuleActivities
     from fiflow.domain import search_attributes as sa
@@ -49,13 +48,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from fiflow.domain.credit_report import compile_report
     from fiflow.domain.credit_rules import CreditRules, evaluate
-    from fiflow.domain.customers import Channel, Customer, channel_order
+    from fiflow.domain.customers import Customer, channel_order
     from fiflow.domain.keys import credit_workflow_id, idempotency_key
     from fiflow.domain.rules import render
     from fiflow.workflows.account_history import AccountHistoryWorkflow
     from fiflow.workflows.credit_check import CreditCheckWorkflow
     from fiflow.workflows.failures import cause_of
     from fiflow.workflows.options import BACKOFFICE, QUICK
+    from fiflow.workflows.reach import Message, reach
 
 T = TypeVar("T")
 
@@ -615,41 +615,25 @@ class CreditApplicationWorkflow:
                 "note": note,
             },
         )
-        for channel in channel_order(customer):
-            key = self._key(f"{step}:{channel.value}")
-            try:
-                if channel is Channel.SMS and customer.phone:
-                    result = await workflow.execute_activity_method(
-                        MessagingActivities.send_sms,
-                        SendSms(
-                            to=customer.phone,
-                            body=text,
-                            purpose=f"credit:{step}",
-                            idempotency_key=key,
-                        ),
-                        **BACKOFFICE,
-                    )
-                elif channel is Channel.PUSH and customer.push_device_id:
-                    result = await workflow.execute_activity_method(
-                        MessagingActivities.send_push,
-                        SendPush(
-                            device_id=customer.push_device_id,
-                            title="Your application",
-                            body=text,
-                            data={"application_id": self._status.application_id},
-                            idempotency_key=key,
-                        ),
-                        **BACKOFFICE,
-                    )
-                else:
-                    continue
-            except ActivityError as exc:
-                self._record(channel.value, step, key, "failed", cause_of(exc))
-                continue
-            if result.delivery is Delivery.SUPPRESSED_OPTED_OUT:
-                self._record(channel.value, step, key, "skipped", "address opted out")
-                continue
-            self._record(channel.value, step, key, "done", "")
+        message = Message(
+            purpose=f"credit:{step}",
+            sms=text,
+            push_title="Your application",
+            push_body=text,
+            push_data={"application_id": self._status.application_id},
+        )
+        channel, attempts = await reach(
+            customer, channel_order(customer), message, lambda c: self._key(f"{step}:{c.value}")
+        )
+        for attempt in attempts:
+            self._record(
+                attempt.channel.value,
+                step,
+                attempt.idempotency_key,
+                attempt.outcome,
+                attempt.detail,
+            )
+        if channel is not None:
             return
         self._status.path.append(f"{step}: applicant could not be reached")
 

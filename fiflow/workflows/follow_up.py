@@ -19,9 +19,8 @@ with workflow.unsafe.imports_passed_through():
         PriorQuery,
         TicketActivities,
     )
-    from fiflow.activities.messaging import Delivery, MessagingActivities, SendPush, SendSms
     from fiflow.activities.rules import RuleActivities
-    from fiflow.domain.customers import Channel, Customer, channel_order
+    from fiflow.domain.customers import Customer, channel_order
     from fiflow.domain.follow_ups import (
         ContactAttempt,
         CustomerInTouch,
@@ -37,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.domain.triggers import FollowUpRules
     from fiflow.workflows.failures import cause_of
     from fiflow.workflows.options import BACKOFFICE, QUICK
+    from fiflow.workflows.reach import Message, reach
 
 
 @workflow.defn
@@ -170,42 +170,31 @@ class FollowUpWorkflow:
         s, inp = self._status, self._inp
         values = {"fi_name": fi_name, "subject": inp.subject or inp.reason, "reason": inp.reason}
         number = len(s.attempts) + 1
-        for channel in channel_order(customer):
-            key = idempotency_key(self._id, f"contact{number}:{channel.value}")
-            try:
-                if channel is Channel.SMS and customer.phone:
-                    result = await workflow.execute_activity_method(
-                        MessagingActivities.send_sms,
-                        SendSms(
-                            to=customer.phone,
-                            body=render(rules.templates["follow_up_sms"], values),
-                            purpose="follow_up",
-                            idempotency_key=key,
-                        ),
-                        **BACKOFFICE,
-                    )
-                elif channel is Channel.PUSH and customer.push_device_id:
-                    result = await workflow.execute_activity_method(
-                        MessagingActivities.send_push,
-                        SendPush(
-                            device_id=customer.push_device_id,
-                            title="Following up",
-                            body=render(rules.templates["follow_up_push"], values),
-                            data={"ticket_id": inp.ticket_id},
-                            idempotency_key=key,
-                        ),
-                        **BACKOFFICE,
-                    )
-                else:
-                    continue
-            except ActivityError as exc:
-                s.path.append(f"contact {number} by {channel.value} failed: {cause_of(exc)}")
-                continue
-            if result.delivery is Delivery.SUPPRESSED_OPTED_OUT:
-                s.attempts.append(
-                    ContactAttempt(at=workflow.now(), channel=channel.value, outcome="suppressed")
+        message = Message(
+            purpose="follow_up",
+            sms=render(rules.templates["follow_up_sms"], values),
+            push_title="Following up",
+            push_body=render(rules.templates["follow_up_push"], values),
+            push_data={"ticket_id": inp.ticket_id},
+        )
+        channel, attempts = await reach(
+            customer,
+            channel_order(customer),
+            message,
+            lambda c: idempotency_key(self._id, f"contact{number}:{c.value}"),
+        )
+        for attempt in attempts:
+            if attempt.outcome == "failed":
+                s.path.append(
+                    f"contact {number} by {attempt.channel.value} failed: {attempt.detail}"
                 )
-                continue
+            elif attempt.outcome == "skipped":
+                s.attempts.append(
+                    ContactAttempt(
+                        at=workflow.now(), channel=attempt.channel.value, outcome="suppressed"
+                    )
+                )
+        if channel is not None:
             s.attempts.append(
                 ContactAttempt(at=workflow.now(), channel=channel.value, outcome="sent")
             )

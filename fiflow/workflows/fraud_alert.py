@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from fiflow.activities.backoffice import (
@@ -46,7 +46,9 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.domain.customers import Channel, Customer, channel_order, other_channel
     from fiflow.domain.keys import idempotency_key, reply_code_candidates
     from fiflow.domain.rules import ActionType, AlertRules, RuleAction, render
+    from fiflow.workflows.failures import cause_of
     from fiflow.workflows.options import BACKOFFICE, LOCAL_CALL, QUICK
+    from fiflow.workflows.reach import Message, reach
 
 PUSH_ACTIONS = ["confirm", "contest"]
 
@@ -187,48 +189,26 @@ class FraudAlertWorkflow:
         rules, customer, s = self._rules, self._customer, self._status
         assert rules is not None and customer is not None
         values = self._values()
-        for channel in channels:
-            key = self._key(f"send:{label}:{channel.value}")
-            try:
-                if channel is Channel.SMS and customer.phone:
-                    result = await workflow.execute_activity_method(
-                        MessagingActivities.send_sms,
-                        SendSms(
-                            to=customer.phone,
-                            body=render(rules.templates["alert_sms"], values),
-                            purpose=f"alert:{label}",
-                            idempotency_key=key,
-                        ),
-                        **BACKOFFICE,
-                    )
-                elif channel is Channel.PUSH and customer.push_device_id:
-                    result = await workflow.execute_activity_method(
-                        MessagingActivities.send_push,
-                        SendPush(
-                            device_id=customer.push_device_id,
-                            title=render(rules.templates["alert_push_title"], values),
-                            body=render(rules.templates["alert_push_body"], values),
-                            actions=PUSH_ACTIONS,
-                            data={"alert_id": s.alert_id, "reply_code": s.reply_code or ""},
-                            idempotency_key=key,
-                        ),
-                        **BACKOFFICE,
-                    )
-                else:
-                    continue
-            except ActivityError as err:
-                self._record(f"send_{channel.value}:{label}", "failed", _cause(err))
-                continue
-            if result.delivery is Delivery.SUPPRESSED_OPTED_OUT:
-                self._record(f"send_{channel.value}:{label}", "skipped", "address opted out")
-                continue
-            self._record(f"send_{channel.value}:{label}", "done")
-            s.channel = channel
-            s.channels_used.append(channel)
-            s.timings.setdefault("sent", workflow.now())
-            self._search_updates.append(sa.CHANNEL.value_set(channel.value))
-            return channel
-        return None
+        message = Message(
+            purpose=f"alert:{label}",
+            sms=render(rules.templates["alert_sms"], values),
+            push_title=render(rules.templates["alert_push_title"], values),
+            push_body=render(rules.templates["alert_push_body"], values),
+            push_actions=PUSH_ACTIONS,
+            push_data={"alert_id": s.alert_id, "reply_code": s.reply_code or ""},
+        )
+        channel, attempts = await reach(
+            customer, channels, message, lambda c: self._key(f"send:{label}:{c.value}")
+        )
+        for attempt in attempts:
+            self._record(f"send_{attempt.channel.value}:{label}", attempt.outcome, attempt.detail)
+        if channel is None:
+            return None
+        s.channel = channel
+        s.channels_used.append(channel)
+        s.timings.setdefault("sent", workflow.now())
+        self._search_updates.append(sa.CHANNEL.value_set(channel.value))
+        return channel
 
     async def _run_actions(self, actions: list[RuleAction], label: str) -> None:
         for action in actions:
@@ -300,7 +280,7 @@ class FraudAlertWorkflow:
                     self._record(name, "done" if sent else "failed", sent.value if sent else "")
         except ActivityError as err:
             # One refused action must not stop the others (a missing card, say): record it.
-            self._record(name, "failed", _cause(err))
+            self._record(name, "failed", cause_of(err))
 
     async def _card(self, blocked: bool, label: str, reason: str) -> bool:
         customer, req = self._customer, self._inp.request
@@ -319,7 +299,7 @@ class FraudAlertWorkflow:
                 **BACKOFFICE,
             )
         except ActivityError as err:
-            self._record(name, "failed", _cause(err))
+            self._record(name, "failed", cause_of(err))
             return False
         self._record(name, "done", status)
         return True
@@ -416,10 +396,3 @@ class FraudAlertWorkflow:
             "occurred_at": req.transaction.occurred_at.isoformat(),
             "alert_type": req.alert_type,
         }
-
-
-def _cause(err: ActivityError) -> str:
-    cause = err.cause
-    if isinstance(cause, ApplicationError) and cause.type:
-        return cause.type
-    return str(cause or err)

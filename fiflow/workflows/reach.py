@@ -1,0 +1,89 @@
+"""Reaching a customer from workflow code: the first channel that takes the message wins."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from fiflow.activities.messaging import Delivery, MessagingActivities, SendPush, SendSms
+    from fiflow.domain.customers import Channel, Customer
+    from fiflow.workflows.failures import cause_of
+    from fiflow.workflows.options import BACKOFFICE
+
+
+@dataclass
+class Message:
+    """One message, as SMS text and as a push notification."""
+
+    purpose: str  # shows in history (the body may be encrypted)
+    sms: str
+    push_title: str
+    push_body: str
+    push_actions: list[str] = field(default_factory=list)
+    push_data: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Attempt:
+    """What one channel did with the message."""
+
+    channel: Channel
+    outcome: str  # done | skipped (opted out) | failed
+    detail: str
+    idempotency_key: str
+
+
+async def reach(
+    customer: Customer,
+    channels: list[Channel],
+    message: Message,
+    key_for: Callable[[Channel], str],
+) -> tuple[Channel | None, list[Attempt]]:
+    """Try the channels in order; the channel that delivered (or None) and every attempt.
+
+    An SMS to an opted-out number is not sent and the next channel is tried; a send that
+    fails for good (after the activity's retries) also moves on.
+    """
+    attempts: list[Attempt] = []
+    for channel in channels:
+        key = key_for(channel)
+        try:
+            if channel is Channel.SMS and customer.phone:
+                result = await workflow.execute_activity_method(
+                    MessagingActivities.send_sms,
+                    SendSms(
+                        to=customer.phone,
+                        body=message.sms,
+                        purpose=message.purpose,
+                        idempotency_key=key,
+                    ),
+                    **BACKOFFICE,
+                )
+            elif channel is Channel.PUSH and customer.push_device_id:
+                result = await workflow.execute_activity_method(
+                    MessagingActivities.send_push,
+                    SendPush(
+                        device_id=customer.push_device_id,
+                        title=message.push_title,
+                        body=message.push_body,
+                        actions=message.push_actions,
+                        data=message.push_data,
+                        idempotency_key=key,
+                    ),
+                    **BACKOFFICE,
+                )
+            else:
+                continue
+        except ActivityError as exc:
+            attempts.append(Attempt(channel, "failed", cause_of(exc), key))
+            continue
+        if result.delivery is Delivery.SUPPRESSED_OPTED_OUT:
+            attempts.append(Attempt(channel, "skipped", "address opted out", key))
+            continue
+        attempts.append(Attempt(channel, "done", "", key))
+        return channel, attempts
+    return None, attempts
