@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from fiflow.domain.alert_start import alert_details, alert_search_attributes, alert_summary
 from fiflow.domain.alerts import (
@@ -32,6 +29,7 @@ from fiflow.domain.keys import (
     conversation_workflow_id,
 )
 from fiflow.integrations.settings import Settings
+from fiflow.starters.workflow_views import View, workflow_view
 from fiflow.workflows.conversation import ConversationWorkflow
 from fiflow.workflows.fraud_alert import FraudAlertWorkflow
 
@@ -61,42 +59,11 @@ async def start_alert(
     return alert_id
 
 
-class AlertLookup(StrEnum):
-    """Whether an alert exists and can still take a reply."""
-
-    NOT_FOUND = "not_found"
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-@dataclass
-class AlertView:
-    """An alert's status as the API shows it."""
-
-    lookup: AlertLookup
-    status: AlertStatus | None = None
-    run_status: str = ""
-
-
-async def alert_view(client: Client, alert_id: str) -> AlertView:
+async def alert_view(client: Client, alert_id: str) -> View[AlertStatus]:
     """The alert's current status: a query while it runs, its result once done."""
-    handle = client.get_workflow_handle(alert_workflow_id(alert_id), result_type=AlertStatus)
-    try:
-        desc = await handle.describe()
-    except RPCError as err:
-        if err.status is RPCStatusCode.NOT_FOUND:
-            return AlertView(AlertLookup.NOT_FOUND)
-        raise
-    if desc.workflow_type != "FraudAlertWorkflow":
-        return AlertView(AlertLookup.NOT_FOUND)
-    run_status = desc.status.name.lower() if desc.status else "unknown"
-    if desc.status is WorkflowExecutionStatus.RUNNING:
-        status = await handle.query(FraudAlertWorkflow.status)
-        return AlertView(AlertLookup.OPEN, status, run_status)
-    if desc.status is WorkflowExecutionStatus.COMPLETED:
-        result = await handle.result()
-        return AlertView(AlertLookup.CLOSED, result, run_status)
-    return AlertView(AlertLookup.CLOSED, None, run_status)
+    return await workflow_view(
+        client, alert_workflow_id(alert_id), "FraudAlertWorkflow", AlertStatus
+    )
 
 
 async def deliver_sms(

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -28,6 +26,7 @@ from fiflow.domain.credit import (
 )
 from fiflow.domain.keys import credit_workflow_id
 from fiflow.integrations.settings import Settings
+from fiflow.starters.workflow_views import View, workflow_view
 from fiflow.workflows.credit_application import CreditApplicationWorkflow
 
 
@@ -60,43 +59,14 @@ async def start_application(
         )
 
 
-class Lookup(StrEnum):
-    """Whether an application exists and whether it still runs."""
-
-    NOT_FOUND = "not_found"
-    RUNNING = "running"
-    FINISHED = "finished"
-
-
-@dataclass
-class ApplicationView:
-    """An application's status as the API shows it."""
-
-    lookup: Lookup
-    status: CreditApplicationStatus | None = None
-    run_status: str = ""
-
-
-async def application_view(client: Client, application_id: str) -> ApplicationView:
+async def application_view(client: Client, application_id: str) -> View[CreditApplicationStatus]:
     """The application's current status: a query while it runs, its result once done."""
-    handle = client.get_workflow_handle(
-        credit_workflow_id(application_id), result_type=CreditApplicationStatus
+    return await workflow_view(
+        client,
+        credit_workflow_id(application_id),
+        "CreditApplicationWorkflow",
+        CreditApplicationStatus,
     )
-    try:
-        desc = await handle.describe()
-    except RPCError as err:
-        if err.status is RPCStatusCode.NOT_FOUND:
-            return ApplicationView(Lookup.NOT_FOUND)
-        raise
-    if desc.workflow_type != "CreditApplicationWorkflow":
-        return ApplicationView(Lookup.NOT_FOUND)
-    run_status = desc.status.name.lower() if desc.status else "unknown"
-    if desc.status is WorkflowExecutionStatus.RUNNING:
-        status = await handle.query(CreditApplicationWorkflow.status)
-        return ApplicationView(Lookup.RUNNING, status, run_status)
-    if desc.status is WorkflowExecutionStatus.COMPLETED:
-        return ApplicationView(Lookup.FINISHED, await handle.result(), run_status)
-    return ApplicationView(Lookup.FINISHED, None, run_status)
 
 
 class Rejected(Exception):

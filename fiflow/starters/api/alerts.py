@@ -12,10 +12,11 @@ from fiflow.domain.alerts import SAFE_ID, AlertRequest, AlertStatus
 from fiflow.domain.rules import RuleSetError
 from fiflow.integrations.http import BusinessError, TransientError
 from fiflow.integrations.settings import ROLES
-from fiflow.starters.alerts_client import AlertLookup, alert_view, start_alert
+from fiflow.starters.alerts_client import alert_view, start_alert
 from fiflow.starters.api.auth import require
 from fiflow.starters.api.errors import ApiError
 from fiflow.starters.api.state import ApiState, api_state
+from fiflow.starters.workflow_views import Lookup
 
 log = logging.getLogger("fiflow.api")
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
@@ -52,7 +53,7 @@ async def get_alert(
 ) -> AlertView:
     """The alert's state, channel, reply, decision and actions."""
     view = await alert_view(await state.client(), alert_id)
-    if view.lookup is AlertLookup.NOT_FOUND:
+    if view.lookup is Lookup.NOT_FOUND:
         raise ApiError(404, "alert_not_found", f"no alert {alert_id}")
     return AlertView(alert_id=alert_id, run_status=view.run_status, status=view.status)
 

@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from fiflow.domain.alerts import SAFE_ID, ReplyOutcome
 from fiflow.integrations.twilio_signature import is_valid_signature
 from fiflow.starters.alerts_client import (
-    AlertLookup,
     alert_view,
     deliver_push_reply,
     deliver_sms,
@@ -21,6 +20,7 @@ from fiflow.starters.alerts_client import (
 from fiflow.starters.api.auth import require
 from fiflow.starters.api.errors import ApiError
 from fiflow.starters.api.state import ApiState, api_state
+from fiflow.starters.workflow_views import Lookup
 
 log = logging.getLogger("fiflow.api")
 router = APIRouter(prefix="/v1/channels", tags=["channels"])
@@ -99,11 +99,11 @@ async def push_reply(reply: PushReply, state: ApiState = Depends(api_state)) -> 
     """Deliver a push action straight to its alert."""
     client = await state.client()
     view = await alert_view(client, reply.alert_id)
-    if view.lookup is AlertLookup.NOT_FOUND:
+    if view.lookup is Lookup.NOT_FOUND:
         raise ApiError(404, "alert_not_found", f"no alert {reply.alert_id}")
     reply_id = reply.reply_id or f"push:{reply.alert_id}:{reply.action}"
     earlier = view.status.reply if view.status else None
-    if view.lookup is AlertLookup.CLOSED or (earlier and earlier.message_id != reply_id):
+    if view.lookup is Lookup.FINISHED or (earlier and earlier.message_id != reply_id):
         raise ApiError(409, "alert_closed", f"alert {reply.alert_id} no longer takes replies")
     await deliver_push_reply(
         client, reply.alert_id, ReplyOutcome(reply.action), reply_id, datetime.now(UTC)

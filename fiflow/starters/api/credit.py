@@ -24,13 +24,13 @@ from fiflow.starters.api.auth import require
 from fiflow.starters.api.errors import ApiError
 from fiflow.starters.api.state import ApiState, api_state
 from fiflow.starters.credit_client import (
-    Lookup,
     Rejected,
     application_view,
     start_application,
     submit_documents,
     submit_review,
 )
+from fiflow.starters.workflow_views import Lookup
 
 log = logging.getLogger("fiflow.api")
 router = APIRouter(prefix="/v1/credit-applications", tags=["credit applications"])

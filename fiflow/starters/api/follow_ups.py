@@ -21,7 +21,8 @@ from fiflow.integrations.http import BusinessError, TransientError
 from fiflow.starters.api.auth import require
 from fiflow.starters.api.errors import ApiError
 from fiflow.starters.api.state import ApiState, api_state
-from fiflow.starters.interactions_client import Lookup, follow_up_view, start_follow_up
+from fiflow.starters.interactions_client import follow_up_view, start_follow_up
+from fiflow.starters.workflow_views import Lookup
 from fiflow.workflows.follow_up import FollowUpWorkflow
 
 router = APIRouter(prefix="/v1/follow-ups", tags=["follow-ups"])

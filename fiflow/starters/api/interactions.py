@@ -22,7 +22,8 @@ from fiflow.integrations.interactions_store import StoredEvent
 from fiflow.starters.api.auth import require
 from fiflow.starters.api.errors import ApiError
 from fiflow.starters.api.state import ApiState, api_state
-from fiflow.starters.interactions_client import Lookup, deliver_event, interaction_view
+from fiflow.starters.interactions_client import deliver_event, interaction_view
+from fiflow.starters.workflow_views import Lookup
 
 log = logging.getLogger("fiflow.api")
 router = APIRouter(prefix="/v1/interactions", tags=["interactions"])
