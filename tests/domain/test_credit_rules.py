@@ -35,7 +35,7 @@ from fiflow.domain.credit_rules import (
 )
 from fiflow.domain.rules import RuleSetError
 from fiflow.integrations.rules_store import RuleStore, read_rules_file
-from tests.workflows.credit_harness import bureau_report
+from tests.workflows.standins import bureau_report
 
 SHIPPED = Path(__file__).resolve().parents[2] / "fiflow" / "rules" / "credit.yaml"
 AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -23,108 +23,17 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from fiflow.activities.backoffice import (
-    CardActivities,
-    ContactCenterActivities,
-    CrmActivities,
-    FraudActivities,
-)
-from fiflow.activities.conversations import ConversationActivities
-from fiflow.activities.messaging import MessagingActivities
-from fiflow.activities.rules import RuleActivities
 from fiflow.domain.alerts import AlertInput, AlertRequest, AlertStatus, Transaction
 from fiflow.domain.conversations import ConversationSnapshot
 from fiflow.domain.customers import Card, Channel, Customer
 from fiflow.domain.keys import address_hash, alert_id_for, conversation_workflow_id
 from fiflow.integrations.database import create_db_engine, upgrade_database
-from fiflow.integrations.http import BusinessError, TransientError
-from fiflow.integrations.optouts import OptOutStore
-from fiflow.integrations.rules_store import RuleStore
 from fiflow.integrations.settings import Settings
 from fiflow.starters.alerts_client import deliver_sms, start_alert
 from fiflow.workers.main import build_worker
 from fiflow.workflows.fraud_alert import FraudAlertWorkflow
-
-
-@dataclass
-class Call:
-    """One recorded back-office write."""
-
-    system: str
-    key: str
-    body: dict[str, Any]
-
-
-@dataclass
-class Backoffice:
-    """Recording stand-ins for every back-office client; writes are idempotent by key."""
-
-    customers: dict[str, Customer] = field(default_factory=dict)
-    calls: list[Call] = field(default_factory=list)
-    sms: list[Call] = field(default_factory=list)
-    push: list[Call] = field(default_factory=list)
-    failures: dict[str, int] = field(default_factory=dict)  # system -> transient failures left
-
-    def _maybe_fail(self, system: str) -> None:
-        left = self.failures.get(system, 0)
-        if left:
-            self.failures[system] = left - 1
-            raise TransientError(system, "HTTP 500 injected")
-
-    def _write(self, system: str, key: str, body: dict[str, Any]) -> str:
-        self._maybe_fail(system)
-        if not any(c.system == system and c.key == key for c in self.calls):
-            self.calls.append(Call(system, key, body))
-        return f"{system}-{len(self.calls)}"
-
-    def of(self, system: str) -> list[Call]:
-        """Recorded writes to one system."""
-        return [c for c in self.calls if c.system == system]
-
-    # CRM
-    async def get_customer(self, customer_id: str) -> Customer:
-        self._maybe_fail("crm")
-        if customer_id not in self.customers:
-            raise BusinessError("crm", "HTTP 404 unknown customer", status=404, code="not_found")
-        return self.customers[customer_id]
-
-    async def add_note(self, customer_id: str, text: str, category: str, key: str) -> str:
-        return self._write("crm", key, {"customer_id": customer_id, "text": text})
-
-    # fraud, cards, contact center
-    async def record_outcome(
-        self, case_ref: str, customer_id: str, outcome: str, alert_type: str, key: str
-    ) -> str:
-        return self._write("fraud", key, {"case_ref": case_ref, "outcome": outcome})
-
-    async def set_blocked(
-        self, customer_id: str, card_last4: str, blocked: bool, reason: str, key: str
-    ) -> str:
-        self._write("card", key, {"card_last4": card_last4, "blocked": blocked})
-        return "blocked" if blocked else "active"
-
-    async def schedule_callback(
-        self, customer_id: str, reason: str, priority: str, reference: str, key: str
-    ) -> str:
-        return self._write("contact_center", key, {"reason": reason, "priority": priority})
-
-    # messaging
-    async def send(self, *args: Any) -> str:
-        if len(args) == 3:  # SmsClient.send(to, body, key)
-            to, body, key = args
-            self._maybe_fail("sms")
-            if not any(m.key == key for m in self.sms):
-                self.sms.append(Call("sms", key, {"to": to, "body": body}))
-            return f"SM{len(self.sms)}"
-        device, title, body, actions, data, key = args
-        self._maybe_fail("push")
-        if not any(m.key == key for m in self.push):
-            self.push.append(Call("push", key, {"device_id": device, "body": body, **data}))
-        return f"push-{len(self.push)}"
-
-    def sms_to(self, phone: str) -> list[str]:
-        """Bodies of the SMS sent to a number, oldest first."""
-        return [m.body["body"] for m in self.sms if m.body["to"] == phone]
+from tests.workflows.standin_activities import all_activities
+from tests.workflows.standins import Backoffice, LendingOffice
 
 
 def new_phone() -> str:
@@ -319,29 +228,9 @@ async def running_harness(
     settings = Settings(
         task_queue=task_queue, database_url=db_url, rules_dir=rules_dir, workflow_sandbox=True
     )
-    office = Backoffice()
+    office = LendingOffice()
     engine = create_db_engine(db_url)
-    messaging = MessagingActivities(
-        office,  # type: ignore[arg-type]
-        office,  # type: ignore[arg-type]
-        OptOutStore(engine),
-        settings.address_hash_key,
-    )
-    crm = CrmActivities(office)  # type: ignore[arg-type]
-    activities = [
-        RuleActivities(RuleStore(rules_dir)).load_alert_rules,
-        crm.get_customer,
-        crm.add_note,
-        FraudActivities(office).record_outcome,  # type: ignore[arg-type]
-        CardActivities(office).set_blocked,  # type: ignore[arg-type]
-        ContactCenterActivities(office).schedule_callback,  # type: ignore[arg-type]
-        messaging.send_sms,
-        messaging.send_push,
-        messaging.set_sms_opt_out,
-        ConversationActivities(
-            env.client, settings.address_hash_key, settings.fi_name, settings.fi_help_text
-        ).register_alert,
-    ]
+    activities = all_activities(office, env.client, settings, engine, rules_dir)
     worker = build_worker(env.client, settings, activities)
     harness = Harness(env, settings, office)
     try:

@@ -14,21 +14,6 @@ import yaml
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from fiflow.activities.backoffice import (
-    CardActivities,
-    ContactCenterActivities,
-    CrmActivities,
-    FraudActivities,
-)
-from fiflow.activities.conversations import ConversationActivities
-from fiflow.activities.interactions import (
-    ContactWindowActivities,
-    FraudAlertFromInteraction,
-    InteractionActivities,
-    TicketActivities,
-)
-from fiflow.activities.messaging import MessagingActivities
-from fiflow.activities.rules import RuleActivities
 from fiflow.domain.follow_ups import FollowUpInput, FollowUpStatus
 from fiflow.domain.interactions import (
     EventType,
@@ -40,14 +25,13 @@ from fiflow.domain.interactions import (
 from fiflow.domain.keys import follow_up_workflow_id, interaction_workflow_id
 from fiflow.integrations.database import create_db_engine, upgrade_database
 from fiflow.integrations.interactions_store import InteractionRecord, InteractionStore
-from fiflow.integrations.optouts import OptOutStore
-from fiflow.integrations.rules_store import RuleStore
 from fiflow.integrations.settings import Settings
 from fiflow.workers.main import build_worker
 from fiflow.workflows.follow_up import FollowUpWorkflow
 from fiflow.workflows.interaction import InteractionWorkflow
-from tests.workflows.credit_harness import LendingOffice
 from tests.workflows.harness import poll_async, sms_customer
+from tests.workflows.standin_activities import all_activities
+from tests.workflows.standins import LendingOffice
 
 SHIPPED_RULES = Path(__file__).resolve().parents[2] / "fiflow" / "rules"
 
@@ -172,37 +156,7 @@ async def running_interaction_harness(
     office = LendingOffice()
     engine = create_db_engine(db_url)
     store = InteractionStore(engine)
-    messaging = MessagingActivities(
-        office,  # type: ignore[arg-type]
-        office,  # type: ignore[arg-type]
-        OptOutStore(engine),
-        settings.address_hash_key,
-    )
-    rules = RuleActivities(RuleStore(rules_dir))
-    crm = CrmActivities(office)  # type: ignore[arg-type]
-    tickets = TicketActivities(office)  # type: ignore[arg-type]
-    interactions = InteractionActivities(store)
-    activities = [
-        rules.load_alert_rules,
-        rules.load_trigger_rules,
-        crm.get_customer,
-        crm.add_note,
-        FraudActivities(office).record_outcome,  # type: ignore[arg-type]
-        CardActivities(office).set_blocked,  # type: ignore[arg-type]
-        ContactCenterActivities(office).schedule_callback,  # type: ignore[arg-type]
-        messaging.send_sms,
-        messaging.send_push,
-        messaging.set_sms_opt_out,
-        ConversationActivities(
-            env.client, settings.address_hash_key, settings.fi_name, settings.fi_help_text
-        ).register_alert,
-        interactions.prior_interactions,
-        interactions.record_interaction,
-        tickets.create_ticket,
-        tickets.get_ticket,
-        ContactWindowActivities().next_contact_time,
-        FraudAlertFromInteraction(office, settings.address_hash_key, settings.fi_name).prepare,  # type: ignore[arg-type]
-    ]
+    activities = all_activities(office, env.client, settings, engine, rules_dir)
     worker = build_worker(env.client, settings, activities)
     harness = InteractionHarness(env, settings, office, store)
     try:

@@ -11,6 +11,7 @@ from temporalio.client import WorkflowExecutionStatus
 from fiflow.domain.alerts import Transaction
 from fiflow.domain.interactions import EventType, InteractionState
 from fiflow.domain.keys import alert_workflow_id, follow_up_workflow_id
+from tests.workflows.harness import poll
 from tests.workflows.interaction_harness import InteractionHarness
 
 
@@ -183,7 +184,5 @@ async def test_an_interaction_nobody_ends_closes_as_abandoned(ih: InteractionHar
 
 
 async def _sms(ih: InteractionHarness, phone: str | None) -> list[str]:
-    from tests.workflows.harness import poll
-
     texts: list[str] = await poll(lambda: ih.office.sms_to(phone or ""), lambda v: len(v) >= 1)
     return texts

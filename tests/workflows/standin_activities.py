@@ -1,0 +1,85 @@
+"""Every fiflow activity bound to the stand-in office: the worker's set, minus real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+
+from fiflow.activities.backoffice import (
+    CardActivities,
+    ContactCenterActivities,
+    CrmActivities,
+    FraudActivities,
+)
+from fiflow.activities.conversations import ConversationActivities
+from fiflow.activities.credit import BillingActivities, BureauActivities, CoreBankingActivities
+from fiflow.activities.interactions import (
+    ContactWindowActivities,
+    FraudAlertFromInteraction,
+    InteractionActivities,
+    TicketActivities,
+)
+from fiflow.activities.messaging import MessagingActivities
+from fiflow.activities.reports import ReportActivities
+from fiflow.activities.rules import RuleActivities
+from fiflow.integrations.interactions_store import InteractionStore
+from fiflow.integrations.optouts import OptOutStore
+from fiflow.integrations.reports import CreditReportStore
+from fiflow.integrations.rules_store import RuleStore
+from fiflow.integrations.settings import Settings
+from tests.workflows.standins import LendingOffice
+
+
+def all_activities(
+    office: LendingOffice,
+    client: Client,
+    settings: Settings,
+    engine: Engine,
+    rules_dir: Path | None = None,
+) -> list[Callable[..., Any]]:
+    """The same activities `fiflow worker` registers, over the stand-ins and a test database."""
+    stand_in: Any = office  # it stands in for every client type at once
+    messaging = MessagingActivities(
+        stand_in, stand_in, OptOutStore(engine), settings.address_hash_key
+    )
+    rules = RuleActivities(RuleStore(rules_dir))
+    crm = CrmActivities(stand_in)
+    core = CoreBankingActivities(stand_in)
+    billing = BillingActivities(stand_in)
+    tickets = TicketActivities(stand_in)
+    interactions = InteractionActivities(InteractionStore(engine))
+    return [
+        rules.load_alert_rules,
+        rules.load_credit_rules,
+        rules.load_trigger_rules,
+        crm.get_customer,
+        crm.add_note,
+        FraudActivities(stand_in).record_outcome,
+        CardActivities(stand_in).set_blocked,
+        ContactCenterActivities(stand_in).schedule_callback,
+        messaging.send_sms,
+        messaging.send_push,
+        messaging.set_sms_opt_out,
+        ConversationActivities(
+            client, settings.address_hash_key, settings.fi_name, settings.fi_help_text
+        ).register_alert,
+        BureauActivities(stand_in).pull,
+        core.summary,
+        core.statement_page,
+        core.open_account,
+        core.close_account,
+        billing.create_account,
+        billing.add_schedule,
+        billing.cancel_account,
+        ReportActivities(CreditReportStore(engine)).store_credit_report,
+        interactions.prior_interactions,
+        interactions.record_interaction,
+        tickets.create_ticket,
+        tickets.get_ticket,
+        ContactWindowActivities().next_contact_time,
+        FraudAlertFromInteraction(stand_in, settings.address_hash_key, settings.fi_name).prepare,
+    ]
