@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from temporalio import activity
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from fiflow.activities.errors import business_errors_are_final
 from fiflow.domain.alerts import AlertInput, AlertRequest
 from fiflow.domain.contact_window import next_contact_time
-from fiflow.domain.follow_ups import Ticket
+from fiflow.domain.follow_ups import CustomerInTouch, Ticket
 from fiflow.domain.interactions import InteractionChannel, PriorInteraction
-from fiflow.domain.keys import alert_id_for
+from fiflow.domain.keys import alert_id_for, follow_up_workflow_id
 from fiflow.domain.triggers import FollowUpRules
 from fiflow.integrations.core_banking import CoreBankingClient
 from fiflow.integrations.crm import CrmClient
@@ -41,6 +43,23 @@ class RecordInteraction(BaseModel):
     started_at: datetime
     ended_at: datetime | None = None
     summary: dict[str, Any] | None = None
+
+
+class RecordFollowUp(BaseModel):
+    """A follow-up's state for the context store."""
+
+    follow_up_id: str
+    customer_id: str
+    ticket_id: str
+    status: Literal["waiting", "done"]
+    outcome: str | None = None
+
+
+class CustomerInTouchNow(BaseModel):
+    """A customer started a new interaction."""
+
+    customer_id: str
+    interaction_id: str
 
 
 class CreateTicket(BaseModel):
@@ -115,6 +134,47 @@ class InteractionActivities:
             summary=req.summary,
         )
         await asyncio.to_thread(self._store.upsert_interaction, record)
+
+
+class FollowUpRegistry:
+    """Which follow-ups wait on which customer, so a new interaction can stop them at once."""
+
+    def __init__(self, client: Client, store: InteractionStore):
+        self._client = client
+        self._store = store
+
+    @activity.defn(name="record_follow_up")
+    async def record_follow_up(self, req: RecordFollowUp) -> None:
+        """Note the follow-up as waiting or done."""
+        await asyncio.to_thread(
+            self._store.record_follow_up,
+            req.follow_up_id,
+            customer_id=req.customer_id,
+            ticket_id=req.ticket_id,
+            status=req.status,
+            outcome=req.outcome,
+            at=datetime.now(UTC),
+        )
+
+    @activity.defn(name="stop_waiting_follow_ups")
+    async def stop_waiting_follow_ups(self, req: CustomerInTouchNow) -> list[str]:
+        """Tell each of the customer's waiting follow-ups that the customer is in touch."""
+        told = []
+        for follow_up_id in await asyncio.to_thread(
+            self._store.waiting_follow_ups, req.customer_id
+        ):
+            handle = self._client.get_workflow_handle(follow_up_workflow_id(follow_up_id))
+            try:
+                await handle.signal(
+                    "customer_in_touch", CustomerInTouch(interaction_id=req.interaction_id)
+                )
+            except RPCError as err:
+                # Ended between the read and the signal: nothing left to stop.
+                if err.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+                continue
+            told.append(follow_up_id)
+        return told
 
 
 class TicketActivities:

@@ -147,5 +147,7 @@ class InteractionStatus(BaseModel):
     fired: list[FiredTrigger] = Field(default_factory=list)
     next_actions: list[NextBestAction] = Field(default_factory=list)
     repeat_of: list[str] = Field(default_factory=list)
+    # Follow-ups that were waiting to chase this customer, stopped because they got in touch.
+    stopped_follow_ups: list[str] = Field(default_factory=list)
     started_at: datetime | None = None
     ended_at: datetime | None = None

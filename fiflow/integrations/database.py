@@ -86,6 +86,19 @@ interactions = sa.Table(
     sa.Index("ix_interactions_customer_id_started_at", "customer_id", "started_at"),
 )
 
+# Follow-ups still waiting, per customer: a new interaction from the customer stops them.
+follow_ups = sa.Table(
+    "follow_ups",
+    metadata,
+    sa.Column("follow_up_id", sa.String(128), primary_key=True),
+    sa.Column("customer_id", sa.String(128), nullable=False),
+    sa.Column("ticket_id", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_follow_ups_customer_id_status", "customer_id", "status"),
+)
+
 # Every event accepted for an interaction, once per event_id; seq is the acceptance order.
 interaction_events = sa.Table(
     "interaction_events",

@@ -11,9 +11,15 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, RowMapping
 
-from fiflow.integrations.database import begin_write, interaction_events, interactions
+from fiflow.integrations.database import (
+    begin_write,
+    follow_ups,
+    interaction_events,
+    interactions,
+)
 
 _i = interactions.c
+_f = follow_ups.c
 _e = interaction_events.c
 
 DEFAULT_LIMIT = 50
@@ -195,6 +201,52 @@ class InteractionStore:
         with self._engine.connect() as conn:
             rows = conn.execute(stmt).mappings().all()
         return [_interaction_from_row(r) for r in rows]
+
+    def record_follow_up(
+        self,
+        follow_up_id: str,
+        *,
+        customer_id: str,
+        ticket_id: str,
+        status: Literal["waiting", "done"],
+        outcome: str | None,
+        at: datetime,
+    ) -> None:
+        """Note a follow-up as waiting or done (a done one never goes back to waiting)."""
+        if at.tzinfo is None:
+            raise ValueError("at must be timezone-aware")
+        values = {
+            "follow_up_id": follow_up_id,
+            "customer_id": customer_id,
+            "ticket_id": ticket_id,
+            "status": status,
+            "outcome": outcome,
+            "updated_at": at.astimezone(UTC),
+        }
+        insert = self._insert(follow_ups).values(**values)
+        new = insert.excluded
+        # A retried "waiting" write arriving after "done" must not reopen it.
+        keep_done = _f.status == "done"
+        stmt = insert.on_conflict_do_update(
+            index_elements=[_f.follow_up_id],
+            set_={
+                "status": sa.case((keep_done, _f.status), else_=new.status),
+                "outcome": sa.case((keep_done, _f.outcome), else_=new.outcome),
+                "updated_at": new.updated_at,
+            },
+        )
+        with begin_write(self._engine) as conn:
+            conn.execute(stmt)
+
+    def waiting_follow_ups(self, customer_id: str) -> list[str]:
+        """IDs of the customer's follow-ups that are still waiting."""
+        stmt = (
+            sa.select(_f.follow_up_id)
+            .where(_f.customer_id == customer_id, _f.status == "waiting")
+            .order_by(_f.follow_up_id)
+        )
+        with self._engine.connect() as conn:
+            return list(conn.scalars(stmt).all())
 
 
 def _as_utc(row: RowMapping, names: tuple[str, ...]) -> dict[str, Any]:

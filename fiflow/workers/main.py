@@ -28,6 +28,7 @@ from fiflow.activities.conversations import ConversationActivities
 from fiflow.activities.credit import BillingActivities, BureauActivities, CoreBankingActivities
 from fiflow.activities.interactions import (
     ContactWindowActivities,
+    FollowUpRegistry,
     FraudAlertFromInteraction,
     InteractionActivities,
     TicketActivities,
@@ -118,7 +119,9 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
         core = CoreBankingActivities(CoreBankingClient(http["core_banking"]))
         billing = BillingActivities(BillingClient(http["billing"]))
         reports = ReportActivities(CreditReportStore(engine))
-        interactions = InteractionActivities(InteractionStore(engine))
+        interaction_store = InteractionStore(engine)
+        interactions = InteractionActivities(interaction_store)
+        follow_ups = FollowUpRegistry(client, interaction_store)
         tickets = TicketActivities(CrmClient(http["crm"]))
         windows = ContactWindowActivities()
         alerts_from_calls = FraudAlertFromInteraction(
@@ -151,6 +154,8 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
             rules.load_trigger_rules,
             interactions.prior_interactions,
             interactions.record_interaction,
+            follow_ups.record_follow_up,
+            follow_ups.stop_waiting_follow_ups,
             tickets.create_ticket,
             tickets.get_ticket,
             windows.next_contact_time,

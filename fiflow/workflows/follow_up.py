@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Literal
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -13,10 +14,12 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.activities.backoffice import AddCrmNote, CrmActivities, GetCustomer
     from fiflow.activities.interactions import (
         ContactWindowActivities,
+        FollowUpRegistry,
         GetTicket,
         InteractionActivities,
         NextContact,
         PriorQuery,
+        RecordFollowUp,
         TicketActivities,
     )
     from fiflow.activities.rules import RuleActivities
@@ -103,6 +106,7 @@ class FollowUpWorkflow:
             CrmActivities.get_customer, GetCustomer(customer_id=inp.customer_id), **QUICK
         )
         self._give_up_at = inp.follow_up_at + rules.give_up_after
+        await self._register("waiting")
         outcome: FollowUpOutcome | None = None
         while outcome is None:
             s.next_check_at = s.follow_up_at
@@ -120,6 +124,7 @@ class FollowUpWorkflow:
         s.state = FollowUpState.DONE
         s.ended_at = workflow.now()
         s.next_check_at = None
+        await self._register("done")
         self._details()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return s
@@ -212,6 +217,21 @@ class FollowUpWorkflow:
         await self._note("gave_up", f"{render(rules.templates['gave_up_note'], values)} ({why})")
         self._status.path.append(f"gave up: {why}")
         return FollowUpOutcome.GAVE_UP
+
+    async def _register(self, status: Literal["waiting", "done"]) -> None:
+        """Keep the context store's list of waiting follow-ups right."""
+        inp, s = self._inp, self._status
+        await workflow.execute_activity_method(
+            FollowUpRegistry.record_follow_up,
+            RecordFollowUp(
+                follow_up_id=inp.follow_up_id,
+                customer_id=inp.customer_id,
+                ticket_id=inp.ticket_id,
+                status=status,
+                outcome=s.outcome.value if s.outcome else None,
+            ),
+            **QUICK,
+        )
 
     async def _note(self, step: str, text: str) -> None:
         try:

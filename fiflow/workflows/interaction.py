@@ -13,6 +13,8 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.activities.backoffice import AddCrmNote, CrmActivities, GetCustomer
     from fiflow.activities.interactions import (
         CreateTicket,
+        CustomerInTouchNow,
+        FollowUpRegistry,
         FraudAlertFromInteraction,
         InteractionActivities,
         PrepareFraudAlert,
@@ -104,6 +106,14 @@ class InteractionWorkflow:
         if inp.customer_id is not None:
             await self._load_customer(inp.customer_id, rules)
         await self._record("open")
+        if inp.customer_id is not None:
+            # The customer is in touch: follow-ups waiting to chase them have their answer.
+            stopped = await workflow.execute_activity_method(
+                FollowUpRegistry.stop_waiting_follow_ups,
+                CustomerInTouchNow(customer_id=inp.customer_id, interaction_id=inp.interaction_id),
+                **QUICK,
+            )
+            s.stopped_follow_ups = stopped
 
         close_at: datetime | None = None
         while True:

@@ -113,7 +113,7 @@ def _indexes(inspector: Any, table: str) -> dict[str, list[str]]:
 def test_migration_creates_interaction_tables(fresh_database_url: str) -> None:
     upgrade_database(fresh_database_url)
 
-    assert current_revision(fresh_database_url) == head_revision() == "0003"
+    assert current_revision(fresh_database_url) == head_revision()
     engine = create_db_engine(fresh_database_url)
     try:
         inspector = sa.inspect(engine)
@@ -204,7 +204,7 @@ def test_downgrade_to_0002_drops_the_new_tables(migrated_url: str) -> None:
         engine.dispose()
 
     upgrade_database(migrated_url)
-    assert current_revision(migrated_url) == "0003"
+    assert current_revision(migrated_url) == head_revision()
 
 
 def test_migrations_match_the_table_definitions(engine: Engine) -> None:
@@ -624,3 +624,28 @@ def test_customer_interactions_refuse_limit_out_of_range(
 ) -> None:
     with pytest.raises(ValueError, match="limit must be between 1 and 500"):
         store.customer_interactions("cust-0001", since=T0, limit=limit)
+
+
+def test_waiting_follow_ups_are_listed_per_customer_until_done(store: InteractionStore) -> None:
+    store.record_follow_up(
+        "fu-1", customer_id="c1", ticket_id="t1", status="waiting", outcome=None, at=T0
+    )
+    store.record_follow_up(
+        "fu-2", customer_id="c1", ticket_id="t2", status="waiting", outcome=None, at=T0
+    )
+    store.record_follow_up(
+        "fu-3", customer_id="c2", ticket_id="t3", status="waiting", outcome=None, at=T0
+    )
+    assert store.waiting_follow_ups("c1") == ["fu-1", "fu-2"]
+
+    store.record_follow_up(
+        "fu-1", customer_id="c1", ticket_id="t1", status="done", outcome="resolved", at=T0
+    )
+    # A retried "waiting" write after "done" does not reopen it.
+    store.record_follow_up(
+        "fu-1", customer_id="c1", ticket_id="t1", status="waiting", outcome=None, at=T0
+    )
+
+    assert store.waiting_follow_ups("c1") == ["fu-2"]
+    assert store.waiting_follow_ups("c2") == ["fu-3"]
+    assert store.waiting_follow_ups("nobody") == []

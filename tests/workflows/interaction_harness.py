@@ -111,6 +111,17 @@ class InteractionHarness:
         status: InteractionStatus = await poll_async(get, ok)
         return status
 
+    async def status_of(
+        self, handle: WorkflowHandle[Any, FollowUpStatus], ok: Any
+    ) -> FollowUpStatus:
+        """The follow-up's status, once `ok` holds."""
+
+        async def get() -> FollowUpStatus:
+            return await handle.query(FollowUpWorkflow.status)
+
+        status: FollowUpStatus = await poll_async(get, ok)
+        return status
+
     async def follow_up(self, inp: FollowUpInput) -> WorkflowHandle[Any, FollowUpStatus]:
         await self.client.start_workflow(
             FollowUpWorkflow.run,

@@ -19,6 +19,7 @@ from fiflow.activities.conversations import ConversationActivities
 from fiflow.activities.credit import BillingActivities, BureauActivities, CoreBankingActivities
 from fiflow.activities.interactions import (
     ContactWindowActivities,
+    FollowUpRegistry,
     FraudAlertFromInteraction,
     InteractionActivities,
     TicketActivities,
@@ -51,7 +52,9 @@ def all_activities(
     core = CoreBankingActivities(stand_in)
     billing = BillingActivities(stand_in)
     tickets = TicketActivities(stand_in)
-    interactions = InteractionActivities(InteractionStore(engine))
+    interaction_store = InteractionStore(engine)
+    interactions = InteractionActivities(interaction_store)
+    follow_ups = FollowUpRegistry(client, interaction_store)
     return [
         rules.load_alert_rules,
         rules.load_credit_rules,
@@ -78,6 +81,8 @@ def all_activities(
         ReportActivities(CreditReportStore(engine)).store_credit_report,
         interactions.prior_interactions,
         interactions.record_interaction,
+        follow_ups.record_follow_up,
+        follow_ups.stop_waiting_follow_ups,
         tickets.create_ticket,
         tickets.get_ticket,
         ContactWindowActivities().next_contact_time,

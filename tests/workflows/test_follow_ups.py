@@ -17,6 +17,7 @@ from fiflow.domain.follow_ups import (
     Resolved,
     Ticket,
 )
+from fiflow.domain.interactions import EventType
 from fiflow.workflows.follow_up import FollowUpWorkflow
 from tests.workflows.interaction_harness import (
     InteractionHarness,
@@ -183,3 +184,25 @@ async def test_it_is_abandoned_at_the_final_deadline(
     assert all(at(start + timedelta(days=d), a.at) for d, a in enumerate(result.attempts))
     assert result.path[-1] == "gave up: deadline"
     assert result.ended_at is not None and result.ended_at >= start + timedelta(days=2)
+
+
+async def test_a_new_interaction_from_the_customer_stops_waiting_follow_ups_at_once(
+    ih: InteractionHarness,
+) -> None:
+    customer = ih.customer()
+    other = ih.customer()
+    mine = await ih.follow_up(await follow_up_input(ih, customer, await noon_tomorrow(ih)))
+    theirs = await ih.follow_up(await follow_up_input(ih, other, await noon_tomorrow(ih)))
+    await ih.status_of(mine, lambda s: s.next_check_at is not None)
+    await ih.status_of(theirs, lambda s: s.next_check_at is not None)
+
+    call = await ih.send("ivr-calls-in", customer.customer_id, "e1", EventType.INTERACTION_STARTED)
+    result = await mine.result()  # no time skipped: it ends now, not when it was due
+
+    assert result.outcome is FollowUpOutcome.CUSTOMER_IN_TOUCH
+    assert "customer in touch (ivr-calls-in)" in result.path
+    status = await ih.status(call, lambda s: bool(s.stopped_follow_ups))
+    assert status.stopped_follow_ups == [result.follow_up_id]
+    assert ih.office.sms_to(customer.phone) == []
+    # Another customer's follow-up keeps waiting.
+    assert (await theirs.query(FollowUpWorkflow.status)).state.value == "waiting"
