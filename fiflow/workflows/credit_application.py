@@ -58,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.workflows.reach import Message, reach
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 DECISION_OF_STATE = {
     ApplicationState.AWAITING_REVIEW: Decision.REFERRED,
@@ -261,24 +262,37 @@ class CreditApplicationWorkflow:
         child.state = "running"
         child.started_at = workflow.now()
 
+    async def _child_result(
+        self,
+        handle: ChildWorkflowHandle[Any, R],
+        child: ChildStatus,
+        failed: Callable[[str, datetime], R],
+    ) -> R:
+        """A child's result; a child that failed outright counts as its system unavailable."""
+        try:
+            result = await handle
+        except ChildWorkflowError as exc:
+            result = failed(cause_of(exc), child.started_at or workflow.now())
+            child.state = "failed"
+        else:
+            child.state = "completed"
+        child.completed_at = workflow.now()
+        return result
+
     async def _credit_result(
         self, handle: ChildWorkflowHandle[Any, CreditCheckResult]
     ) -> CreditCheckResult:
         s = self._status
-        try:
-            result = await handle
-        except ChildWorkflowError as exc:
-            now = workflow.now()
-            result = CreditCheckResult(
+        result = await self._child_result(
+            handle,
+            s.credit_check,
+            lambda cause, started: CreditCheckResult(
                 status="bureau_unavailable",
-                detail=f"credit check failed: {cause_of(exc)}",
-                started_at=s.credit_check.started_at or now,
-                completed_at=now,
-            )
-            s.credit_check.state = "failed"
-        else:
-            s.credit_check.state = "completed"
-        s.credit_check.completed_at = workflow.now()
+                detail=f"credit check failed: {cause}",
+                started_at=started,
+                completed_at=workflow.now(),
+            ),
+        )
         s.credit_check.detail = result.detail or f"hard pull: {result.hard_pull.value}"
         s.credit_result = result
         return result
@@ -287,20 +301,16 @@ class CreditApplicationWorkflow:
         self, handle: ChildWorkflowHandle[Any, AccountHistoryResult]
     ) -> AccountHistoryResult:
         s = self._status
-        try:
-            result = await handle
-        except ChildWorkflowError as exc:
-            now = workflow.now()
-            result = AccountHistoryResult(
+        result = await self._child_result(
+            handle,
+            s.account_history,
+            lambda cause, started: AccountHistoryResult(
                 status="core_banking_unavailable",
-                detail=f"account history failed: {cause_of(exc)}",
-                started_at=s.account_history.started_at or now,
-                completed_at=now,
-            )
-            s.account_history.state = "failed"
-        else:
-            s.account_history.state = "completed"
-        s.account_history.completed_at = workflow.now()
+                detail=f"account history failed: {cause}",
+                started_at=started,
+                completed_at=workflow.now(),
+            ),
+        )
         s.account_history.detail = result.detail or result.status
         s.history_result = result
         return result
