@@ -1,6 +1,11 @@
-"""Loading the rules a run goes by (recorded in its history, so replays never re-read)."""
+"""Loading the rules a run goes by (recorded in its history, so replays never re-read).
+
+The store may ask the database which version is active, so reads run off the event loop.
+"""
 
 from __future__ import annotations
+
+import asyncio
 
 from pydantic import BaseModel
 from temporalio import activity
@@ -35,7 +40,7 @@ class RuleActivities:
     async def load_alert_rules(self, req: LoadAlertRules) -> AlertRules:
         """The active rule version's policy for this alert type."""
         try:
-            rules = self._store.alert_rules()
+            rules = await asyncio.to_thread(self._store.alert_rules)
         except RuleSetError as exc:
             # A broken file is an operator problem: keep retrying until it is fixed.
             raise ApplicationError(str(exc), type="rules.invalid") from exc
@@ -54,7 +59,7 @@ class RuleActivities:
     async def load_credit_rules(self, req: LoadCreditRules) -> CreditRules:
         """The active credit rule version, for this product."""
         try:
-            rules = self._store.credit_rules()
+            rules = await asyncio.to_thread(self._store.credit_rules)
         except RuleSetError as exc:
             raise ApplicationError(str(exc), type="rules.invalid") from exc
         product_rules = rules.for_product(req.product)
@@ -70,6 +75,6 @@ class RuleActivities:
     async def load_trigger_rules(self) -> TriggerRuleSet:
         """The active trigger rule version (triggers and follow-up contact rules)."""
         try:
-            return self._store.trigger_rules()
+            return await asyncio.to_thread(self._store.trigger_rules)
         except RuleSetError as exc:
             raise ApplicationError(str(exc), type="rules.invalid") from exc

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlalchemy.exc import SQLAlchemyError
 
 from fiflow.domain.credit_rules import CreditRuleSet, parse_credit_rule_set
 from fiflow.domain.rules import AlertRuleSet, RuleSetError, parse_alert_rule_set
@@ -101,24 +102,38 @@ class RuleStore:
         return self.from_file(name)
 
     def _activated_version(self, name: str) -> Any:
+        """The version activated through the admin API, if any (None: use the file)."""
         if self._versions is None:
             return None
+        cached = self._activated.get(name)
+        try:
+            marker = self._active_marker(name)
+            if marker is None:
+                return None
+            if cached is not None and cached[0] == marker[0]:
+                return cached[1]
+            row = self._versions.active(name)
+        except SQLAlchemyError as exc:
+            # The database is down: the version already in use stays in use; with none
+            # known yet, say so rather than silently fall back to the file.
+            if cached is not None:
+                return cached[1]
+            raise RuleSetError(
+                f"cannot read the active {name} rule version: {type(exc).__name__}"
+            ) from None
+        if row is None:
+            return None
+        rules = RULE_FILES[name][1](row.content, source=f"{name} version {row.version}")
+        self._activated[name] = (row.id, rules)
+        return rules
+
+    def _active_marker(self, name: str) -> tuple[int, str] | None:
+        assert self._versions is not None
         now = time.monotonic()
         looked_up = self._markers.get(name)
         if looked_up is None or now - looked_up[0] > ACTIVE_VERSION_TTL:
             looked_up = self._markers[name] = (now, self._versions.active_marker(name))
-        marker = looked_up[1]
-        if marker is None:
-            return None
-        cached = self._activated.get(name)
-        if cached is None or cached[0] != marker[0]:
-            row = self._versions.active(name)
-            if row is None:
-                return None
-            parser = RULE_FILES[name][1]
-            rules = parser(row.content, source=f"{name} version {row.version}")
-            cached = self._activated[name] = (row.id, rules)
-        return cached[1]
+        return looked_up[1]
 
     def from_file(self, name: str) -> Any:
         """The rule set in the file (the packaged one, or the FI's directory)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 
@@ -60,7 +61,7 @@ async def get_alert(
 
 async def _check_alert_type(state: ApiState, alert_type: str) -> None:
     try:
-        rules = state.rules.alert_rules()
+        rules = await asyncio.to_thread(state.rules.alert_rules)
     except RuleSetError as exc:
         # The rule file is broken: the workflow would wait for a fix; take the alert anyway.
         log.error("alert rules unreadable, accepting alert unchecked: %s", exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 
@@ -66,7 +67,7 @@ async def post_application(
     req: CreditApplicationRequest, state: ApiState = Depends(api_state)
 ) -> ApplicationAccepted:
     """Submit an application; the same `application_id` always means the same application."""
-    _check_against_rules(state, req)
+    await _check_against_rules(state, req)
     await _check_customer(state, req.customer_id)
     await start_application(await state.client(), state.settings, req, datetime.now(UTC))
     return ApplicationAccepted(
@@ -159,9 +160,9 @@ def _rejection(exc: Rejected) -> ApiError:
     return ApiError(409, "wrong_state", exc.message)
 
 
-def _check_against_rules(state: ApiState, req: CreditApplicationRequest) -> None:
+async def _check_against_rules(state: ApiState, req: CreditApplicationRequest) -> None:
     try:
-        rules = state.rules.credit_rules()
+        rules = await asyncio.to_thread(state.rules.credit_rules)
     except RuleSetError as exc:
         # Without valid rules nothing can be decided: refuse now rather than strand it.
         log.error("credit rules unreadable: %s", exc)
