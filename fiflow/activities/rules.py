@@ -30,6 +30,10 @@ class LoadCreditRules(BaseModel):
     product: Product
 
 
+class LoadTriggerRules(BaseModel):
+    """Load the trigger rules (one model argument, so fields can be added later)."""
+
+
 class RuleActivities:
     """Rule-set reads."""
 
@@ -72,7 +76,7 @@ class RuleActivities:
         return product_rules
 
     @activity.defn(name="load_trigger_rules")
-    async def load_trigger_rules(self) -> TriggerRuleSet:
+    async def load_trigger_rules(self, req: LoadTriggerRules) -> TriggerRuleSet:
         """The active trigger rule version (triggers and follow-up contact rules)."""
         try:
             return await asyncio.to_thread(self._store.trigger_rules)

@@ -37,7 +37,8 @@ class CreditApplicationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # The channel app's idempotency key: the same ID always means the same application.
-    application_id: str = Field(pattern=SAFE_ID)
+    # At most 64 characters: the report store keys on it.
+    application_id: str = Field(pattern=SAFE_ID, max_length=64)
     customer_id: str = Field(pattern=SAFE_ID)
     product: Product
     requested_amount: Decimal = Field(gt=0, le=MAX_AMOUNT, decimal_places=2)
@@ -101,7 +102,7 @@ class BureauReport(BaseModel):
 
     pull_id: str
     kind: Literal["soft", "hard"]
-    score: int
+    score: int = Field(ge=300, le=850)
     monthly_debt_payments: Decimal
     open_tradelines: int
     delinquencies_24m: int

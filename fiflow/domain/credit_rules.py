@@ -331,9 +331,21 @@ def evaluate(
         )
         return _combine(fired, None, at)
 
-    band_index, band = next(
-        (i, b) for i, b in enumerate(rules.score_bands) if report.score >= b.min_score
+    found = next(
+        ((i, b) for i, b in enumerate(rules.score_bands) if report.score >= b.min_score), None
     )
+    if found is None:
+        # The bands start at 300 and scores are validated to 300..850; refer, never crash.
+        fired.append(
+            FiredRule(
+                rule="score_bands",
+                outcome=RuleOutcome.REFER,
+                reason="SCORE_UNUSABLE",
+                detail=f"score {report.score}",
+            )
+        )
+        return _combine(fired, None, at)
+    band_index, band = found
     fired.append(
         FiredRule(
             rule=f"score_bands[{band_index}]",

@@ -87,7 +87,8 @@ class InteractionEvent(BaseModel):
     def topic(self) -> str | None:
         """The customer's reason this event states, if it states one."""
         value = self.attributes.get("topic")
-        return str(value).lower() if value is not None else None
+        # Bounded like the context store's reason column.
+        return str(value).strip().lower()[:64] if value is not None else None
 
 
 class PriorInteraction(BaseModel):

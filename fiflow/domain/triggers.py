@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from fiflow.domain.interactions import AttrValue, EventType, InteractionEvent, PriorInteraction
 from fiflow.domain.rules import template_fields, validate_rules
 
-TRIGGER_ID = r"^[a-z][a-z0-9_]{0,63}$"
+# 63 at most: a follow-up a trigger starts is "<interaction id (64)>-<trigger id>", 128 in all.
+TRIGGER_ID = r"^[a-z][a-z0-9_]{0,62}$"
 FOLLOW_UP_TEMPLATE_FIELDS = frozenset({"fi_name", "subject", "reason"})
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Literal
 
 import httpx
+from pydantic import ValidationError
 
 from fiflow.domain.credit import BureauReport
-from fiflow.integrations.http import idem, send
+from fiflow.integrations.http import BusinessError, idem, send
 
 SYSTEM = "bureau"
 
@@ -34,4 +35,11 @@ class BureauClient:
             "reference": reference,
         }
         data = await send(SYSTEM, self._http, "POST", "/bureau/pulls", json=body, headers=idem(key))
-        return BureauReport.model_validate(data)
+        try:
+            return BureauReport.model_validate(data)
+        except ValidationError as exc:
+            # A file without a usable score ("no score" codes) is an answer, not an outage.
+            fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors())
+            raise BusinessError(
+                SYSTEM, f"unusable bureau answer ({fields})", code="unusable_answer"
+            ) from None

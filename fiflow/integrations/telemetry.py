@@ -18,6 +18,9 @@ def setup(service: str, settings: Settings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # httpx logs every request URL at INFO; some carry personal data in the query string
+    # (a caller's phone number looked up in CRM). Its warnings and errors still show.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     provider = TracerProvider(resource=Resource.create({"service.name": f"fiflow-{service}"}))
     if settings.otel_console:
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))

@@ -54,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.workflows.account_history import AccountHistoryWorkflow
     from fiflow.workflows.credit_check import CreditCheckWorkflow
     from fiflow.workflows.failures import cause_of
-    from fiflow.workflows.options import BACKOFFICE, QUICK
+    from fiflow.workflows.options import BACKOFFICE, QUICK, REPORT
     from fiflow.workflows.reach import Message, reach
 
 T = TypeVar("T")
@@ -102,6 +102,9 @@ class CreditApplicationWorkflow:
         self._rules: CreditRules | None = None
         self._customer: Customer | None = None
         self._review: ReviewRequest | None = None
+        # Which update the application takes right now: a review, documents, or neither.
+        # Cleared the moment one arrives or a deadline passes, so nothing is taken and ignored.
+        self._accepting: ApplicationState | None = None
         self._documents: DocumentsRequest | None = None
         self._search: list[SearchAttributeUpdate[Any]] = []
 
@@ -116,6 +119,7 @@ class CreditApplicationWorkflow:
     def review(self, req: ReviewRequest) -> CreditApplicationStatus:
         """A bank manager's decision on a referred application."""
         self._review = req
+        self._accepting = None
         self._status.reviews.append(
             ReviewRecord(
                 decision=req.decision, reviewer_id=req.reviewer_id, note=req.note, at=workflow.now()
@@ -126,7 +130,7 @@ class CreditApplicationWorkflow:
     @review.validator
     def _review_fits(self, req: ReviewRequest) -> None:
         state = self._status.state
-        if state is not ApplicationState.AWAITING_REVIEW or self._review is not None:
+        if self._accepting is not ApplicationState.AWAITING_REVIEW:
             raise ApplicationError(
                 f"application is {state.value}, not awaiting a review", type="wrong_state"
             )
@@ -140,6 +144,7 @@ class CreditApplicationWorkflow:
     def documents(self, req: DocumentsRequest) -> CreditApplicationStatus:
         """Documents the applicant provided after a request for information."""
         self._documents = req
+        self._accepting = None
         self._status.documents.append(
             DocumentsRecord(
                 submission_id=req.submission_id, documents=req.documents, at=workflow.now()
@@ -150,7 +155,7 @@ class CreditApplicationWorkflow:
     @documents.validator
     def _documents_fit(self, req: DocumentsRequest) -> None:
         state = self._status.state
-        if state is not ApplicationState.AWAITING_DOCUMENTS or self._documents is not None:
+        if self._accepting is not ApplicationState.AWAITING_DOCUMENTS:
             raise ApplicationError(
                 f"application is {state.value}, not awaiting documents", type="wrong_state"
             )
@@ -205,7 +210,7 @@ class CreditApplicationWorkflow:
         s.timings["completed"] = workflow.now()
         report = compile_report(req, s, s.timings["completed"])
         await workflow.execute_activity_method(
-            ReportActivities.store_credit_report, StoreCreditReport(report=report), **BACKOFFICE
+            ReportActivities.store_credit_report, StoreCreditReport(report=report), **REPORT
         )
         s.path.append("report stored")
         return s
@@ -321,17 +326,18 @@ class CreditApplicationWorkflow:
         """Wait for a manager; remind, escalate and finally let the rules decide per the SLA."""
         s, review = self._status, rules.review
         s.timings["referred"] = workflow.now()
-        self._set_state(ApplicationState.AWAITING_REVIEW)
+        self._await(ApplicationState.AWAITING_REVIEW)
         remind_at = workflow.now() + review.reminder_after
         deadline = workflow.now() + review.deadline
         reminded = escalated = False
+        cycle = 1  # one more for each round of documents: reminders are per round
         while True:
             wake_at = deadline if reminded else remind_at
             if not await self._wait_for(lambda: self._review is not None, wake_at):
                 if not reminded:
                     reminded = True
                     await self._crm_note(
-                        "review_reminder",
+                        f"review_reminder_{cycle}",
                         "credit_review_reminder",
                         f"Referred credit application awaits review (SLA {review.reminder_after}).",
                     )
@@ -341,13 +347,14 @@ class CreditApplicationWorkflow:
                     escalated = True
                     deadline = workflow.now() + review.escalation_grace
                     await self._crm_note(
-                        "review_escalation",
+                        f"review_escalation_{cycle}",
                         "credit_review_escalation",
                         "Referred credit application passed its review "
                         "deadline: escalated to senior review.",
                     )
                     s.path.append("review escalated")
                     continue
+                self._accepting = None
                 s.path.append("review deadline passed")
                 return self._rules_decline(
                     "review.deadline", "REVIEW_TIMEOUT", "no review before the deadline"
@@ -372,7 +379,7 @@ class CreditApplicationWorkflow:
                     decided_at=workflow.now(),
                 )
             # request_info: ask the applicant, wait for documents, then back to the manager.
-            self._set_state(ApplicationState.AWAITING_DOCUMENTS)
+            self._await(ApplicationState.AWAITING_DOCUMENTS)
             await self._notify(
                 rules,
                 "info_requested",
@@ -381,6 +388,7 @@ class CreditApplicationWorkflow:
             )
             documents_due = workflow.now() + review.documents_deadline
             if not await self._wait_for(lambda: self._documents is not None, documents_due):
+                self._accepting = None
                 s.path.append("no documents before the deadline")
                 return self._rules_decline(
                     "review.documents_deadline",
@@ -389,10 +397,16 @@ class CreditApplicationWorkflow:
                 )
             self._documents = None
             s.path.append("documents received")
-            self._set_state(ApplicationState.AWAITING_REVIEW)
+            self._await(ApplicationState.AWAITING_REVIEW)
             remind_at = workflow.now() + review.reminder_after
             deadline = workflow.now() + review.deadline
             reminded = escalated = False
+            cycle += 1
+
+    def _await(self, state: ApplicationState) -> None:
+        """Enter a state that waits for a person, and start taking that update."""
+        self._set_state(state)
+        self._accepting = state
 
     async def _wait_for(self, condition: Callable[[], bool], until: datetime) -> bool:
         """Wait for the condition until a point in time; False when the time came first."""
@@ -511,18 +525,6 @@ class CreditApplicationWorkflow:
                         ),
                     )
                 )
-            await self._step(
-                "crm",
-                "crm_approved",
-                CrmActivities.add_note,
-                AddCrmNote(
-                    customer_id=req.customer_id,
-                    category="credit_application",
-                    text=f"Credit application {req.application_id} approved: "
-                    f"{req.product.value} {amount}.",
-                    idempotency_key=self._key("crm_approved"),
-                ),
-            )
         except StepFailed as failed:
             s.failure = str(failed)
             s.path.append(f"fulfilment failed at {failed.step}; compensating")
@@ -531,6 +533,12 @@ class CreditApplicationWorkflow:
             self._set_state(ApplicationState.FAILED)
             return
         s.path.append("account opened and billing set up")
+        # After the try: a CRM outage must not close an account that is open and billed.
+        await self._crm_note(
+            "crm_approved",
+            "credit_application",
+            f"Credit application approved: {req.product.value} {amount}.",
+        )
         await self._notify(rules, "approved", "notify_approved", amount=amount)
         self._set_state(ApplicationState.APPROVED)
 
@@ -550,22 +558,10 @@ class CreditApplicationWorkflow:
                     call.outcome = "compensated"
 
     async def _decline(self, rules: CreditRules, decision: DecisionRecord) -> None:
-        s, req = self._status, self._inp.request
         reasons = ", ".join(decision.reasons) or "see letter"
-        try:
-            await self._step(
-                "crm",
-                "crm_declined",
-                CrmActivities.add_note,
-                AddCrmNote(
-                    customer_id=req.customer_id,
-                    category="credit_application",
-                    text=f"Credit application {req.application_id} declined: {reasons}.",
-                    idempotency_key=self._key("crm_declined"),
-                ),
-            )
-        except StepFailed:
-            s.path.append("CRM note failed")
+        await self._crm_note(
+            "crm_declined", "credit_application", f"Credit application declined: {reasons}."
+        )
         await self._notify(rules, "declined", "notify_declined", reasons=reasons)
         self._set_state(ApplicationState.DECLINED)
 

@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
         RecordFollowUp,
         TicketActivities,
     )
-    from fiflow.activities.rules import RuleActivities
+    from fiflow.activities.rules import LoadTriggerRules, RuleActivities
     from fiflow.domain.customers import Customer, channel_order
     from fiflow.domain.follow_ups import (
         ContactAttempt,
@@ -98,7 +98,7 @@ class FollowUpWorkflow:
         """Wait, check, reach out, retry; stop when resolved, in touch, or out of attempts."""
         s = self._status
         rule_set = await workflow.execute_local_activity_method(
-            RuleActivities.load_trigger_rules, **QUICK
+            RuleActivities.load_trigger_rules, LoadTriggerRules(), **QUICK
         )
         rules = rule_set.follow_up
         s.rule_set_version = rule_set.version

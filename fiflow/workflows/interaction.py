@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
         RecordInteraction,
         TicketActivities,
     )
-    from fiflow.activities.rules import RuleActivities
+    from fiflow.activities.rules import LoadTriggerRules, RuleActivities
     from fiflow.domain.alert_start import alert_search_attributes, alert_summary
     from fiflow.domain.customers import Customer
     from fiflow.domain.follow_ups import FollowUpInput
@@ -99,7 +99,7 @@ class InteractionWorkflow:
         s.started_at = workflow.now()
         self._last_event_at = workflow.now()
         rules = await workflow.execute_local_activity_method(
-            RuleActivities.load_trigger_rules, **QUICK
+            RuleActivities.load_trigger_rules, LoadTriggerRules(), **QUICK
         )
         self._rules = rules
         s.rule_set_version = rules.version
@@ -369,7 +369,7 @@ class InteractionWorkflow:
             None,
         )
         stated = ended.attributes.get("outcome") if ended else None
-        return str(stated) if stated else "unresolved"
+        return str(stated)[:64] if stated else "unresolved"
 
     def _key(self, step: str) -> str:
         return idempotency_key(self._id, step)

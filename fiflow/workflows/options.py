@@ -37,3 +37,12 @@ QUICK: dict[str, Any] = {
 # A local activity that calls Temporal itself (the conversation's update-with-start) gets a
 # longer attempt, since it waits for the conversation's own workflow task.
 LOCAL_CALL: dict[str, Any] = {**QUICK, "start_to_close_timeout": timedelta(seconds=15)}
+
+# The results report: a decided application must not fail because the database is down for
+# a while, so this write retries (backing off to every 5 minutes) until the database is back.
+REPORT: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)
+    ),
+}

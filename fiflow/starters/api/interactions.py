@@ -27,7 +27,7 @@ from fiflow.starters.workflow_views import Lookup
 
 log = logging.getLogger("fiflow.api")
 router = APIRouter(prefix="/v1/interactions", tags=["interactions"])
-INTERACTION_ID = Path(pattern=SAFE_ID)
+INTERACTION_ID = Path(pattern=SAFE_ID, max_length=64)
 # Interaction systems' clocks drift; an event from further ahead than this is a bug upstream.
 CLOCK_SKEW = timedelta(minutes=5)
 
