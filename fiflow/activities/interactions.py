@@ -17,7 +17,7 @@ from fiflow.domain.contact_window import next_contact_time
 from fiflow.domain.follow_ups import CustomerInTouch, Ticket
 from fiflow.domain.interactions import InteractionChannel, PriorInteraction
 from fiflow.domain.keys import alert_id_for, follow_up_workflow_id
-from fiflow.domain.triggers import FollowUpRules
+from fiflow.domain.triggers import FollowUpRules, Hours, in_hours
 from fiflow.integrations.core_banking import CoreBankingClient
 from fiflow.integrations.crm import CrmClient
 from fiflow.integrations.interactions_store import InteractionRecord, InteractionStore
@@ -85,6 +85,14 @@ class NextContact(BaseModel):
     customer_zone: str
     rules: FollowUpRules
     attempts: list[datetime]
+
+
+class InHours(BaseModel):
+    """Is this moment inside these hours of the customer's local time."""
+
+    hours: Hours | None
+    customer_zone: str | None
+    at: datetime
 
 
 class PrepareFraudAlert(BaseModel):
@@ -205,6 +213,11 @@ class ContactWindowActivities:
     async def next_contact_time(self, req: NextContact) -> datetime | None:
         """The earliest allowed contact time, or None."""
         return next_contact_time(req.now, req.customer_zone, req.rules, req.attempts)
+
+    @activity.defn(name="in_hours")
+    async def in_hours(self, req: InHours) -> bool:
+        """Whether a trigger's hours hold at that moment (unknown zones count as UTC)."""
+        return in_hours(req.hours, req.customer_zone, req.at)
 
 
 class FraudAlertFromInteraction:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from fiflow.domain.triggers import WEEKDAYS, FollowUpRules, Hours, zone
+from fiflow.domain.triggers import WEEKDAYS, FollowUpRules, Hours, zone, zone_or_utc
 
 # A window that never opens (say, business days that are all inside quiet hours) must not
 # loop forever: past this horizon there is no contact time.
@@ -50,7 +50,7 @@ def next_contact_time(
         # At most max_attempts in any attempt_window: wait until the oldest counted one ages out.
         oldest_counted = sorted(attempts)[-rules.max_attempts]
         t = max(t, oldest_counted + rules.attempt_window)
-    customer_tz, fi_tz = zone(customer_zone), zone(rules.fi_timezone)
+    customer_tz, fi_tz = zone_or_utc(customer_zone), zone(rules.fi_timezone)
     for _ in range(MAX_JUMPS):
         if t - now > HORIZON:
             return None

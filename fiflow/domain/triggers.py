@@ -253,6 +253,14 @@ def zone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name!r}") from None
 
 
+def zone_or_utc(name: str | None) -> ZoneInfo:
+    """A customer's time zone; UTC when the profile has none or one zoneinfo does not know."""
+    try:
+        return zone(name or "UTC")
+    except ValueError:
+        return ZoneInfo("UTC")
+
+
 def parse_trigger_rule_set(data: Any, *, source: str = "rule file") -> TriggerRuleSet:
     """Validate a trigger rule document."""
     return validate_rules(TriggerRuleSet, data, source=source)
@@ -329,10 +337,9 @@ def evaluate(
     trigger: Trigger,
     events: list[InteractionEvent],
     prior: list[PriorInteraction],
-    customer_zone: ZoneInfo,
     now: datetime,
 ) -> Verdict:
-    """Whether the trigger fires now (condition, repeat caller and hours all hold)."""
+    """Whether the condition and the repeat-caller rule hold now (hours: see `in_hours`)."""
     verdict = condition_met(trigger.when, events, now)
     if not verdict.fires:
         return verdict
@@ -341,8 +348,9 @@ def evaluate(
         if not earlier:
             return Verdict(fires=False, detail="not a repeat caller")
         verdict = Verdict(fires=True, detail=f"{verdict.detail}; repeat of {', '.join(earlier)}")
-    if trigger.only_during is not None and not trigger.only_during.contains(
-        now.astimezone(customer_zone)
-    ):
-        return Verdict(fires=False, detail="outside its hours")
     return verdict
+
+
+def in_hours(hours: Hours | None, customer_zone: str | None, at: datetime) -> bool:
+    """Whether `at` falls inside the hours, on the customer's local clock (no hours: always)."""
+    return hours is None or hours.contains(at.astimezone(zone_or_utc(customer_zone)))

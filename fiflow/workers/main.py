@@ -159,6 +159,7 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
             tickets.create_ticket,
             tickets.get_ticket,
             windows.next_contact_time,
+            windows.in_hours,
             alerts_from_calls.prepare,
         ]
 

@@ -12,10 +12,12 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from fiflow.activities.backoffice import AddCrmNote, CrmActivities, GetCustomer
     from fiflow.activities.interactions import (
+        ContactWindowActivities,
         CreateTicket,
         CustomerInTouchNow,
         FollowUpRegistry,
         FraudAlertFromInteraction,
+        InHours,
         InteractionActivities,
         PrepareFraudAlert,
         PriorQuery,
@@ -36,7 +38,12 @@ with workflow.unsafe.imports_passed_through():
         NextBestAction,
         PriorInteraction,
     )
-    from fiflow.domain.keys import alert_workflow_id, follow_up_workflow_id, idempotency_key
+    from fiflow.domain.keys import (
+        alert_workflow_id,
+        follow_up_workflow_id,
+        idempotency_key,
+        interaction_workflow_id,
+    )
     from fiflow.domain.triggers import (
         ActionType,
         NotFollowedBy,
@@ -46,7 +53,6 @@ with workflow.unsafe.imports_passed_through():
         Verdict,
         current_reason,
         evaluate,
-        zone,
     )
     from fiflow.workflows.failures import cause_of
     from fiflow.workflows.follow_up import FollowUpWorkflow
@@ -67,7 +73,7 @@ class InteractionWorkflow:
     @workflow.init
     def __init__(self, inp: InteractionInput) -> None:
         self._inp = inp
-        self._id = f"interaction-{inp.interaction_id}"
+        self._id = interaction_workflow_id(inp.interaction_id)
         self._status = InteractionStatus(
             interaction_id=inp.interaction_id, customer_id=inp.customer_id, channel=inp.channel
         )
@@ -107,13 +113,7 @@ class InteractionWorkflow:
             await self._load_customer(inp.customer_id, rules)
         await self._record("open")
         if inp.customer_id is not None:
-            # The customer is in touch: follow-ups waiting to chase them have their answer.
-            stopped = await workflow.execute_activity_method(
-                FollowUpRegistry.stop_waiting_follow_ups,
-                CustomerInTouchNow(customer_id=inp.customer_id, interaction_id=inp.interaction_id),
-                **QUICK,
-            )
-            s.stopped_follow_ups = stopped
+            await self._stop_follow_ups(inp.customer_id)
 
         close_at: datetime | None = None
         while True:
@@ -139,6 +139,10 @@ class InteractionWorkflow:
             except TimeoutError:
                 await self._check_triggers(final=False)
 
+        # Events that came in while the last timer fired still count.
+        while self._pending:
+            self._take(self._pending.pop(0))
+            await self._check_triggers(final=False)
         # The customer is gone: a "not followed by" still waiting can no longer be followed.
         await self._check_triggers(final=True)
         s.state = InteractionState.CLOSED
@@ -146,6 +150,9 @@ class InteractionWorkflow:
         s.outcome = s.outcome or self._outcome()
         await self._record("closed")
         await workflow.wait_condition(workflow.all_handlers_finished)
+        # Accepted while the record was written: kept, though they fire nothing any more.
+        while self._pending:
+            self._take(self._pending.pop(0))
         return s
 
     # --- events and triggers --------------------------------------------------------------
@@ -175,8 +182,21 @@ class InteractionWorkflow:
         return min(times) if times else None
 
     def _verdict(self, trigger: Trigger, now: datetime) -> Verdict:
-        tz = zone(self._customer.timezone if self._customer else "UTC")
-        return evaluate(trigger, self._status.events, self._prior, tz, now)
+        return evaluate(trigger, self._status.events, self._prior, now)
+
+    async def _in_hours(self, trigger: Trigger) -> bool:
+        """Local-time hours go through an activity: a tzdata update must not change a replay."""
+        if trigger.only_during is None:
+            return True
+        return await workflow.execute_local_activity_method(
+            ContactWindowActivities.in_hours,
+            InHours(
+                hours=trigger.only_during,
+                customer_zone=self._customer.timezone if self._customer else None,
+                at=workflow.now(),
+            ),
+            **QUICK,
+        )
 
     async def _check_triggers(self, *, final: bool) -> None:
         assert self._rules is not None
@@ -187,7 +207,7 @@ class InteractionWorkflow:
             verdict = self._verdict(trigger, now)
             if not verdict.fires and final and verdict.recheck_at is not None:
                 verdict = self._verdict(trigger, verdict.recheck_at)
-            if verdict.fires:
+            if verdict.fires and await self._in_hours(trigger):
                 self._fired.add(trigger.id)
                 await self._fire(trigger, verdict)
 
@@ -326,17 +346,42 @@ class InteractionWorkflow:
             workflow.logger.warning("customer profile unavailable: %s", cause_of(exc))
         window = rules.longest_repeat_window()
         if window is not None:
-            self._prior = await workflow.execute_activity_method(
-                InteractionActivities.prior_interactions,
-                PriorQuery(
-                    customer_id=customer_id,
-                    since=workflow.now() - window,
-                    exclude=self._inp.interaction_id,
+            try:
+                self._prior = await workflow.execute_activity_method(
+                    InteractionActivities.prior_interactions,
+                    PriorQuery(
+                        customer_id=customer_id,
+                        since=workflow.now() - window,
+                        exclude=self._inp.interaction_id,
+                    ),
+                    **QUICK,
+                )
+            except ActivityError as exc:
+                # Without the history no one counts as a repeat caller; the rest still runs.
+                workflow.logger.warning("earlier interactions unavailable: %s", cause_of(exc))
+
+    async def _stop_follow_ups(self, customer_id: str) -> None:
+        """The customer is in touch: follow-ups waiting to chase them have their answer."""
+        try:
+            self._status.stopped_follow_ups = await workflow.execute_activity_method(
+                FollowUpRegistry.stop_waiting_follow_ups,
+                CustomerInTouchNow(
+                    customer_id=customer_id, interaction_id=self._inp.interaction_id
                 ),
                 **QUICK,
             )
+        except ActivityError as exc:
+            # They still stop when they wake: each checks the context store before calling.
+            workflow.logger.warning("could not stop waiting follow-ups: %s", cause_of(exc))
 
     async def _record(self, status: str) -> None:
+        try:
+            await self._write_record(status)
+        except ActivityError as exc:
+            # The events are stored by the API already; only this summary row is missing.
+            workflow.logger.warning("interaction record not written: %s", cause_of(exc))
+
+    async def _write_record(self, status: str) -> None:
         s = self._status
         await workflow.execute_activity_method(
             InteractionActivities.record_interaction,

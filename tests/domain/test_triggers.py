@@ -25,6 +25,7 @@ from fiflow.domain.triggers import (
     Trigger,
     condition_met,
     evaluate,
+    in_hours,
     parse_trigger_rule_set,
 )
 
@@ -131,16 +132,19 @@ def test_repeat_caller_needs_the_same_reason_within_its_window() -> None:
         interaction_id="b", reason="tech_support", started_at=T0 - timedelta(days=8)
     )
     other = PriorInteraction(interaction_id="c", reason="billing", started_at=T0)
-    assert evaluate(t, events, [recent], UTC_ZONE, T0).fires
-    assert not evaluate(t, events, [old, other], UTC_ZONE, T0).fires
+    assert evaluate(t, events, [recent], T0).fires
+    assert not evaluate(t, events, [old, other], T0).fires
 
 
 def test_only_during_uses_the_customers_local_time() -> None:
     t = trigger("self_service_abandoned")  # weekdays 08:00-20:00 local
     attempt = ev(1, EventType.SELF_SERVICE_ATTEMPTED)
     later = T0 + timedelta(minutes=10)  # 15:10 UTC
-    assert evaluate(t, [attempt], [], ZoneInfo("America/New_York"), later).fires  # 10:10
-    assert not evaluate(t, [attempt], [], ZoneInfo("Asia/Tokyo"), later).fires  # 00:10
+    assert evaluate(t, [attempt], [], later).fires
+    assert in_hours(t.only_during, "America/New_York", later)  # 10:10 on a Wednesday
+    assert not in_hours(t.only_during, "Asia/Tokyo", later)  # 00:10
+    assert in_hours(t.only_during, "Mars/Olympus", later)  # unknown zone: UTC, 15:10
+    assert not in_hours(t.only_during, None, datetime(2026, 11, 28, 15, 0, tzinfo=UTC))  # Sat
 
 
 def test_an_event_request_needs_one_identity_and_bounded_attributes() -> None:

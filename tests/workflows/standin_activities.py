@@ -86,5 +86,6 @@ def all_activities(
         tickets.create_ticket,
         tickets.get_ticket,
         ContactWindowActivities().next_contact_time,
+        ContactWindowActivities().in_hours,
         FraudAlertFromInteraction(stand_in, settings.address_hash_key, settings.fi_name).prepare,
     ]

@@ -5,14 +5,21 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
+import yaml
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
 
 from fiflow.domain.alerts import Transaction
 from fiflow.domain.interactions import EventType, InteractionState
 from fiflow.domain.keys import alert_workflow_id, follow_up_workflow_id
 from tests.workflows.harness import poll
-from tests.workflows.interaction_harness import InteractionHarness
+from tests.workflows.interaction_harness import (
+    InteractionHarness,
+    rules_copy,
+    running_interaction_harness,
+)
 
 
 def new_id() -> str:
@@ -186,3 +193,34 @@ async def test_an_interaction_nobody_ends_closes_as_abandoned(ih: InteractionHar
 async def _sms(ih: InteractionHarness, phone: str | None) -> list[str]:
     texts: list[str] = await poll(lambda: ih.office.sms_to(phone or ""), lambda v: len(v) >= 1)
     return texts
+
+
+async def test_a_trigger_with_hours_fires_only_inside_the_customers_local_hours(
+    time_skipping_env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+) -> None:
+    # Menu loops count only from an hour before to an hour after now, on the local clock.
+    rules = rules_copy(tmp_path)
+    data = yaml.safe_load((rules / "triggers.yaml").read_text())
+    now = datetime.now(UTC)
+    loops = next(t for t in data["triggers"] if t["id"] == "repeated_menu_loops")
+    loops["only_during"] = {
+        "start": (now - timedelta(hours=1)).strftime("%H:%M"),
+        "end": (now + timedelta(hours=1)).strftime("%H:%M"),
+    }
+    (rules / "triggers.yaml").write_text(yaml.safe_dump(data))
+
+    async with running_interaction_harness(time_skipping_env, task_queue, tmp_path, rules) as ih:
+        here = ih.customer(timezone="UTC")
+        far = ih.customer(timezone="Etc/GMT-12")  # twelve hours ahead: outside its hours
+        results = {}
+        for customer in (here, far):
+            iid = new_id()
+            handle = None
+            for n in range(3):
+                handle = await ih.send(iid, customer.customer_id, f"e{n}", EventType.MENU_SELECTED)
+            await ih.send(iid, customer.customer_id, "end", EventType.INTERACTION_ENDED)
+            assert handle is not None
+            results[customer.customer_id] = await ih.finish(handle)
+
+    assert [f.trigger_id for f in results[here.customer_id].fired] == ["repeated_menu_loops"]
+    assert results[far.customer_id].fired == []
