@@ -60,6 +60,7 @@ class FollowUpWorkflow:
         self._stop: FollowUpOutcome | None = None
         self._moved = False
         self._give_up_at: datetime | None = None
+        self._give_up_after: timedelta | None = None
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -85,6 +86,9 @@ class FollowUpWorkflow:
         s.follow_up_at = req.follow_up_at
         s.path.append(f"moved to {req.follow_up_at.isoformat()} by {req.requested_by}")
         self._moved = True
+        # The customer's new time moves the final deadline with it.
+        if self._give_up_at is not None and self._give_up_after is not None:
+            self._give_up_at = max(self._give_up_at, req.follow_up_at + self._give_up_after)
 
     @workflow.query(name="status")
     def status(self) -> FollowUpStatus:
@@ -102,24 +106,19 @@ class FollowUpWorkflow:
         )
         rules = rule_set.follow_up
         s.rule_set_version = rule_set.version
-        customer = await workflow.execute_local_activity_method(
-            CrmActivities.get_customer, GetCustomer(customer_id=inp.customer_id), **QUICK
-        )
-        self._give_up_at = inp.follow_up_at + rules.give_up_after
+        self._give_up_after = rules.give_up_after
+        self._give_up_at = max(inp.follow_up_at, s.follow_up_at) + rules.give_up_after
         await self._register("waiting")
         outcome: FollowUpOutcome | None = None
         while outcome is None:
+            self._moved = False
             s.next_check_at = s.follow_up_at
             self._details()
-            self._moved = False
             await self._sleep_until(s.follow_up_at, lambda: self._stop is not None or self._moved)
             if self._stop is not None:
                 outcome = self._stop
-            elif self._moved:
-                # The customer's new time resets the final deadline around it.
-                self._give_up_at = max(self._give_up_at, s.follow_up_at + rules.give_up_after)
-            else:
-                outcome = await self._due(rules, customer, rule_set.fi_name)
+            elif not self._moved:
+                outcome = await self._due(rules, rule_set.fi_name)
         s.outcome = outcome
         s.state = FollowUpState.DONE
         s.ended_at = workflow.now()
@@ -129,47 +128,65 @@ class FollowUpWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return s
 
-    async def _due(
-        self, rules: FollowUpRules, customer: Customer, fi_name: str
-    ) -> FollowUpOutcome | None:
-        """The follow-up time came: stop, contact, or wait for the contact window."""
+    async def _due(self, rules: FollowUpRules, fi_name: str) -> FollowUpOutcome | None:
+        """The follow-up time came: stop, contact, or wait (None: go round again).
+
+        A signal that arrives while this runs wins: `resolved` ends it, a new time replaces
+        whatever this would have scheduled.
+        """
         s, inp = self._status, self._inp
         assert self._give_up_at is not None
-        ticket = await workflow.execute_activity_method(
-            TicketActivities.get_ticket, GetTicket(ticket_id=inp.ticket_id), **BACKOFFICE
-        )
+        try:
+            ticket = await workflow.execute_activity_method(
+                TicketActivities.get_ticket, GetTicket(ticket_id=inp.ticket_id), **BACKOFFICE
+            )
+            since_contact = await workflow.execute_activity_method(
+                InteractionActivities.prior_interactions,
+                PriorQuery(customer_id=inp.customer_id, since=inp.created_at, exclude=inp.origin),
+                **QUICK,
+            )
+            # Read afresh each time: the number, the device or the time zone may have changed.
+            customer = await workflow.execute_local_activity_method(
+                CrmActivities.get_customer, GetCustomer(customer_id=inp.customer_id), **QUICK
+            )
+        except ActivityError as exc:
+            s.path.append(f"could not check ({cause_of(exc)}); trying again later")
+            if workflow.now() >= self._give_up_at:
+                return await self._give_up(rules, fi_name, "deadline")
+            self._later(workflow.now() + rules.retry_after)
+            return None
+        if self._stop is not None or self._moved:
+            return self._stop
         if ticket.is_resolved():
             s.path.append(f"ticket {ticket.status} in CRM")
             return FollowUpOutcome.RESOLVED
-        since_contact = await workflow.execute_activity_method(
-            InteractionActivities.prior_interactions,
-            PriorQuery(customer_id=inp.customer_id, since=inp.created_at, exclude=inp.origin),
-            **QUICK,
-        )
         if since_contact:
             s.path.append(f"customer in touch since ({since_contact[0].interaction_id})")
             return FollowUpOutcome.CUSTOMER_IN_TOUCH
         now = workflow.now()
+        counted = [a.at for a in s.attempts if a.outcome != "suppressed"]
         when = await workflow.execute_local_activity_method(
             ContactWindowActivities.next_contact_time,
-            NextContact(
-                now=now,
-                customer_zone=customer.timezone,
-                rules=rules,
-                attempts=[a.at for a in s.attempts if a.outcome == "sent"],
-            ),
+            NextContact(now=now, customer_zone=customer.timezone, rules=rules, attempts=counted),
             **QUICK,
         )
+        if self._stop is not None or self._moved:
+            return self._stop
         if when is None or when > self._give_up_at:
-            why = "attempts used up" if len(s.attempts) >= rules.max_attempts else "deadline"
+            why = "attempts used up" if len(counted) >= rules.max_attempts else "deadline"
             return await self._give_up(rules, fi_name, why)
         if when > now:
-            s.follow_up_at = when
             s.path.append(f"outside the contact window; next at {when.isoformat()}")
+            self._later(when)
             return None
         await self._contact(rules, customer, fi_name)
-        s.follow_up_at = workflow.now() + rules.retry_after
+        self._later(workflow.now() + rules.retry_after)
         return None
+
+    def _later(self, at: datetime) -> None:
+        """Check again at `at`, unless the customer set a time meanwhile."""
+        if not self._moved:
+            self._status.follow_up_at = at
 
     async def _contact(self, rules: FollowUpRules, customer: Customer, fi_name: str) -> None:
         s, inp = self._status, self._inp
@@ -208,7 +225,7 @@ class FollowUpWorkflow:
                 f"Follow-up contact {number} by {channel.value} about ticket {inp.ticket_id}.",
             )
             return
-        # Nobody to reach on any channel: count it, so the attempts cap still ends this.
+        # Nobody reached on any channel: counted, so the attempts cap still ends this.
         s.attempts.append(ContactAttempt(at=workflow.now(), channel="none", outcome="failed"))
 
     async def _give_up(self, rules: FollowUpRules, fi_name: str, why: str) -> FollowUpOutcome:
