@@ -77,7 +77,11 @@ class RuleVersionStore:
         activated_at: datetime,
         activated_by: str | None = None,
     ) -> RuleVersion:
-        """Make this version the active one; an identical retry returns the stored row."""
+        """Make this version the active one.
+
+        The active version again with the same content is a retry: nothing changes. An older
+        version again with its same content is a rollback: it becomes active once more.
+        """
         if not isinstance(content, dict):
             raise ValueError(f"rule content must be a JSON object, not {type(content).__name__}")
         new = _VersionFields(
@@ -113,6 +117,21 @@ class RuleVersionStore:
                         f"rule set {name!r} version {version!r} is already stored with other "
                         f"content (sha256 {row['content_sha256']}, not {new.content_sha256}); "
                         "changed rules need a new version"
+                    )
+                active_id = conn.scalar(
+                    sa.select(_t.id).where(_t.name == name).order_by(*_NEWEST_FIRST).limit(1)
+                )
+                if active_id != row["id"]:
+                    # An older version again: a rollback, so it becomes the active one.
+                    row = (
+                        conn.execute(
+                            sa.update(rule_versions)
+                            .where(_t.id == row["id"])
+                            .values(activated_at=new.activated_at, activated_by=activated_by)
+                            .returning(*rule_versions.c)
+                        )
+                        .mappings()
+                        .one()
                     )
         return _from_row(row)
 

@@ -150,21 +150,36 @@ def test_activated_by_is_optional(store: RuleVersionStore) -> None:
     assert stored is not None and stored.activated_by is None
 
 
-def test_repeated_activation_with_same_content_returns_the_stored_row(
+def test_repeating_the_active_version_is_a_retry_that_changes_nothing(
     store: RuleVersionStore, engine: Engine
 ) -> None:
-    first = _activate(store, "v1", content=RULES, at=T0, by="alice")
-    _activate(store, "v2", at=T0 + timedelta(hours=1))
+    _activate(store, "v1", at=T0)
+    first = _activate(store, "v2", content=RULES, at=T0 + timedelta(hours=1), by="alice")
 
     # Same content with keys in another order: a retry, not a change.
     reordered = json.loads(json.dumps(RULES, sort_keys=True))
     reordered = dict(reversed(list(reordered.items())))
-    retry = _activate(store, "v1", content=reordered, at=T0 + timedelta(hours=2), by="bob")
+    retry = _activate(store, "v2", content=reordered, at=T0 + timedelta(hours=2), by="bob")
 
     assert retry == first
     assert _count(engine) == 2
-    active = store.active("alerts")
-    assert active is not None and active.version == "v2"
+    assert store.active("alerts") == first
+
+
+def test_activating_an_older_version_again_rolls_back_to_it(
+    store: RuleVersionStore, engine: Engine
+) -> None:
+    first = _activate(store, "v1", content=RULES, at=T0, by="alice")
+    _activate(store, "v2", at=T0 + timedelta(hours=1))
+    marker_before = store.active_marker("alerts")
+
+    rolled_back = _activate(store, "v1", content=RULES, at=T0 + timedelta(hours=2), by="bob")
+
+    assert (rolled_back.id, rolled_back.version) == (first.id, "v1")
+    assert (rolled_back.activated_at, rolled_back.activated_by) == (T0 + timedelta(hours=2), "bob")
+    assert _count(engine) == 2  # no new row: the version is the same document
+    assert store.active("alerts") == rolled_back
+    assert store.active_marker("alerts") != marker_before
 
 
 def test_same_version_with_other_content_raises_conflict(
