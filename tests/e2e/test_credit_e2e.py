@@ -72,6 +72,10 @@ async def test_an_application_runs_to_approval_and_its_report_reads_back(
 
     done = await in_state(http, stack, app_id, "approved")
     assert await submit(http, stack, body) == app_id  # and after it finished
+    other = {**body, "requested_amount": "7000.00"}
+    r = await http.post(f"{stack.api}/v1/credit-applications", json=other, headers=CHANNEL_KEY)
+    assert (r.status_code, r.json()["code"]) == (409, "application_id_conflict"), r.text
+    assert "requested_amount" in r.json()["message"]
     status = done["status"]
     assert status["decision"]["decided_by"] == "rules"
     assert status["decision"]["approved_amount"] == "5000.00"

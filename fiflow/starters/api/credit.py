@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Header, Path
 from pydantic import BaseModel
+from temporalio.client import Client
 
 from fiflow.domain.alerts import SAFE_ID
 from fiflow.domain.credit import (
@@ -69,7 +70,9 @@ async def post_application(
     """Submit an application; the same `application_id` always means the same application."""
     await _check_against_rules(state, req)
     await _check_customer(state, req.customer_id)
-    await start_application(await state.client(), state.settings, req, datetime.now(UTC))
+    client = await state.client()
+    await _same_application(client, req)
+    await start_application(client, state.settings, req, datetime.now(UTC))
     return ApplicationAccepted(
         application_id=req.application_id,
         status_url=f"/v1/credit-applications/{req.application_id}",
@@ -151,6 +154,29 @@ async def _expect_state(
             409,
             "wrong_state",
             f"application {application_id} is {current}, not waiting for {what}",
+        )
+
+
+async def _same_application(client: Client, req: CreditApplicationRequest) -> None:
+    """409 when the application_id is already taken by a different application."""
+    existing = (await application_view(client, req.application_id)).status
+    if existing is None:
+        return
+    differs = [
+        name
+        for name, theirs, ours in (
+            ("customer_id", existing.customer_id, req.customer_id),
+            ("product", existing.product, req.product),
+            ("requested_amount", existing.requested_amount, req.requested_amount),
+        )
+        if theirs != ours
+    ]
+    if differs:
+        raise ApiError(
+            409,
+            "application_id_conflict",
+            f"application {req.application_id} exists with a different {', '.join(differs)}; "
+            "a new application needs a new application_id",
         )
 
 
