@@ -45,21 +45,11 @@ def parse_alert_rules_text(text: str, *, source: str) -> AlertRuleSet:
     return parse_alert_rule_set(_load_text(text, source=source), source=source)
 
 
-def parse_credit_rules_text(text: str, *, source: str) -> CreditRuleSet:
-    """Validate credit rule text; YAML syntax errors are reported like any other problem."""
-    return parse_credit_rule_set(_load_text(text, source=source), source=source)
-
-
-def read_alert_rules_file(path: Path) -> AlertRuleSet:
-    """Load and validate one alert rule file (YAML or JSON)."""
-    return parse_alert_rules_text(_read(path), source=str(path))
-
-
 AnyRuleSet = AlertRuleSet | CreditRuleSet | TriggerRuleSet
 
 
 def read_rules_file(path: Path) -> AnyRuleSet:
-    """Load and validate a rule file of either kind, told apart by its `name`."""
+    """Load and validate a rule file of any kind, told apart by its `name`."""
     text = _read(path)
     data = _load_text(text, source=str(path))
     name = data.get("name", "alerts") if isinstance(data, dict) else "alerts"

@@ -190,7 +190,7 @@ class FollowUpWorkflow:
 
     async def _contact(self, rules: FollowUpRules, customer: Customer, fi_name: str) -> None:
         s, inp = self._status, self._inp
-        values = {"fi_name": fi_name, "subject": inp.subject or inp.reason, "reason": inp.reason}
+        values = self._template_values(fi_name)
         number = len(s.attempts) + 1
         message = Message(
             purpose="follow_up",
@@ -229,8 +229,7 @@ class FollowUpWorkflow:
         s.attempts.append(ContactAttempt(at=workflow.now(), channel="none", outcome="failed"))
 
     async def _give_up(self, rules: FollowUpRules, fi_name: str, why: str) -> FollowUpOutcome:
-        inp = self._inp
-        values = {"fi_name": fi_name, "subject": inp.subject or inp.reason, "reason": inp.reason}
+        values = self._template_values(fi_name)
         await self._note("gave_up", f"{render(rules.templates['gave_up_note'], values)} ({why})")
         self._status.path.append(f"gave up: {why}")
         return FollowUpOutcome.GAVE_UP
@@ -249,6 +248,10 @@ class FollowUpWorkflow:
             ),
             **QUICK,
         )
+
+    def _template_values(self, fi_name: str) -> dict[str, str]:
+        inp = self._inp
+        return {"fi_name": fi_name, "subject": inp.subject or inp.reason, "reason": inp.reason}
 
     async def _note(self, step: str, text: str) -> None:
         try:
