@@ -66,3 +66,8 @@ def interaction_workflow_id(interaction_id: str) -> str:
 def follow_up_workflow_id(follow_up_id: str) -> str:
     """Workflow ID of a FollowUpWorkflow."""
     return f"followup-{follow_up_id}"
+
+
+def prefill_workflow_id(prefill_id: str) -> str:
+    """Workflow ID of a CreditPrefillWorkflow."""
+    return f"prefill-{prefill_id}"

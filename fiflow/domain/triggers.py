@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fiflow.domain.credit import Product
 from fiflow.domain.interactions import AttrValue, EventType, InteractionEvent, PriorInteraction
 from fiflow.domain.rules import template_fields, validate_rules
 
@@ -143,6 +144,7 @@ class ActionType(StrEnum):
     CRM_NOTE = "crm_note"
     START_FOLLOW_UP = "start_follow_up"
     START_FRAUD_ALERT = "start_fraud_alert"
+    START_CREDIT_PREFILL = "start_credit_prefill"
 
 
 class TriggerAction(Strict):
@@ -155,6 +157,7 @@ class TriggerAction(Strict):
     after: timedelta | None = None
     subject: str | None = Field(default=None, max_length=200)
     alert_type: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    product: Product | None = None
 
     @model_validator(mode="after")
     def _fields_for_type(self) -> TriggerAction:
@@ -163,6 +166,7 @@ class TriggerAction(Strict):
             ActionType.CRM_NOTE: ("note",),
             ActionType.START_FOLLOW_UP: ("after", "subject"),
             ActionType.START_FRAUD_ALERT: ("alert_type",),
+            ActionType.START_CREDIT_PREFILL: ("product",),
         }[self.type]
         missing = [f for f in need if getattr(self, f) is None]
         if missing:

@@ -59,6 +59,7 @@ from fiflow.workflows.account_history import AccountHistoryWorkflow
 from fiflow.workflows.conversation import ConversationWorkflow
 from fiflow.workflows.credit_application import CreditApplicationWorkflow
 from fiflow.workflows.credit_check import CreditCheckWorkflow
+from fiflow.workflows.credit_prefill import CreditPrefillWorkflow
 from fiflow.workflows.follow_up import FollowUpWorkflow
 from fiflow.workflows.fraud_alert import FraudAlertWorkflow
 from fiflow.workflows.interaction import InteractionWorkflow
@@ -73,6 +74,7 @@ WORKFLOWS: Sequence[type] = (
     AccountHistoryWorkflow,
     InteractionWorkflow,
     FollowUpWorkflow,
+    CreditPrefillWorkflow,
 )
 BACKOFFICE_SYSTEMS = (
     "crm",

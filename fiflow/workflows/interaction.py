@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from fiflow.activities.rules import LoadTriggerRules, RuleActivities
     from fiflow.domain.alert_start import alert_search_attributes, alert_summary
+    from fiflow.domain.credit_prefill import CreditPrefillInput
     from fiflow.domain.customers import Customer
     from fiflow.domain.follow_ups import FollowUpInput
     from fiflow.domain.interactions import (
@@ -43,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         follow_up_workflow_id,
         idempotency_key,
         interaction_workflow_id,
+        prefill_workflow_id,
     )
     from fiflow.domain.triggers import (
         ActionType,
@@ -54,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         current_reason,
         evaluate,
     )
+    from fiflow.workflows.credit_prefill import CreditPrefillWorkflow
     from fiflow.workflows.failures import cause_of
     from fiflow.workflows.follow_up import FollowUpWorkflow
     from fiflow.workflows.fraud_alert import FraudAlertWorkflow
@@ -256,6 +259,8 @@ class InteractionWorkflow:
                 return {"outcome": "done"}
             if action.type is ActionType.START_FOLLOW_UP:
                 return await self._start_follow_up(trigger, action, customer_id)
+            if action.type is ActionType.START_CREDIT_PREFILL:
+                return await self._start_credit_prefill(trigger, action, customer_id)
             return await self._start_fraud_alert(trigger, action, customer_id)
         except ActivityError as exc:
             return {"outcome": "failed", "detail": cause_of(exc)}
@@ -297,6 +302,27 @@ class InteractionWorkflow:
                 static_summary=f"Follow-up {follow_up_id} on ticket {ticket.ticket_id}",
             )
         return {"outcome": "started", "follow_up_id": follow_up_id, "ticket_id": ticket.ticket_id}
+
+    async def _start_credit_prefill(
+        self, trigger: Trigger, action: TriggerAction, customer_id: str
+    ) -> dict[str, str]:
+        assert action.product is not None
+        prefill_id = f"{self._status.interaction_id}-{trigger.id}"
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await workflow.start_child_workflow(
+                CreditPrefillWorkflow.run,
+                CreditPrefillInput(
+                    prefill_id=prefill_id,
+                    customer_id=customer_id,
+                    product=action.product,
+                    interaction_id=self._status.interaction_id,
+                    requested_at=workflow.now(),
+                ),
+                id=prefill_workflow_id(prefill_id),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                static_summary=f"Credit pre-fill {prefill_id} ({action.product.value})",
+            )
+        return {"outcome": "started", "prefill_id": prefill_id}
 
     async def _start_fraud_alert(
         self, trigger: Trigger, action: TriggerAction, customer_id: str

@@ -26,6 +26,7 @@ from fiflow.domain.credit import (
     StatementRow,
 )
 from fiflow.domain.credit_history import months_between, summarise_history
+from fiflow.domain.credit_prefill import suggest_amount
 from fiflow.domain.credit_rules import (
     ProductRules,
     RequestProblem,
@@ -251,3 +252,15 @@ def test_history_summary_totals_rows_and_counts_tenure() -> None:
     assert summary.lowest_balance == Decimal(-10)
     assert months_between(date(2026, 1, 31), date(2026, 2, 28)) == 0
     assert months_between(date(2026, 3, 1), date(2026, 1, 1)) == 0
+
+
+def test_a_prefill_suggests_three_months_of_balance_within_the_products_limits() -> None:
+    loan = parse_credit_rule_set(shipped()).products[Product.PERSONAL_LOAN]  # 1,000..50,000
+
+    def with_balance(balance: str) -> HistorySummary:
+        return history().summary.model_copy(update={"average_balance": Decimal(balance)})  # type: ignore[union-attr]
+
+    assert suggest_amount(loan, with_balance("2345.67")) == Decimal("7000")
+    assert suggest_amount(loan, with_balance("100")) == Decimal("1000")  # the floor
+    assert suggest_amount(loan, with_balance("90000")) == Decimal("50000")  # the ceiling
+    assert suggest_amount(loan, None) == Decimal("1000")

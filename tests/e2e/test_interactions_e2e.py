@@ -309,3 +309,32 @@ async def _follow_up(http: httpx.AsyncClient, stack: RunningStack, fid: str) -> 
     r = await http.get(f"{stack.api}/v1/follow-ups/{fid}", headers=CHANNEL_KEY)
     assert r.status_code == 200, r.text
     return dict(r.json())
+
+
+async def test_asking_about_a_loan_in_the_app_prepares_an_application(
+    stack: RunningStack, http: httpx.AsyncClient, pool: CustomerPool, quick_version: str
+) -> None:
+    customer = pool.take()
+    cid = customer["customer_id"]
+    iid = f"app-{uuid.uuid4().hex[:10]}"
+    body = {**event("l1", "keyword_detected", keyword="loan"), "channel": "app", "customer_id": cid}
+    await post(http, stack, iid, body)
+
+    async def prefill() -> dict[str, Any]:
+        r = await http.get(
+            f"{stack.api}/v1/credit-prefills/{iid}-loan_interest", headers=CHANNEL_KEY
+        )
+        return {"code": r.status_code, **r.json()}
+
+    ready = await eventually(
+        prefill, lambda v: v["code"] == 200 and v["status"] and v["status"]["state"] == "ready"
+    )
+    draft = ready["status"]["prefill"]
+    assert draft["product"] == "personal_loan" and draft["history_available"] is True
+    assert 1000 <= float(draft["suggested_amount"]) <= 50000
+    pulls = (
+        await http.get(f"{stack.sandbox}/__sandbox/bureau/pulls", params={"customer_id": cid})
+    ).json()
+    assert pulls == []  # no credit pulled without the applicant's consent
+    missing = await http.get(f"{stack.api}/v1/credit-prefills/none", headers=CHANNEL_KEY)
+    assert_error(missing, 404, "prefill_not_found")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,8 +12,11 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from fiflow.domain.alerts import Transaction
-from fiflow.domain.interactions import EventType, InteractionState
-from fiflow.domain.keys import alert_workflow_id, follow_up_workflow_id
+from fiflow.domain.credit import CustomerSummary, Product
+from fiflow.domain.credit_prefill import PrefillStatus
+from fiflow.domain.interactions import EventType, InteractionChannel, InteractionState
+from fiflow.domain.keys import alert_workflow_id, follow_up_workflow_id, prefill_workflow_id
+from tests.workflows.credit_harness import statement_rows
 from tests.workflows.harness import poll
 from tests.workflows.interaction_harness import (
     InteractionHarness,
@@ -224,3 +227,33 @@ async def test_a_trigger_with_hours_fires_only_inside_the_customers_local_hours(
 
     assert [f.trigger_id for f in results[here.customer_id].fired] == ["repeated_menu_loops"]
     assert results[far.customer_id].fired == []
+
+
+async def test_asking_about_a_loan_prepares_a_prefilled_application(
+    ih: InteractionHarness,
+) -> None:
+    customer = ih.customer()
+    cid = customer.customer_id
+    ih.office.summaries[cid] = CustomerSummary(
+        customer_id=cid, customer_since=date(2019, 4, 1), accounts=[]
+    )
+    ih.office.rows[cid] = statement_rows(1, 12)  # average balance 1,550
+    iid = new_id()
+    handle = await ih.send(
+        iid, cid, "e1", EventType.KEYWORD_DETECTED, channel=InteractionChannel.CHAT, keyword="loan"
+    )
+
+    status = await ih.status(handle, lambda s: bool(s.fired) and len(s.fired[0].actions) == 2)
+
+    assert [a.action for a in status.next_actions] == ["offer_credit_application"]
+    started = status.fired[0].actions[0]
+    assert started["prefill_id"] == f"{iid}-loan_interest"
+    prefill = ih.client.get_workflow_handle(prefill_workflow_id(started["prefill_id"]))
+    result = PrefillStatus.model_validate(await prefill.result())
+    assert result.state == "ready" and result.prefill is not None
+    assert result.prefill.product is Product.PERSONAL_LOAN
+    assert result.prefill.suggested_amount == Decimal("4600")  # 3 x 1,550, to the hundred
+    assert result.prefill.term_months == 12
+    assert result.prefill.customer_since == date(2019, 4, 1)
+    # A pre-fill never pulls credit: that needs the applicant's consent when they apply.
+    assert ih.office.pulls == []

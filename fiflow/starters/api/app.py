@@ -17,6 +17,7 @@ from fiflow.starters.api import (
     alerts,
     channels,
     credit,
+    credit_prefills,
     errors,
     follow_ups,
     interactions,
@@ -60,6 +61,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(channels.router)
     app.include_router(credit.router)
+    app.include_router(credit_prefills.router)
     app.include_router(reports.router)
     app.include_router(interactions.router)
     app.include_router(follow_ups.router)

@@ -1,0 +1,44 @@
+"""`/v1/credit-prefills`: applications fiflow prepared during an interaction, for the channel."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel
+
+from fiflow.domain.alerts import SAFE_ID
+from fiflow.domain.credit_prefill import PrefillStatus
+from fiflow.domain.keys import prefill_workflow_id
+from fiflow.starters.api.auth import require
+from fiflow.starters.api.errors import ApiError
+from fiflow.starters.api.state import ApiState, api_state
+from fiflow.starters.workflow_views import Lookup, workflow_view
+
+router = APIRouter(prefix="/v1/credit-prefills", tags=["credit applications"])
+
+
+class PrefillView(BaseModel):
+    """A pre-fill: still preparing, or the values to put in front of the customer."""
+
+    prefill_id: str
+    run_status: str
+    status: PrefillStatus | None
+
+
+@router.get(
+    "/{prefill_id}",
+    response_model=PrefillView,
+    dependencies=[require("channel", "reviewer", "admin")],
+)
+async def get_prefill(
+    prefill_id: str = Path(pattern=SAFE_ID), state: ApiState = Depends(api_state)
+) -> PrefillView:
+    """The pre-filled application (no credit was pulled; applying needs consent)."""
+    view = await workflow_view(
+        await state.client(),
+        prefill_workflow_id(prefill_id),
+        "CreditPrefillWorkflow",
+        PrefillStatus,
+    )
+    if view.lookup is Lookup.NOT_FOUND:
+        raise ApiError(404, "prefill_not_found", f"no credit pre-fill {prefill_id}")
+    return PrefillView(prefill_id=prefill_id, run_status=view.run_status, status=view.status)
