@@ -25,6 +25,7 @@ from tests.workflows.credit_harness import (
     history_result,
 )
 from tests.workflows.credit_standins import ScriptedCredit, ScriptedHistory
+from tests.workflows.harness import poll
 
 
 def script(ch: CreditHarness, app_id: str, score: int | None, **history: int) -> None:
@@ -193,7 +194,8 @@ async def test_a_manager_asks_for_information_then_approves(ch: CreditHarness) -
         ),
     )
     await ch.state_is(handle, "awaiting_documents")
-    [ask] = ch.office.sms_to(customer.phone or "")
+    # The request goes out just after the state changes: wait for it.
+    [ask] = await poll(lambda: ch.office.sms_to(customer.phone or ""), lambda m: len(m) == 1)
     assert "your last three payslips" in ask
     docs = DocumentsRequest(
         submission_id="sub-1", documents=[Document(kind="payslip", reference="doc-77")]
