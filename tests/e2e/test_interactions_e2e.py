@@ -338,3 +338,48 @@ async def test_asking_about_a_loan_in_the_app_prepares_an_application(
     assert pulls == []  # no credit pulled without the applicant's consent
     missing = await http.get(f"{stack.api}/v1/credit-prefills/none", headers=CHANNEL_KEY)
     assert_error(missing, 404, "prefill_not_found")
+
+
+async def test_a_new_rules_version_applies_to_new_runs_only_and_can_be_rolled_back(
+    stack: RunningStack, http: httpx.AsyncClient, pool: CustomerPool, quick_version: str
+) -> None:
+    customer = pool.take()
+    url = f"{stack.api}/v1/admin/rules/triggers"
+    before = f"ivr-{uuid.uuid4().hex[:10]}"
+    await post(
+        http,
+        stack,
+        before,
+        {**event("v1", "interaction_started"), "customer_id": customer["customer_id"]},
+    )
+    running = await eventually(lambda: view(http, stack, before), lambda v: v["status"])
+    assert running["status"]["rule_set_version"] == quick_version
+
+    newer = f"e2e-new-{uuid.uuid4().hex[:6]}"
+    assert_error(
+        await http.put(url, json=quick_rules(newer), headers=CHANNEL_KEY), 403, "forbidden"
+    )
+    r = await http.put(url, json=quick_rules(newer), headers=ADMIN_KEY)
+    assert r.status_code == 200 and r.json()["active_version"] == newer, r.text
+    try:
+        after = f"ivr-{uuid.uuid4().hex[:10]}"
+
+        # Every process picks the activation up within a second.
+        async def started_with() -> str:
+            iid = f"{after}-{uuid.uuid4().hex[:4]}"
+            await post(
+                http,
+                stack,
+                iid,
+                {**event("v2", "interaction_started"), "customer_id": customer["customer_id"]},
+            )
+            found = await eventually(lambda: view(http, stack, iid), lambda v: v["status"])
+            return str(found["status"]["rule_set_version"])
+
+        assert await eventually(started_with, lambda v: v == newer, 10) == newer
+        still = await view(http, stack, before)
+        assert still["status"]["rule_set_version"] == quick_version  # in flight: unchanged
+    finally:
+        # Roll back: the earlier version, activated again, is the active one once more.
+        r = await http.put(url, json=quick_rules(quick_version), headers=ADMIN_KEY)
+        assert r.status_code == 200 and r.json()["active_version"] == quick_version, r.text
