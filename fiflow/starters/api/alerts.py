@@ -11,10 +11,10 @@ from pydantic import BaseModel
 
 from fiflow.domain.alerts import SAFE_ID, AlertRequest, AlertStatus
 from fiflow.domain.rules import RuleSetError
-from fiflow.integrations.http import BusinessError, TransientError
 from fiflow.integrations.settings import ROLES
 from fiflow.starters.alerts_client import alert_view, start_alert
 from fiflow.starters.api.auth import require
+from fiflow.starters.api.crm_reads import crm_read, unknown_customer
 from fiflow.starters.api.errors import ApiError
 from fiflow.starters.api.state import ApiState, api_state
 from fiflow.starters.workflow_views import Lookup
@@ -75,18 +75,13 @@ async def _check_alert_type(state: ApiState, alert_type: str) -> None:
 
 async def _check_customer(state: ApiState, req: AlertRequest) -> None:
     assert state.crm is not None
-    try:
-        customer = await state.crm.get_customer(req.customer_id)
-    except BusinessError as exc:
-        if exc.status == 404:
-            raise ApiError(
-                422, "unknown_customer", f"customer {req.customer_id} is not known to the CRM"
-            ) from None
-        log.warning("CRM refused the customer check, accepting alert unchecked: %s", exc)
-        return
-    except TransientError as exc:
-        # The CRM is down: the workflow retries its own read, so the alert is not refused.
-        log.warning("CRM unavailable, accepting alert unchecked: %s", exc)
+    customer = await crm_read(
+        state.crm.get_customer(req.customer_id),
+        missing=unknown_customer(req.customer_id),
+        strict=False,
+        what="customer check",
+    )
+    if customer is None:
         return
     cards = {c.last4 for c in customer.cards}
     if cards and req.transaction.card_last4 not in cards:

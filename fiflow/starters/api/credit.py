@@ -21,8 +21,8 @@ from fiflow.domain.credit import (
 )
 from fiflow.domain.credit_rules import request_problems
 from fiflow.domain.rules import RuleSetError
-from fiflow.integrations.http import BusinessError, TransientError
 from fiflow.starters.api.auth import require
+from fiflow.starters.api.crm_reads import crm_read, unknown_customer
 from fiflow.starters.api.errors import ApiError
 from fiflow.starters.api.state import ApiState, api_state
 from fiflow.starters.credit_client import (
@@ -209,14 +209,9 @@ async def _check_against_rules(state: ApiState, req: CreditApplicationRequest) -
 
 async def _check_customer(state: ApiState, customer_id: str) -> None:
     assert state.crm is not None
-    try:
-        await state.crm.get_customer(customer_id)
-    except BusinessError as exc:
-        if exc.status == 404:
-            raise ApiError(
-                422, "unknown_customer", f"customer {customer_id} is not known to the CRM"
-            ) from None
-        log.warning("CRM refused the customer check, accepting unchecked: %s", exc)
-    except TransientError as exc:
-        # The workflow reads the profile itself and retries; an outage refuses nothing.
-        log.warning("CRM unavailable, accepting application unchecked: %s", exc)
+    await crm_read(
+        state.crm.get_customer(customer_id),
+        missing=unknown_customer(customer_id),
+        strict=False,
+        what="customer check",
+    )

@@ -17,8 +17,8 @@ from fiflow.domain.follow_ups import (
     Ticket,
 )
 from fiflow.domain.keys import follow_up_workflow_id
-from fiflow.integrations.http import BusinessError, TransientError
 from fiflow.starters.api.auth import require
+from fiflow.starters.api.crm_reads import crm_read
 from fiflow.starters.api.errors import ApiError
 from fiflow.starters.api.state import ApiState, api_state
 from fiflow.starters.interactions_client import follow_up_view, start_follow_up
@@ -143,11 +143,11 @@ async def _running(state: ApiState, follow_up_id: str) -> None:
 
 async def _ticket(state: ApiState, ticket_id: str) -> Ticket:
     assert state.crm is not None
-    try:
-        return await state.crm.get_ticket(ticket_id)
-    except BusinessError as exc:
-        if exc.status == 404:
-            raise ApiError(422, "unknown_ticket", f"ticket {ticket_id} is not in the CRM") from None
-        raise ApiError(502, "crm_error", "the CRM refused the ticket lookup") from None
-    except TransientError:
-        raise ApiError(503, "crm_unavailable", "cannot check the ticket now; retry") from None
+    ticket = await crm_read(
+        state.crm.get_ticket(ticket_id),
+        missing=ApiError(422, "unknown_ticket", f"ticket {ticket_id} is not in the CRM"),
+        strict=True,
+        what="ticket lookup",
+    )
+    assert ticket is not None  # strict: trouble raised
+    return ticket

@@ -17,9 +17,9 @@ from fiflow.domain.interactions import (
     InteractionInput,
     InteractionStatus,
 )
-from fiflow.integrations.http import BusinessError, TransientError
 from fiflow.integrations.interactions_store import StoredEvent
 from fiflow.starters.api.auth import require
+from fiflow.starters.api.crm_reads import crm_read, unknown_customer
 from fiflow.starters.api.errors import ApiError
 from fiflow.starters.api.state import ApiState, api_state
 from fiflow.starters.interactions_client import deliver_event, interaction_view
@@ -132,23 +132,22 @@ async def get_interaction(
 async def _customer_of(state: ApiState, body: InteractionEventRequest) -> str | None:
     """The customer the event is about; a caller's number is resolved and then dropped."""
     assert state.crm is not None
-    try:
-        if body.customer_id is not None:
-            await state.crm.get_customer(body.customer_id)
-            return body.customer_id
-        assert body.caller is not None
-        found = await state.crm.find_by_phone(body.caller)
-    except BusinessError as exc:
-        if exc.status == 404:
-            raise ApiError(
-                422, "unknown_customer", f"customer {body.customer_id} is not known to the CRM"
-            ) from None
-        raise ApiError(502, "crm_error", "the CRM refused the customer lookup") from None
-    except TransientError:
-        if body.customer_id is not None:
-            # Known ID, CRM down: take the event; the workflow reads the profile itself.
-            log.warning("CRM unavailable; accepting interaction event unchecked")
-            return body.customer_id
-        raise ApiError(503, "crm_unavailable", "cannot resolve the caller now; retry") from None
+    if body.customer_id is not None:
+        # A known ID is taken even when CRM is down: the workflow reads the profile itself.
+        await crm_read(
+            state.crm.get_customer(body.customer_id),
+            missing=unknown_customer(body.customer_id),
+            strict=False,
+            what="customer check",
+        )
+        return body.customer_id
+    assert body.caller is not None
+    # A number needs CRM to mean anything: without it the sender must retry.
+    found = await crm_read(
+        state.crm.find_by_phone(body.caller),
+        missing=ApiError(422, "unknown_customer", "the caller is not known to the CRM"),
+        strict=True,
+        what="caller lookup",
+    )
     # An unknown caller is still an interaction: triggers that need a customer skip.
     return found.customer_id if found else None
