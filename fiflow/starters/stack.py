@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -148,6 +149,7 @@ def run_stack(settings: Settings, ports: Ports, workers: int, state_dir: Path) -
     try:
         _spawn(stack, "temporal", _temporal_args(ports, state_dir), env)
         _wait_until("temporal", lambda: _temporal_ok(ports.temporal), stack)
+        _register_search_attributes(ports)
         _spawn(stack, "sandbox", [sys.executable, "-m", "fiflow.sandbox"], env)
         sandbox_url = f"http://127.0.0.1:{ports.sandbox}"
         _wait_until("sandbox", lambda: _http_ok(f"{sandbox_url}/__sandbox/health"), stack)
@@ -181,6 +183,48 @@ def run_stack(settings: Settings, ports: Ports, workers: int, state_dir: Path) -
         stack.stop()
     print("fiflow: stopped", flush=True)
     return code
+
+
+def _register_search_attributes(ports: Ports) -> None:
+    """Register the search attributes a state directory from an older fiflow lacks.
+
+    `start-dev --search-attribute` registers only when it creates the database, and
+    `search-attribute create` says it added what it did not in some cases (an existing
+    name among several): so list first, then create the missing ones one at a time.
+    """
+    address = ["--address", f"127.0.0.1:{ports.temporal}"]
+    listed = subprocess.run(
+        [_bin("temporal"), "operator", "search-attribute", "list", "-o", "json", *address],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if listed.returncode != 0:
+        raise StartupError(f"listing search attributes failed: {listed.stderr.strip()}")
+    existing = set(json.loads(listed.stdout).get("customAttributes", {}))
+    missing = [key.name for key in search_attributes.ALL if key.name not in existing]
+    # One call per name: given several, this CLI version registers only the first.
+    for name in missing:
+        created = subprocess.run(
+            [
+                _bin("temporal"),
+                "operator",
+                "search-attribute",
+                "create",
+                "--name",
+                name,
+                "--type",
+                "Keyword",
+                *address,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if created.returncode != 0:
+            raise StartupError(
+                f"registering search attribute {name} failed: {created.stderr.strip()}"
+            )
 
 
 def _temporal_args(ports: Ports, state_dir: Path) -> list[str]:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import httpx
 
-from tests.e2e.stack import SYSTEM_KEY, RunningStack, listening, start_stack
+from tests.e2e.stack import CHANNEL_KEY, SYSTEM_KEY, RunningStack, listening, start_stack
+from tests.fixtures.temporal import venv_binary
+from tests.sandbox.servers import free_port
 
 
 def processes_with_env(marker: str) -> list[int]:
@@ -53,10 +58,14 @@ def test_up_stops_cleanly_and_keeps_state_across_restarts(tmp_path: Path) -> Non
             "source_event_id": "evt-restart-1",
             "customer_id": customer["customer_id"],
             "alert_type": "card_fraud_suspected",
-            "transaction": {"amount": "20.00", "currency": "USD", "merchant": "Shop",
-                            "occurred_at": "2026-11-25T09:00:00Z",
-                            "card_last4": customer["cards"][0]["last4"]},
-        }  # fmt: skip
+            "transaction": {
+                "amount": "20.00",
+                "currency": "USD",
+                "merchant": "Shop",
+                "occurred_at": "2026-11-25T09:00:00Z",
+                "card_last4": customer["cards"][0]["last4"],
+            },
+        }
         r = httpx.post(f"{first.api}/v1/alerts", json=body, headers=SYSTEM_KEY, timeout=10)
         assert r.status_code == 202, r.text
         alert_id = r.json()["alert_id"]
@@ -73,3 +82,77 @@ def test_up_stops_cleanly_and_keeps_state_across_restarts(tmp_path: Path) -> Non
         assert again.json()["alert_id"] == alert_id
     finally:
         stop_and_check(second)
+
+
+def test_up_registers_new_search_attributes_in_an_older_state_directory(tmp_path: Path) -> None:
+    # A state directory from an older fiflow: its database knows only AlertId.
+    state = tmp_path / "state"
+    state.mkdir()
+    port, ui = free_port(), free_port()
+    old = subprocess.Popen(
+        [
+            venv_binary("temporal"),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ui-port",
+            str(ui),
+            "--headless",
+            "--db-filename",
+            str(state / "temporal.db"),
+            "--search-attribute",
+            "AlertId=Keyword",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not listening(f"http://127.0.0.1:{port}") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "ApplicationId" not in _attributes(port)
+    finally:
+        old.terminate()
+        old.wait(timeout=30)
+
+    stack = start_stack(state, workers=1)
+    try:
+        temporal_port = int(stack.temporal.rsplit(":", 1)[1])
+        assert {"AlertId", "ApplicationId", "Product", "Decision"} <= _attributes(temporal_port)
+        body = {
+            "application_id": "app-upgraded-1",
+            "customer_id": "cust-0002",
+            "product": "overdraft",
+            "requested_amount": "300.00",
+            "stated_monthly_income": "4000.00",
+            "consent": {"credit_pull": True, "given_at": "2026-11-25T09:00:00Z"},
+        }
+        r = httpx.post(
+            f"{stack.api}/v1/credit-applications", json=body, headers=CHANNEL_KEY, timeout=10
+        )
+        assert r.status_code == 202, r.text
+    finally:
+        stop_and_check(stack)
+
+
+def _attributes(port: int) -> set[str]:
+    out = subprocess.run(
+        [
+            venv_binary("temporal"),
+            "operator",
+            "search-attribute",
+            "list",
+            "-o",
+            "json",
+            "--address",
+            f"127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    return set(json.loads(out)["customAttributes"])
