@@ -352,7 +352,7 @@ async def test_a_new_rules_version_applies_to_new_runs_only_and_can_be_rolled_ba
         before,
         {**event("v1", "interaction_started"), "customer_id": customer["customer_id"]},
     )
-    running = await eventually(lambda: view(http, stack, before), lambda v: v["status"])
+    running = await eventually(lambda: view(http, stack, before), _rules_loaded)
     assert running["status"]["rule_set_version"] == quick_version
 
     newer = f"e2e-new-{uuid.uuid4().hex[:6]}"
@@ -373,7 +373,7 @@ async def test_a_new_rules_version_applies_to_new_runs_only_and_can_be_rolled_ba
                 iid,
                 {**event("v2", "interaction_started"), "customer_id": customer["customer_id"]},
             )
-            found = await eventually(lambda: view(http, stack, iid), lambda v: v["status"])
+            found = await eventually(lambda: view(http, stack, iid), _rules_loaded)
             return str(found["status"]["rule_set_version"])
 
         assert await eventually(started_with, lambda v: v == newer, 10) == newer
@@ -383,3 +383,8 @@ async def test_a_new_rules_version_applies_to_new_runs_only_and_can_be_rolled_ba
         # Roll back: the earlier version, activated again, is the active one once more.
         r = await http.put(url, json=quick_rules(quick_version), headers=ADMIN_KEY)
         assert r.status_code == 200 and r.json()["active_version"] == quick_version, r.text
+
+
+def _rules_loaded(v: dict[str, Any]) -> bool:
+    """The interaction answers its query and has loaded its rules (its first step)."""
+    return bool(v["status"] and v["status"]["rule_set_version"])
