@@ -6,6 +6,8 @@ The store may ask the database which version is active, so reads run off the eve
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import TypeVar
 
 from pydantic import BaseModel
 from temporalio import activity
@@ -16,6 +18,8 @@ from fiflow.domain.credit_rules import CreditRules
 from fiflow.domain.rules import AlertRules, RuleSetError
 from fiflow.domain.triggers import TriggerRuleSet
 from fiflow.integrations.rules_store import RuleStore
+
+T = TypeVar("T")
 
 
 class LoadAlertRules(BaseModel):
@@ -40,14 +44,18 @@ class RuleActivities:
     def __init__(self, store: RuleStore):
         self._store = store
 
+    async def _read(self, getter: Callable[[], T]) -> T:
+        """The current rule set, read off the event loop (the store may ask the database)."""
+        try:
+            return await asyncio.to_thread(getter)
+        except RuleSetError as exc:
+            # A broken rule set is an operator problem: keep retrying until it is fixed.
+            raise ApplicationError(str(exc), type="rules.invalid") from exc
+
     @activity.defn(name="load_alert_rules")
     async def load_alert_rules(self, req: LoadAlertRules) -> AlertRules:
         """The active rule version's policy for this alert type."""
-        try:
-            rules = await asyncio.to_thread(self._store.alert_rules)
-        except RuleSetError as exc:
-            # A broken file is an operator problem: keep retrying until it is fixed.
-            raise ApplicationError(str(exc), type="rules.invalid") from exc
+        rules = await self._read(self._store.alert_rules)
         policy = rules.policy(req.alert_type)
         if policy is None:
             raise ApplicationError(
@@ -62,10 +70,7 @@ class RuleActivities:
     @activity.defn(name="load_credit_rules")
     async def load_credit_rules(self, req: LoadCreditRules) -> CreditRules:
         """The active credit rule version, for this product."""
-        try:
-            rules = await asyncio.to_thread(self._store.credit_rules)
-        except RuleSetError as exc:
-            raise ApplicationError(str(exc), type="rules.invalid") from exc
+        rules = await self._read(self._store.credit_rules)
         product_rules = rules.for_product(req.product)
         if product_rules is None:
             raise ApplicationError(
@@ -78,7 +83,4 @@ class RuleActivities:
     @activity.defn(name="load_trigger_rules")
     async def load_trigger_rules(self, req: LoadTriggerRules) -> TriggerRuleSet:
         """The active trigger rule version (triggers and follow-up contact rules)."""
-        try:
-            return await asyncio.to_thread(self._store.trigger_rules)
-        except RuleSetError as exc:
-            raise ApplicationError(str(exc), type="rules.invalid") from exc
+        return await self._read(self._store.trigger_rules)
