@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -10,8 +10,9 @@ from temporalio import activity
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
-from fiflow.domain.conversations import ConversationInput, RegisterAlert
+from fiflow.domain.conversations import AutoReplyLimit, ConversationInput, RegisterAlert
 from fiflow.domain.keys import address_hash, conversation_workflow_id
+from fiflow.integrations.settings import Settings
 
 # Names, not imports: activities sit below workflows and must not import them.
 CONVERSATION_WORKFLOW = "ConversationWorkflow"
@@ -34,14 +35,31 @@ class Registration(BaseModel):
     conversation_id: str
 
 
+def auto_reply_limit(settings: Settings) -> AutoReplyLimit:
+    """The unsolicited-answer limit new conversations get (the same from every starter)."""
+    return AutoReplyLimit(
+        max_answers=settings.sms_auto_replies_max,
+        window=timedelta(seconds=settings.sms_auto_replies_window_seconds),
+    )
+
+
 class ConversationActivities:
     """Talks to conversation workflows through the Temporal client."""
 
-    def __init__(self, client: Client, hash_key: str, fi_name: str, help_text: str):
+    def __init__(
+        self,
+        client: Client,
+        hash_key: str,
+        fi_name: str,
+        help_text: str,
+        *,
+        auto_replies: AutoReplyLimit,
+    ):
         self._client = client
         self._hash_key = hash_key
         self._fi_name = fi_name
         self._help_text = help_text
+        self._auto_replies = auto_replies
 
     @activity.defn(name="register_alert_with_conversation")
     async def register_alert(self, req: RegisterAlertWithConversation) -> Registration:
@@ -60,6 +78,7 @@ class ConversationActivities:
                 address_digest=digest,
                 fi_name=self._fi_name,
                 help_text=self._help_text,
+                auto_replies=self._auto_replies,
             ),
             id=workflow_id,
             task_queue=activity.info().task_queue,

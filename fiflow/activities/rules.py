@@ -64,7 +64,11 @@ class RuleActivities:
                 non_retryable=True,
             )
         return AlertRules(
-            version=rules.version, fi_name=rules.fi_name, templates=rules.templates, policy=policy
+            version=rules.version,
+            fi_name=rules.fi_name,
+            templates=rules.templates,
+            policy=policy,
+            sms_max_segments=rules.sms_max_segments,
         )
 
     @activity.defn(name="load_credit_rules")

@@ -29,5 +29,5 @@ def alert_details(inp: AlertInput) -> str:
     req = inp.request
     return (
         f"alert type `{req.alert_type}` · customer `{req.customer_id}` · "
-        f"amount {req.transaction.display_amount()} at {req.transaction.merchant}"
+        f"amount {req.transaction.display_amount()} at {req.transaction.display_merchant()}"
     )

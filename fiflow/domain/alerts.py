@@ -9,6 +9,7 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from fiflow.domain.customers import Channel
+from fiflow.domain.text import MERCHANT_MAX, clean_text
 
 # Identifiers that end up in workflow IDs and search attributes: plain tokens only.
 SAFE_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
@@ -31,6 +32,10 @@ class Transaction(BaseModel):
         symbol = CURRENCY_SYMBOLS.get(self.currency)
         text = f"{self.amount:,.2f}"
         return f"{symbol}{text}" if symbol else f"{text} {self.currency}"
+
+    def display_merchant(self) -> str:
+        """The merchant name as a message may show it (the alerting system's text, cleaned)."""
+        return clean_text(self.merchant, MERCHANT_MAX)
 
 
 class AlertRequest(BaseModel):

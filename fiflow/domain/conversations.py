@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -13,6 +14,9 @@ from fiflow.domain.replies import ParsedReply, ReplyKind
 SEEN_MESSAGE_IDS_KEPT = 500
 CLOSED_ALERTS_KEPT = 20
 ROUTING_LOG_KEPT = 50
+# The highest per-window limit a deployment may set: the send times kept in the state are
+# bounded by the limit, so this also bounds the state.
+AUTO_REPLIES_MAX = 100
 
 
 class OpenAlert(BaseModel):
@@ -86,6 +90,9 @@ class RoutingDecision(BaseModel):
     outcome: ReplyOutcome | None = None
     candidates: list[str] = Field(default_factory=list)  # codes offered in a clarification
     at: datetime
+    # The answer this route calls for was not sent: the address had used up its
+    # unsolicited answers for the window (see AutoReplyLimit).
+    suppressed: bool = False
 
 
 class ConversationState(BaseModel):
@@ -97,6 +104,16 @@ class ConversationState(BaseModel):
     pending: list[InboundMessage] = Field(default_factory=list)
     routing_log: list[RoutingDecision] = Field(default_factory=list)
     messages_handled: int = 0
+    # When the unsolicited answers still inside the window went out (at most the limit).
+    auto_replies_sent: list[datetime] = Field(default_factory=list)
+    answers_suppressed: int = 0
+
+
+class AutoReplyLimit(BaseModel):
+    """How many unsolicited answers one address gets per window; beyond it, silence."""
+
+    max_answers: int = Field(default=3, ge=0, le=AUTO_REPLIES_MAX)
+    window: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0))
 
 
 class ConversationInput(BaseModel):
@@ -109,6 +126,8 @@ class ConversationInput(BaseModel):
     help_text: str = ""
     idle_timeout: timedelta = timedelta(days=3)
     continue_as_new_after_events: int = 4000
+    # Fixed for the run (and its continuations), like a rule version: set by the starter.
+    auto_replies: AutoReplyLimit = Field(default_factory=AutoReplyLimit)
     state: ConversationState = Field(default_factory=ConversationState)
 
 
@@ -120,6 +139,42 @@ class ConversationSnapshot(BaseModel):
     routing_log: list[RoutingDecision]
     messages_handled: int
     pending: int
+    answers_suppressed: int = 0
+
+
+# Everything the conversation says on its own rather than for an alert. An auto-responder
+# (or someone flooding the number) gets one of these for every message it sends, so they
+# are what the per-address limit bounds. Forwarding a reply to its alert is never limited,
+# and neither is the opt-out confirmation, which carriers require once per opt-out (it is
+# only sent when the opt-out state changes, so it cannot loop). The opt-in confirmation is
+# limited: the opt-in itself always takes effect, and a STOP/START alternation then gets
+# one answer per opt-out rather than one per message.
+UNSOLICITED_ROUTES = frozenset(
+    {
+        Route.NO_OPEN_ALERT,
+        Route.EXPIRED,
+        Route.UNKNOWN_CODE,
+        Route.NOT_UNDERSTOOD,
+        Route.CLARIFY,
+        Route.HELP,
+        Route.OPT_IN,
+    }
+)
+
+
+class AutoReplyBudget(NamedTuple):
+    """Whether an unsolicited answer may go out, and the send times to keep in the state."""
+
+    allowed: bool
+    sent: list[datetime]
+
+
+def spend_auto_reply(sent: list[datetime], limit: AutoReplyLimit, at: datetime) -> AutoReplyBudget:
+    """Take one unsolicited answer from the address's sliding window, if one is left."""
+    recent = [t for t in sent if at - t < limit.window]
+    if len(recent) >= limit.max_answers:
+        return AutoReplyBudget(False, keep_last(recent, limit.max_answers))
+    return AutoReplyBudget(True, keep_last([*recent, at], limit.max_answers))
 
 
 def route_message(

@@ -19,6 +19,7 @@ from fiflow.domain.credit import (
     RuleOutcome,
 )
 from fiflow.domain.rules import template_fields, validate_rules
+from fiflow.domain.text import DEFAULT_SMS_MAX_SEGMENTS
 
 CREDIT_TEMPLATE_FIELDS = frozenset({"fi_name", "product", "amount", "reasons", "note"})
 REQUIRED_TEMPLATES = ("approved", "declined", "info_requested", "failed")
@@ -205,11 +206,13 @@ class CreditRuleSet(Strict):
     review: ReviewRules
     templates: dict[str, str]
     products: dict[Product, ProductRules] = Field(min_length=1)
+    # A rendered SMS longer than this is shortened (outside values first) before it is sent.
+    sms_max_segments: int = Field(default=DEFAULT_SMS_MAX_SEGMENTS, ge=1, le=10)
 
     @model_validator(mode="after")
     def _templates_valid(self) -> CreditRuleSet:
         for name, text in self.templates.items():
-            unknown = template_fields(text) - CREDIT_TEMPLATE_FIELDS
+            unknown = template_fields(text, name=name) - CREDIT_TEMPLATE_FIELDS
             if unknown:
                 raise ValueError(
                     f"template {name!r} uses unknown field(s) {sorted(unknown)}; "
@@ -233,6 +236,7 @@ class CreditRuleSet(Strict):
             review=self.review,
             templates=self.templates,
             product=rules,
+            sms_max_segments=self.sms_max_segments,
         )
 
 
@@ -246,6 +250,7 @@ class CreditRules(BaseModel):
     review: ReviewRules
     templates: dict[str, str]
     product: ProductRules
+    sms_max_segments: int = DEFAULT_SMS_MAX_SEGMENTS
 
 
 def parse_credit_rule_set(data: Any, *, source: str = "rule file") -> CreditRuleSet:

@@ -9,8 +9,8 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fiflow.domain.alerts import SAFE_ID
+from fiflow.domain.phones import Phone
 
-E164 = r"^\+[1-9][0-9]{6,14}$"
 AttrValue = str | int | float | bool
 MAX_ATTRIBUTES = 32
 
@@ -45,8 +45,9 @@ class InteractionEventRequest(BaseModel):
 
     event_id: str = Field(pattern=SAFE_ID)
     customer_id: str | None = Field(default=None, pattern=SAFE_ID)
-    # The caller's number, resolved to a customer through CRM; never stored or forwarded.
-    caller: str | None = Field(default=None, pattern=E164)
+    # The caller's number (any written form, held as E.164), resolved to a customer through
+    # CRM; never stored or forwarded.
+    caller: Phone | None = None
     channel: InteractionChannel
     # A plain string here so an unknown type gets its own error code, not a generic one.
     type: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from fiflow.domain.phones import normalise_phone
+
 
 def keyed_hash(key: str, value: str, *, length: int = 32) -> str:
     """HMAC-SHA256 of a value (hex, truncated): stable, and not reversible without the key."""
@@ -12,8 +14,12 @@ def keyed_hash(key: str, value: str, *, length: int = 32) -> str:
 
 
 def address_hash(key: str, address: str) -> str:
-    """The keyed hash that stands for a channel address (a phone number) everywhere."""
-    return keyed_hash(key, "address:" + address.strip())
+    """The keyed hash that stands for a channel address (a phone number) everywhere.
+
+    The number is normalised to E.164 first, so every way of writing it hashes alike;
+    InvalidPhoneNumber for a number that is not valid (entry points refuse those earlier).
+    """
+    return keyed_hash(key, "address:" + normalise_phone(address))
 
 
 def alert_id_for(key: str, source_event_id: str) -> str:

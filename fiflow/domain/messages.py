@@ -2,24 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fiflow.domain.conversations import OpenAlert
+from fiflow.domain.text import SUMMARY_MAX, clean_text, fit_sms
 
 
 def clarify(fi_name: str, alerts: list[OpenAlert]) -> str:
     """Asks which alert a code-less reply meant."""
-    listed = "; ".join(f"{a.summary}: code {a.reply_code}" for a in alerts)
-    return (
-        f"{fi_name}: you have {len(alerts)} open alerts ({listed}). Reply YES or NO with the code."
+    return _listing(
+        alerts,
+        lambda listed: (
+            f"{fi_name}: you have {len(alerts)} open alerts ({listed}). "
+            "Reply YES or NO with the code."
+        ),
     )
 
 
 def unknown_code(fi_name: str, code: str, alerts: list[OpenAlert]) -> str:
     """A code that matches none of the open alerts."""
-    listed = "; ".join(f"{a.summary}: code {a.reply_code}" for a in alerts)
-    return (
-        f"{fi_name}: code {code} doesn't match an open alert ({listed}). "
-        "Reply YES or NO with the code."
+    return _listing(
+        alerts,
+        lambda listed: (
+            f"{fi_name}: code {code} doesn't match an open alert ({listed}). "
+            "Reply YES or NO with the code."
+        ),
     )
+
+
+def _listing(alerts: list[OpenAlert], build: Callable[[str], str]) -> str:
+    """A text listing the open alerts, within the SMS segment limit.
+
+    Summaries are transaction text from outside: cleaned again (an alert registered before
+    summaries were cleaned may still be open) and shortened first when the text is too long.
+    """
+    values = {f"s{i}": clean_text(a.summary, SUMMARY_MAX) for i, a in enumerate(alerts)}
+
+    def fill(v: dict[str, str]) -> str:
+        return build("; ".join(f"{v[f's{i}']}: code {a.reply_code}" for i, a in enumerate(alerts)))
+
+    return fit_sms(fill, values, outside=values.keys())
 
 
 def not_understood(fi_name: str, alerts: list[OpenAlert]) -> str:

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import re
 import string
+from collections.abc import Collection
 from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from fiflow.domain.phones import is_known_region
+from fiflow.domain.text import DEFAULT_SMS_MAX_SEGMENTS, fit_sms, sms_segments
 
 # Values a message template may use; anything else is refused when the file loads.
 TEMPLATE_FIELDS = frozenset(
     {"fi_name", "merchant", "amount", "card_last4", "code", "occurred_at", "alert_type"}
 )
 MAX_WAIT = timedelta(days=30)
+_PLAIN_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class RuleSetError(ValueError):
@@ -132,17 +145,42 @@ class AlertRuleSet(BaseModel):
     name: str = Field(default="alerts", pattern=r"^alerts$")
     version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     fi_name: str = Field(min_length=1, max_length=40)
+    # A rendered SMS longer than this is shortened (outside values first) before it is sent.
+    sms_max_segments: int = Field(default=DEFAULT_SMS_MAX_SEGMENTS, ge=1, le=10)
+    # Countries (ISO 3166 alpha-2) whose numbers may be texted at all; any other is never
+    # texted, by any flow. Read at the moment of sending, so removing a country takes effect
+    # for runs already in flight too.
+    sms_countries: list[str] = Field(default_factory=lambda: ["US", "CA"], min_length=1)
     templates: dict[str, str]
     alert_types: dict[str, AlertPolicy] = Field(min_length=1)
+
+    @field_validator("sms_countries")
+    @classmethod
+    def _known_countries(cls, value: list[str]) -> list[str]:
+        unknown = [c for c in value if not is_known_region(c)]
+        if unknown:
+            raise ValueError(
+                f"sms_countries: {unknown} are not ISO 3166 alpha-2 codes with phone numbers "
+                "(write them in capitals, e.g. US, CA, GB)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _templates_valid(self) -> AlertRuleSet:
         for name, text in self.templates.items():
-            unknown = template_fields(text) - TEMPLATE_FIELDS
+            unknown = template_fields(text, name=name) - TEMPLATE_FIELDS
             if unknown:
                 raise ValueError(
                     f"template {name!r} uses unknown field(s) {sorted(unknown)}; "
                     f"allowed: {sorted(TEMPLATE_FIELDS)}"
+                )
+            # A template that is too long on its own would always be cut at the end.
+            empty = {f: self.fi_name if f == "fi_name" else "" for f in TEMPLATE_FIELDS}
+            fixed = render(text, empty)
+            if sms_segments(fixed).segments > self.sms_max_segments:
+                raise ValueError(
+                    f"template {name!r} is longer than sms_max_segments "
+                    f"({self.sms_max_segments}) even without its values"
                 )
         for required in ("alert_sms", "alert_push_title", "alert_push_body"):
             if required not in self.templates:
@@ -168,19 +206,69 @@ class AlertRules(BaseModel):
     fi_name: str
     templates: dict[str, str]
     policy: AlertPolicy
+    sms_max_segments: int = DEFAULT_SMS_MAX_SEGMENTS
 
 
-def template_fields(text: str) -> set[str]:
-    """Field names a `{name}` template refers to."""
+def template_fields(text: str, *, name: str | None = None) -> set[str]:
+    """Field names a template refers to; ValueError unless every field is a plain `{name}`."""
+    what = f"template {name!r}" if name is not None else f"template {text!r}"
     try:
-        return {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+        parsed = list(string.Formatter().parse(text))
     except ValueError as exc:
-        raise ValueError(f"template {text!r} is malformed: {exc}") from exc
+        raise ValueError(f"{what} is malformed: {exc}") from exc
+    fields: set[str] = set()
+    for _, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        problem = _field_problem(field, spec, conversion)
+        if problem:
+            raise ValueError(f"{what} {problem}; only plain {{name}} fields are allowed")
+        fields.add(field)
+    return fields
+
+
+def _field_problem(field: str, spec: str | None, conversion: str | None) -> str | None:
+    """Why a parsed field is not a plain `{name}`, or None."""
+    # str.format reaches attributes, items and positional arguments from these forms,
+    # and format specs can pad a value to any width: a template gets none of them.
+    if field == "" or field.isdigit():
+        return f"uses a positional field {{{field}}}"
+    if "." in field or "[" in field:
+        return f"uses attribute or index access {{{field}}}"
+    if not _PLAIN_FIELD.fullmatch(field):
+        return f"uses an invalid field name {{{field}}}"
+    if conversion:
+        return f"uses a conversion {{{field}!{conversion}}}"
+    if spec:
+        return f"uses a format spec {{{field}:{spec}}}"
+    return None
 
 
 def render(template: str, values: dict[str, str]) -> str:
-    """Fill a validated template."""
-    return template.format_map(values)
+    """Fill a validated template; values go in as they are, never formatted or looked into."""
+    parts: list[str] = []
+    for literal, field, spec, conversion in string.Formatter().parse(template):
+        parts.append(literal)
+        if field is None:
+            continue
+        problem = _field_problem(field, spec, conversion)
+        if problem:
+            raise ValueError(f"template {template!r} {problem}")
+        parts.append(str(values[field]))
+    return "".join(parts)
+
+
+def render_sms(
+    template: str,
+    values: dict[str, str],
+    *,
+    outside: Collection[str],
+    max_segments: int = DEFAULT_SMS_MAX_SEGMENTS,
+) -> str:
+    """Fill a template as an SMS within max_segments, shortening the outside values first."""
+    return fit_sms(
+        lambda v: render(template, v), values, outside=outside, max_segments=max_segments
+    )
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from fiflow.domain.credit import Product
 from fiflow.domain.interactions import AttrValue, EventType, InteractionEvent, PriorInteraction
 from fiflow.domain.rules import template_fields, validate_rules
+from fiflow.domain.text import DEFAULT_SMS_MAX_SEGMENTS
 
 # 63 at most: a follow-up a trigger starts is "<interaction id (64)>-<trigger id>", 128 in all.
 TRIGGER_ID = r"^[a-z][a-z0-9_]{0,62}$"
@@ -200,6 +201,8 @@ class FollowUpRules(Strict):
     retry_after: timedelta
     give_up_after: timedelta  # counted from the first follow-up time
     templates: dict[str, str]
+    # A rendered SMS longer than this is shortened (outside values first) before it is sent.
+    sms_max_segments: int = Field(default=DEFAULT_SMS_MAX_SEGMENTS, ge=1, le=10)
 
     @field_validator("fi_timezone")
     @classmethod
@@ -216,7 +219,7 @@ class FollowUpRules(Strict):
             if required not in self.templates:
                 raise ValueError(f"follow_up.templates must define {required!r}")
         for name, text in self.templates.items():
-            unknown = template_fields(text) - FOLLOW_UP_TEMPLATE_FIELDS
+            unknown = template_fields(text, name=name) - FOLLOW_UP_TEMPLATE_FIELDS
             if unknown:
                 raise ValueError(f"template {name!r} uses unknown field(s) {sorted(unknown)}")
         return self

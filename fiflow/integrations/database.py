@@ -99,6 +99,17 @@ follow_ups = sa.Table(
     sa.Index("ix_follow_ups_customer_id_status", "customer_id", "status"),
 )
 
+# Inbound SMS MessageSids already handed to a conversation: a webhook replayed long after the
+# conversation forgot the ID is dropped here. Only the ID and when it was accepted (for the
+# retention purge): no number, no body.
+sms_message_ledger = sa.Table(
+    "sms_message_ledger",
+    metadata,
+    sa.Column("message_id", sa.String(128), primary_key=True),
+    sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_sms_message_ledger_accepted_at", "accepted_at"),
+)
+
 # Every event accepted for an interaction, once per event_id; seq is the acceptance order.
 interaction_events = sa.Table(
     "interaction_events",

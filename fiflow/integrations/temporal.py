@@ -5,23 +5,47 @@ from __future__ import annotations
 import dataclasses
 
 from temporalio.client import Client
+from temporalio.common import HeaderCodecBehavior
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfigProfile
 
-from fiflow.integrations.codec import EncryptionCodec, decode_key
+from fiflow.integrations.codec import EncryptionCodec, KeyRing, KeyRingError, read_key_file
 from fiflow.integrations.settings import Settings
 
 DEFAULT_TARGET = "127.0.0.1:7233"
 
 
+def payload_codec(settings: Settings) -> EncryptionCodec | None:
+    """The encryption codec from the configured key ring; None only when turned off."""
+    if not settings.payload_encryption:
+        return None
+    if settings.payload_keys is not None:
+        spec = settings.payload_keys.get_secret_value()
+    elif settings.payload_key_file.exists():
+        spec = read_key_file(settings.payload_key_file)
+    else:
+        raise KeyRingError(
+            "payload encryption is on but no key is configured: set FIFLOW_PAYLOAD_KEYS, or "
+            f"FIFLOW_PAYLOAD_KEY_FILE (now {settings.payload_key_file}; `fiflow up` creates "
+            "one in its state directory), or FIFLOW_PAYLOAD_ENCRYPTION=false"
+        )
+    return EncryptionCodec(KeyRing.parse(spec))
+
+
 def data_converter(settings: Settings) -> DataConverter:
-    """The pydantic converter, wrapped by the encryption codec when a key is set."""
-    if not settings.payload_key:
+    """The pydantic converter; payloads, failure messages and stack traces are encrypted."""
+    codec = payload_codec(settings)
+    if codec is None:
         return pydantic_data_converter
-    codec = EncryptionCodec(decode_key(settings.payload_key))
-    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+    # Failure messages and stack traces often quote inputs: move them into the encoded
+    # attributes so the server stores only "Encoded failure".
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 async def connect(settings: Settings) -> Client:
@@ -32,5 +56,8 @@ async def connect(settings: Settings) -> Client:
         target,
         **config,  # type: ignore[arg-type]
         data_converter=data_converter(settings),
+        # Headers (the tracing context) go through the codec too: nothing leaves in clear
+        # but IDs and search attributes.
+        header_codec_behavior=HeaderCodecBehavior.CODEC,
         interceptors=[TracingInterceptor()],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fiflow.sandbox.phones import canonical
 from fiflow.sandbox.seed import Account, Card, Customer, build_customers
 
 
@@ -17,7 +18,8 @@ class Directory:
         """Rebuild from the seed, which restores every card to its seeded status."""
         self.customers: list[Customer] = build_customers(self._seed, self._count)
         self._by_id = {c.customer_id: c for c in self.customers}
-        self._by_phone = {c.phone: c for c in self.customers}
+        # Records may write a number with spaces and dashes; a search finds it either way.
+        self._by_phone = {canonical(c.phone): c for c in self.customers}
         self._devices = {c.push_device_id for c in self.customers if c.push_device_id}
         self._cards = {
             (c.customer_id, card.last4): card for c in self.customers for card in c.cards
@@ -29,8 +31,8 @@ class Directory:
         return self._by_id.get(customer_id)
 
     def by_phone(self, phone: str) -> Customer | None:
-        """The customer with that E.164 phone, if any."""
-        return self._by_phone.get(phone)
+        """The customer with that phone, however either side writes it, if any."""
+        return self._by_phone.get(canonical(phone))
 
     def has_device(self, device_id: str) -> bool:
         """Whether some customer owns that push device."""

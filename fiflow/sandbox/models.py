@@ -6,11 +6,12 @@ little more than needed still works; the recorded call keeps the raw body.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from fiflow.sandbox.crm_tickets import TicketPriority, TicketStatus
+from fiflow.sandbox.phones import canonical
 
 E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
@@ -76,12 +77,17 @@ class PushRequest(BaseModel):
     data: dict[str, str] = Field(default_factory=dict)
 
 
+def _canonical(value: Any) -> Any:
+    return canonical(value) if isinstance(value, str) else value
+
+
 class InboundSmsRequest(BaseModel):
     """A customer's SMS reply for the gateway to deliver to the webhook."""
 
     model_config = ConfigDict(populate_by_name=True)
 
-    from_: str = Field(alias="from", pattern=E164_PATTERN)
+    # Twilio reports a sender in E.164 whatever way the test or the person wrote it.
+    from_: Annotated[str, BeforeValidator(_canonical)] = Field(alias="from", pattern=E164_PATTERN)
     body: str = Field(max_length=1600)
     message_sid: str | None = Field(default=None, min_length=1, max_length=64)
     to: str | None = Field(default=None, pattern=E164_PATTERN)

@@ -25,6 +25,20 @@ TIMEZONES = (
     "Australia/Sydney", "Pacific/Honolulu",
 )  # fmt: skip
 CURRENCY_BY_LANGUAGE = {"en": "USD", "es": "USD", "fr": "CAD"}
+# Customers' phones are in the NANP's fictional range 555-0100..0199, which exists in every
+# area code and is never assigned: valid numbers that reach no one. One area code holds 100
+# customers; these (long-standing US codes) hold the 9999 a benchmark may seed.
+AREA_CODES = (
+    202, 201, 203, 205, 206, 207, 208, 209, 210, 212, 213, 214, 215, 216, 217, 218, 219, 220,
+    223, 224, 225, 227, 228, 229, 231, 234, 235, 239, 240, 248, 251, 252, 253, 254, 256, 260,
+    262, 267, 269, 270, 272, 274, 276, 279, 281, 283, 301, 302, 303, 304, 305, 307, 308, 309,
+    310, 312, 313, 314, 315, 316, 317, 318, 319, 320, 321, 323, 324, 325, 326, 327, 329, 330,
+    331, 332, 334, 336, 337, 339, 341, 346, 347, 350, 351, 352, 353, 360, 361, 363, 364, 369,
+    380, 385, 386, 401, 402, 404, 405, 406, 407, 408,
+)  # fmt: skip
+# This customer's CRM record writes the number the way people do, so the whole path from a
+# CRM record to an inbound "+12025550107" is exercised against one conversation and opt-out.
+FORMATTED_PHONE_CUSTOMER = 7
 
 
 class Account(BaseModel):
@@ -64,8 +78,17 @@ def customer_id(number: int) -> str:
 
 
 def phone(number: int) -> str:
-    """The fake E.164 phone of a customer number (+1555 then seven digits)."""
-    return f"+1555{number:07d}"
+    """The fictional E.164 phone of a customer number: customer 1 is +12025550101."""
+    area, line = AREA_CODES[number // 100], 100 + number % 100
+    return f"+1{area}555{line:04d}"
+
+
+def crm_phone(number: int) -> str:
+    """The phone as the CRM record writes it: E.164, except for one customer's "+1 202-555-0107"."""
+    e164 = phone(number)
+    if number != FORMATTED_PHONE_CUSTOMER:
+        return e164
+    return f"+1 {e164[2:5]}-{e164[5:8]}-{e164[8:]}"
 
 
 def _accounts_and_cards(
@@ -125,7 +148,7 @@ def build_customers(seed: int = 7, count: int = 24) -> list[Customer]:
             Customer(
                 customer_id=customer_id(number),
                 name=f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
-                phone=phone(number),
+                phone=crm_phone(number),
                 push_device_id=device,
                 preferred_channel="push" if channel == "push" else "sms",
                 timezone=TIMEZONES[(number - 1) % len(TIMEZONES)],

@@ -12,6 +12,7 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from fiflow.activities.conversations import auto_reply_limit
 from fiflow.domain.alert_start import alert_details, alert_search_attributes, alert_summary
 from fiflow.domain.alerts import (
     AlertInput,
@@ -28,6 +29,7 @@ from fiflow.domain.keys import (
     alert_workflow_id,
     conversation_workflow_id,
 )
+from fiflow.domain.phones import normalise_phone
 from fiflow.integrations.settings import Settings
 from fiflow.starters.workflow_views import View, workflow_view
 from fiflow.workflows.conversation import ConversationWorkflow
@@ -38,7 +40,7 @@ async def start_alert(
     client: Client, settings: Settings, req: AlertRequest, received_at: datetime
 ) -> str:
     """Start the alert's workflow once per source event; returns the alert ID either way."""
-    alert_id = alert_id_for(settings.address_hash_key, req.source_event_id)
+    alert_id = alert_id_for(settings.address_hash_key.get_secret_value(), req.source_event_id)
     inp = AlertInput(
         alert_id=alert_id, request=req, received_at=received_at, fi_name=settings.fi_name
     )
@@ -75,8 +77,13 @@ async def deliver_sms(
     message_id: str,
     received_at: datetime,
 ) -> str:
-    """Hand an inbound SMS to its conversation (started if needed); returns the workflow ID."""
-    digest = address_hash(settings.address_hash_key, sender)
+    """Hand an inbound SMS to its conversation (started if needed); returns the workflow ID.
+
+    InvalidPhoneNumber when the sender is not a valid number (the webhook refuses those first).
+    """
+    # The conversation texts back to this address: always the E.164 form.
+    sender = normalise_phone(sender)
+    digest = address_hash(settings.address_hash_key.get_secret_value(), sender)
     workflow_id = conversation_workflow_id("sms", digest)
     await client.start_workflow(
         ConversationWorkflow.run,
@@ -85,6 +92,7 @@ async def deliver_sms(
             address_digest=digest,
             fi_name=settings.fi_name,
             help_text=settings.fi_help_text,
+            auto_replies=auto_reply_limit(settings),
         ),
         id=workflow_id,
         task_queue=settings.task_queue,

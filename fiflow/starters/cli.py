@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 
 from fiflow.integrations.settings import Settings
 from fiflow.starters.cli_support import api_call, exit_now, fail, show
@@ -26,7 +27,29 @@ app.add_typer(credit_app, name="credit")
 def _settings() -> Settings:
     try:
         return Settings()
+    except ValidationError as exc:
+        # Never the input: a malformed secret must not be printed back.
+        problems = "; ".join(
+            f"FIFLOW_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+            for e in exc.errors(include_input=False)
+        )
+        fail(f"configuration error: {problems}")
     except ValueError as exc:
+        fail(f"configuration error: {exc}")
+
+
+def _checked(settings: Settings, *, bind_host: str | None = None, codec: bool = False) -> None:
+    """Refuse to run a part with local secrets in production, or without a usable payload key."""
+    from fiflow.integrations.codec import KeyRingError
+    from fiflow.integrations.production import production_refusal
+    from fiflow.integrations.temporal import payload_codec
+
+    refusal = production_refusal(settings, bind_host=bind_host, codec_server=codec)
+    if refusal:
+        fail(refusal)
+    try:
+        payload_codec(settings)
+    except KeyRingError as exc:
         fail(f"configuration error: {exc}")
 
 
@@ -37,6 +60,7 @@ def up(
     ui_port: int = typer.Option(8233, help="Temporal Web UI port."),
     sandbox_port: int = typer.Option(8100, help="Sandbox port."),
     api_port: int = typer.Option(8000, help="API port."),
+    codec_port: int = typer.Option(8089, help="Codec server port (decodes for the Web UI)."),
     state_dir: Path = typer.Option(
         Path(".fiflow"), help="Where Temporal's and fiflow's data live."
     ),
@@ -44,7 +68,9 @@ def up(
     """Run Temporal (with Web UI), the sandbox, the API and workers until Ctrl-C."""
     from fiflow.starters.stack import Ports, run_stack
 
-    ports = Ports(temporal=temporal_port, ui=ui_port, sandbox=sandbox_port, api=api_port)
+    ports = Ports(
+        temporal=temporal_port, ui=ui_port, sandbox=sandbox_port, api=api_port, codec=codec_port
+    )
     raise typer.Exit(run_stack(_settings(), ports, workers, state_dir))
 
 
@@ -54,6 +80,7 @@ def worker() -> None:
     from fiflow.workers.main import run_worker
 
     settings = _settings()
+    _checked(settings)
     try:
         asyncio.run(run_worker(settings))
     except RuntimeError as exc:  # connection refused, bad TLS config...
@@ -73,6 +100,7 @@ def api(
     from fiflow.starters.api.app import create_app
 
     settings = _settings()
+    _checked(settings, bind_host=host)
     telemetry.setup("api", settings)
     uvicorn.run(
         create_app(settings),
@@ -80,6 +108,39 @@ def api(
         port=port,
         log_level=settings.log_level.lower(),
         access_log=False,
+    )
+    exit_now(0)
+
+
+@app.command("codec-server")
+def codec_server(
+    host: str = typer.Option("127.0.0.1", help="Listen address."),
+    port: int = typer.Option(8089, help="Listen port."),
+) -> None:
+    """Run the codec server that decodes payloads for the Temporal Web UI (needs a credential)."""
+    import uvicorn
+
+    from fiflow.integrations import telemetry
+    from fiflow.integrations.codec_auth import CodecAuth
+    from fiflow.integrations.temporal import payload_codec
+    from fiflow.starters.codec_server import create_codec_app
+
+    settings = _settings()
+    _checked(settings, bind_host=host, codec=True)
+    codec = payload_codec(settings)
+    if codec is None:
+        fail("payload encryption is off (FIFLOW_PAYLOAD_ENCRYPTION=false): nothing to decode")
+    auth = CodecAuth(settings)
+    if not auth.configured:
+        fail("the codec server needs FIFLOW_CODEC_TOKEN or FIFLOW_CODEC_OIDC_ISSUER")
+    telemetry.setup("codec", settings)
+    origins = [o.strip() for o in settings.codec_cors_origins.split(",") if o.strip()]
+    uvicorn.run(
+        create_codec_app(codec, auth, origins),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        access_log=False,  # paths can carry the shared token
     )
     exit_now(0)
 
@@ -103,6 +164,28 @@ def db_upgrade() -> None:
         typer.echo(f"database at revision {current_revision(settings.database_url)}")
     except Exception as exc:  # noqa: BLE001 - any driver error becomes a message
         fail(f"database upgrade failed: {type(exc).__name__}: {exc}", 1)
+    exit_now(0)
+
+
+@db_app.command("purge-ledger")
+def db_purge_ledger() -> None:
+    """Forget inbound SMS MessageSids older than FIFLOW_SMS_LEDGER_RETENTION_DAYS."""
+    # Run by hand or from cron for now; a scheduled job comes with its own issue.
+    from datetime import timedelta
+
+    from fiflow.integrations.database import create_db_engine
+    from fiflow.integrations.message_ledger import MessageLedger
+
+    settings = _settings()
+    cutoff = datetime.now(UTC) - timedelta(days=settings.sms_ledger_retention_days)
+    engine = create_db_engine(settings.database_url)
+    try:
+        purged = MessageLedger(engine).purge(cutoff)
+    except Exception as exc:  # noqa: BLE001 - any driver error becomes a message
+        fail(f"ledger purge failed: {type(exc).__name__}: {exc}", 1)
+    finally:
+        engine.dispose()
+    typer.echo(f"purged {purged} ledger entries older than {cutoff.isoformat()}")
     exit_now(0)
 
 

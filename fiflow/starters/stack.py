@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -17,10 +18,13 @@ from types import FrameType
 import httpx
 
 from fiflow.domain import search_attributes
+from fiflow.integrations.codec import ensure_key_file
 from fiflow.integrations.database import upgrade_database
 from fiflow.integrations.settings import Settings
 
 PR_SET_PDEATHSIG = 1
+PAYLOAD_KEY_FILE = "payload.key"
+CODEC_TOKEN_FILE = "codec.token"  # noqa: S105 - a file name
 STARTUP_DEADLINE_S = 60.0
 STOP_GRACE_S = 15.0
 
@@ -33,6 +37,7 @@ class Ports:
     ui: int = 8233
     sandbox: int = 8100
     api: int = 8000
+    codec: int = 8089
 
 
 @dataclass
@@ -145,16 +150,22 @@ def run_stack(settings: Settings, ports: Ports, workers: int, state_dir: Path) -
     signal.signal(signal.SIGINT, _raise_stop)
     stack = Stack()
     env = _child_env(settings, ports, state_dir)
+    codec_token = _codec_token(settings, state_dir)
     code = 0
     try:
+        cli = [sys.executable, "-m", "fiflow.starters.cli"]
         _spawn(stack, "temporal", _temporal_args(ports, state_dir), env)
+        if codec_token is not None:
+            codec_env = {**env, "FIFLOW_CODEC_TOKEN": codec_token}
+            _spawn(stack, "codec", [*cli, "codec-server", "--port", str(ports.codec)], codec_env)
+            codec_url = f"http://127.0.0.1:{ports.codec}"
+            _wait_until("codec server", lambda: _http_ok(f"{codec_url}/healthz"), stack)
         _wait_until("temporal", lambda: _temporal_ok(ports.temporal), stack)
         _register_search_attributes(ports)
         _spawn(stack, "sandbox", [sys.executable, "-m", "fiflow.sandbox"], env)
         sandbox_url = f"http://127.0.0.1:{ports.sandbox}"
         _wait_until("sandbox", lambda: _http_ok(f"{sandbox_url}/__sandbox/health"), stack)
         upgrade_database(env["FIFLOW_DATABASE_URL"])
-        cli = [sys.executable, "-m", "fiflow.starters.cli"]
         _spawn(stack, "api", [*cli, "api", "--port", str(ports.api)], env)
         for n in range(1, workers + 1):
             _spawn(stack, f"worker-{n}", [*cli, "worker"], env)
@@ -164,7 +175,7 @@ def run_stack(settings: Settings, ports: Ports, workers: int, state_dir: Path) -
             lambda: _http_ok(f"{api_url}/healthz", lambda r: r.json().get("temporal") == "ok"),
             stack,
         )
-        _print_banner(settings, ports, workers, state_dir)
+        _print_banner(settings, ports, workers, state_dir, codec_token)
         while True:
             dead = stack.alive()
             if dead is not None:
@@ -249,6 +260,10 @@ def _temporal_args(ports: Ports, state_dir: Path) -> list[str]:
         # scheduled in the same response, saving a round trip through the matching service.
         "--dynamic-config-value",
         "system.enableActivityEagerExecution=true",
+        # The UI asks the codec server to decode; without the token it answers 401 and
+        # the UI shows ciphertext (the token is entered in the UI's codec settings).
+        "--ui-codec-endpoint",
+        f"http://127.0.0.1:{ports.codec}",
         "--log-level",
         "error",
         *search_attributes.cli_flags(),
@@ -262,22 +277,60 @@ def _child_env(settings: Settings, ports: Ports, state_dir: Path) -> dict[str, s
         {
             "TEMPORAL_ADDRESS": f"127.0.0.1:{ports.temporal}",
             "FIFLOW_SANDBOX_URL": f"http://127.0.0.1:{ports.sandbox}",
-            "FIFLOW_SMS_AUTH_TOKEN": settings.sms_auth_token,
+            "FIFLOW_SMS_AUTH_TOKEN": settings.sms_auth_token.get_secret_value(),
             "FIFLOW_SMS_ACCOUNT_SID": settings.sms_account_sid,
             "SANDBOX_PORT": str(ports.sandbox),
             "SANDBOX_SMS_WEBHOOK_URL": f"{api}/v1/channels/sms/inbound",
-            "SANDBOX_SMS_AUTH_TOKEN": settings.sms_auth_token,
+            "SANDBOX_SMS_AUTH_TOKEN": settings.sms_auth_token.get_secret_value(),
             "SANDBOX_ACCOUNT_SID": settings.sms_account_sid,
             "SANDBOX_SMS_FROM": settings.sms_from,
         }
     )
     env.setdefault("FIFLOW_DATABASE_URL", f"sqlite:///{(state_dir / 'fiflow.db').resolve()}")
+    if settings.payload_encryption and settings.payload_keys is None:
+        key_file = (state_dir / PAYLOAD_KEY_FILE).resolve()
+        if ensure_key_file(key_file):
+            print(f"fiflow: created a payload encryption key in {key_file} (mode 0600)")
+        env["FIFLOW_PAYLOAD_KEY_FILE"] = str(key_file)
+    ui = ports.ui
+    env["FIFLOW_CODEC_CORS_ORIGINS"] = f"http://127.0.0.1:{ui},http://localhost:{ui}"
     env.setdefault("FIFLOW_LOG_LEVEL", "WARNING")
     return env
 
 
-def _print_banner(settings: Settings, ports: Ports, workers: int, state_dir: Path) -> None:
+def _codec_token(settings: Settings, state_dir: Path) -> str | None:
+    """The codec server's shared token (configured, else kept in the state dir); None: no
+    encryption, so no codec server."""
+    if not settings.payload_encryption:
+        return None
+    if settings.codec_token is not None:
+        return settings.codec_token.get_secret_value()
+    path = state_dir / CODEC_TOKEN_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    return token
+
+
+def _print_banner(
+    settings: Settings, ports: Ports, workers: int, state_dir: Path, codec_token: str | None
+) -> None:
     keys = "\n".join(f"    {role:<9} {key}" for key, role in settings.api_key_roles.items())
+    if codec_token is None:
+        payloads = "  Payloads        NOT encrypted (FIFLOW_PAYLOAD_ENCRYPTION=false)\n"
+    else:
+        codec = f"http://127.0.0.1:{ports.codec}"
+        payloads = (
+            "  Payloads        encrypted (AES-256-GCM; key ring from FIFLOW_PAYLOAD_KEYS or "
+            f"{state_dir}/{PAYLOAD_KEY_FILE})\n"
+            f"  Codec server    {codec}   token {codec_token}\n"
+            "    To read payloads in the Web UI: its codec settings (the UI's data encoder "
+            f"icon), endpoint {codec}/t/{codec_token}\n"
+        )
     print(
         f"""
 fiflow is up ({workers} worker{"s" if workers != 1 else ""}; state in {state_dir}/)
@@ -286,8 +339,8 @@ fiflow is up ({workers} worker{"s" if workers != 1 else ""}; state in {state_dir
   Sandbox         http://127.0.0.1:{ports.sandbox}/__sandbox/customers
   API             http://127.0.0.1:{ports.api}   (docs: /docs, /openapi.json)
   SMS webhook     http://127.0.0.1:{ports.api}/v1/channels/sms/inbound
-  SMS auth token  {settings.sms_auth_token}   (FIFLOW_SMS_AUTH_TOKEN)
-  API keys (X-API-Key, from FIFLOW_API_KEYS):
+  SMS auth token  {settings.sms_auth_token.get_secret_value()}   (FIFLOW_SMS_AUTH_TOKEN)
+{payloads}  API keys (X-API-Key, from FIFLOW_API_KEYS):
 {keys}
 Ctrl-C stops everything.
 """,

@@ -24,7 +24,7 @@ from fiflow.activities.backoffice import (
     CrmActivities,
     FraudActivities,
 )
-from fiflow.activities.conversations import ConversationActivities
+from fiflow.activities.conversations import ConversationActivities, auto_reply_limit
 from fiflow.activities.credit import BillingActivities, BureauActivities, CoreBankingActivities
 from fiflow.activities.interactions import (
     ContactWindowActivities,
@@ -105,18 +105,20 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
         fraud = FraudActivities(FraudClient(http["fraud"]))
         card = CardActivities(CardClient(http["card"]))
         contact = ContactCenterActivities(ContactCenterClient(http["contact_center"]))
+        rule_store = RuleStore(settings.rules_dir, RuleVersionStore(engine))
         messaging = MessagingActivities(
             SmsClient(
                 http["sms_api"],
                 settings.sms_account_sid,
-                settings.sms_auth_token,
+                settings.sms_auth_token.get_secret_value(),
                 settings.sms_from,
             ),
             PushClient(http["push"]),
             OptOutStore(engine),
-            settings.address_hash_key,
+            settings.address_hash_key.get_secret_value(),
+            rule_store,
         )
-        rules = RuleActivities(RuleStore(settings.rules_dir, RuleVersionStore(engine)))
+        rules = RuleActivities(rule_store)
         bureau = BureauActivities(BureauClient(http["bureau"]))
         core = CoreBankingActivities(CoreBankingClient(http["core_banking"]))
         billing = BillingActivities(BillingClient(http["billing"]))
@@ -127,10 +129,16 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
         tickets = TicketActivities(CrmClient(http["crm"]))
         windows = ContactWindowActivities()
         alerts_from_calls = FraudAlertFromInteraction(
-            CoreBankingClient(http["core_banking"]), settings.address_hash_key, settings.fi_name
+            CoreBankingClient(http["core_banking"]),
+            settings.address_hash_key.get_secret_value(),
+            settings.fi_name,
         )
         conversations = ConversationActivities(
-            client, settings.address_hash_key, settings.fi_name, settings.fi_help_text
+            client,
+            settings.address_hash_key.get_secret_value(),
+            settings.fi_name,
+            settings.fi_help_text,
+            auto_replies=auto_reply_limit(settings),
         )
         yield [
             rules.load_alert_rules,

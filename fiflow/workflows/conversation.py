@@ -13,6 +13,7 @@ with workflow.unsafe.imports_passed_through():
         CLOSED_ALERTS_KEPT,
         ROUTING_LOG_KEPT,
         SEEN_MESSAGE_IDS_KEPT,
+        UNSOLICITED_ROUTES,
         AlertClosed,
         ClosedAlert,
         ConversationInput,
@@ -24,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         RoutingDecision,
         keep_last,
         route_message,
+        spend_auto_reply,
     )
     from fiflow.domain.customers import Channel
     from fiflow.domain.keys import alert_workflow_id, idempotency_key, pick_reply_code
@@ -94,6 +96,7 @@ class ConversationWorkflow:
             routing_log=st.routing_log,
             messages_handled=st.messages_handled,
             pending=len(st.pending),
+            answers_suppressed=st.answers_suppressed,
         )
 
     # --- main loop ------------------------------------------------------------------------
@@ -138,20 +141,19 @@ class ConversationWorkflow:
         match decision.route:
             case Route.FORWARD:
                 if not await self._forward(msg, decision):
-                    await self._send(msg, decision.route, messages.expired(fi))
+                    # The alert ended meanwhile: this is an "expired" answer, and limited as one.
+                    await self._send(msg, decision, messages.expired(fi), route=Route.EXPIRED)
             case Route.CLARIFY:
-                await self._send(msg, decision.route, messages.clarify(fi, st.open_alerts))
+                await self._send(msg, decision, messages.clarify(fi, st.open_alerts))
             case Route.UNKNOWN_CODE:
                 code = decision.reason.split()[1]
-                await self._send(
-                    msg, decision.route, messages.unknown_code(fi, code, st.open_alerts)
-                )
+                await self._send(msg, decision, messages.unknown_code(fi, code, st.open_alerts))
             case Route.NOT_UNDERSTOOD:
-                await self._send(msg, decision.route, messages.not_understood(fi, st.open_alerts))
+                await self._send(msg, decision, messages.not_understood(fi, st.open_alerts))
             case Route.NO_OPEN_ALERT:
-                await self._send(msg, decision.route, messages.no_open_alert(fi))
+                await self._send(msg, decision, messages.no_open_alert(fi))
             case Route.EXPIRED:
-                await self._send(msg, decision.route, messages.expired(fi))
+                await self._send(msg, decision, messages.expired(fi))
             case Route.OPT_OUT | Route.OPT_IN:
                 opting_out = decision.route is Route.OPT_OUT
                 changed = await workflow.execute_activity_method(
@@ -167,9 +169,9 @@ class ConversationWorkflow:
                 )
                 if changed:
                     text = messages.opted_out(fi) if opting_out else messages.opted_in(fi)
-                    await self._send(msg, decision.route, text, ignore_opt_out=True)
+                    await self._send(msg, decision, text, ignore_opt_out=True)
             case Route.HELP:
-                await self._send(msg, decision.route, self._inp.help_text, ignore_opt_out=True)
+                await self._send(msg, decision, self._inp.help_text, ignore_opt_out=True)
         self._details()
 
     async def _forward(self, msg: InboundMessage, decision: RoutingDecision) -> bool:
@@ -196,8 +198,18 @@ class ConversationWorkflow:
         return True
 
     async def _send(
-        self, msg: InboundMessage, route: Route, body: str, *, ignore_opt_out: bool = False
+        self,
+        msg: InboundMessage,
+        decision: RoutingDecision,
+        body: str,
+        *,
+        route: Route | None = None,
+        ignore_opt_out: bool = False,
     ) -> None:
+        """Answer a message; an unsolicited answer only within the address's limit."""
+        route = decision.route if route is None else route
+        if route in UNSOLICITED_ROUTES and not self._spend_auto_reply(decision):
+            return
         key = idempotency_key(workflow.info().workflow_id, f"answer:{msg.message_id}")
         try:
             await workflow.execute_activity_method(
@@ -215,6 +227,18 @@ class ConversationWorkflow:
             workflow.logger.warning("answer to a message could not be sent: %s", err.cause)
 
     # --- helpers --------------------------------------------------------------------------
+
+    def _spend_auto_reply(self, decision: RoutingDecision) -> bool:
+        """Take an unsolicited answer from the window; if none is left, record the silence."""
+        st = self._state
+        allowed, st.auto_replies_sent = spend_auto_reply(
+            st.auto_replies_sent, self._inp.auto_replies, workflow.now()
+        )
+        if not allowed:
+            # `decision` is the routing log's entry, so the log shows the silence.
+            decision.suppressed = True
+            st.answers_suppressed += 1
+        return allowed
 
     def _close(self, alert_id: str, sig: AlertClosed) -> None:
         st = self._state
@@ -248,4 +272,5 @@ class ConversationWorkflow:
         st = self._state
         workflow.set_current_details(
             f"{len(st.open_alerts)} open alert(s) · {st.messages_handled} message(s) handled"
+            + (f" · {st.answers_suppressed} answer(s) suppressed" if st.answers_suppressed else "")
         )

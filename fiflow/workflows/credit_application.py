@@ -50,12 +50,16 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.domain.credit_rules import CreditRules, evaluate
     from fiflow.domain.customers import Customer, channel_order
     from fiflow.domain.keys import credit_workflow_id, idempotency_key
-    from fiflow.domain.rules import render
+    from fiflow.domain.rules import render, render_sms
+    from fiflow.domain.text import NOTE_MAX, clean_text
     from fiflow.workflows.account_history import AccountHistoryWorkflow
     from fiflow.workflows.credit_check import CreditCheckWorkflow
     from fiflow.workflows.failures import cause_of
     from fiflow.workflows.options import BACKOFFICE, QUICK, REPORT
     from fiflow.workflows.reach import Message, reach
+
+# Template values that can be long or come from a person: shortened first in a long SMS.
+CREDIT_OUTSIDE_FIELDS = frozenset({"note", "reasons"})
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -384,7 +388,8 @@ class CreditApplicationWorkflow:
                 rules,
                 "info_requested",
                 f"info_request_{len(s.reviews)}",
-                note=decided.note or "supporting documents",
+                # The reviewer's words reach the applicant: cleaned like any outside text.
+                note=clean_text(decided.note, NOTE_MAX) or "supporting documents",
             )
             documents_due = workflow.now() + review.documents_deadline
             if not await self._wait_for(lambda: self._documents is not None, documents_due):
@@ -611,19 +616,22 @@ class CreditApplicationWorkflow:
         if customer is None:
             self._record("messaging", step, None, "skipped", "no customer profile")
             return
-        text = render(
-            rules.templates[template],
-            {
-                "fi_name": rules.fi_name,
-                "product": self._inp.request.product.value.replace("_", " "),
-                "amount": f"${amount:,.2f}" if amount is not None else "",
-                "reasons": reasons,
-                "note": note,
-            },
-        )
+        values = {
+            "fi_name": rules.fi_name,
+            "product": self._inp.request.product.value.replace("_", " "),
+            "amount": f"${amount:,.2f}" if amount is not None else "",
+            "reasons": reasons,
+            "note": note,
+        }
+        text = render(rules.templates[template], values)
         message = Message(
             purpose=f"credit:{step}",
-            sms=text,
+            sms=render_sms(
+                rules.templates[template],
+                values,
+                outside=CREDIT_OUTSIDE_FIELDS,
+                max_segments=rules.sms_max_segments,
+            ),
             push_title="Your application",
             push_body=text,
             push_data={"application_id": self._status.application_id},

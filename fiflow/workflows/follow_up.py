@@ -35,11 +35,15 @@ with workflow.unsafe.imports_passed_through():
         Resolved,
     )
     from fiflow.domain.keys import follow_up_workflow_id, idempotency_key
-    from fiflow.domain.rules import render
+    from fiflow.domain.rules import render, render_sms
+    from fiflow.domain.text import REASON_MAX, SUBJECT_MAX, clean_text
     from fiflow.domain.triggers import FollowUpRules
     from fiflow.workflows.failures import cause_of
     from fiflow.workflows.options import BACKOFFICE, QUICK
     from fiflow.workflows.reach import Message, reach
+
+# Template values that come from outside (a CRM ticket's subject, an interaction's topic).
+OUTSIDE_FIELDS = frozenset({"subject", "reason"})
 
 
 @workflow.defn
@@ -194,7 +198,12 @@ class FollowUpWorkflow:
         number = len(s.attempts) + 1
         message = Message(
             purpose="follow_up",
-            sms=render(rules.templates["follow_up_sms"], values),
+            sms=render_sms(
+                rules.templates["follow_up_sms"],
+                values,
+                outside=OUTSIDE_FIELDS,
+                max_segments=rules.sms_max_segments,
+            ),
             push_title="Following up",
             push_body=render(rules.templates["follow_up_push"], values),
             push_data={"ticket_id": inp.ticket_id},
@@ -251,7 +260,9 @@ class FollowUpWorkflow:
 
     def _template_values(self, fi_name: str) -> dict[str, str]:
         inp = self._inp
-        return {"fi_name": fi_name, "subject": inp.subject or inp.reason, "reason": inp.reason}
+        reason = clean_text(inp.reason, REASON_MAX)
+        subject = clean_text(inp.subject, SUBJECT_MAX) or reason
+        return {"fi_name": fi_name, "subject": subject, "reason": reason}
 
     async def _note(self, step: str, text: str) -> None:
         try:

@@ -45,12 +45,15 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.domain.conversations import AlertClosed
     from fiflow.domain.customers import Channel, Customer, channel_order, other_channel
     from fiflow.domain.keys import idempotency_key, reply_code_candidates
-    from fiflow.domain.rules import ActionType, AlertRules, RuleAction, render
+    from fiflow.domain.rules import ActionType, AlertRules, RuleAction, render, render_sms
+    from fiflow.domain.text import SUMMARY_MAX, clean_text
     from fiflow.workflows.failures import cause_of
     from fiflow.workflows.options import BACKOFFICE, LOCAL_CALL, QUICK
     from fiflow.workflows.reach import Message, reach
 
 PUSH_ACTIONS = ["confirm", "contest"]
+# Template values that come from outside fiflow: shortened first when an SMS is too long.
+OUTSIDE_FIELDS = frozenset({"merchant"})
 
 
 @workflow.defn
@@ -191,7 +194,7 @@ class FraudAlertWorkflow:
         values = self._values()
         message = Message(
             purpose=f"alert:{label}",
-            sms=render(rules.templates["alert_sms"], values),
+            sms=self._sms("alert_sms", values),
             push_title=render(rules.templates["alert_push_title"], values),
             push_body=render(rules.templates["alert_push_body"], values),
             push_actions=PUSH_ACTIONS,
@@ -307,7 +310,8 @@ class FraudAlertWorkflow:
     async def _notify(self, action: RuleAction, name: str, key: str) -> None:
         rules, customer, s = self._rules, self._customer, self._status
         assert rules is not None and customer is not None and action.template is not None
-        text = render(rules.templates[action.template], self._values())
+        values = self._values()
+        text = render(rules.templates[action.template], values)
         channel = s.reply.channel if s.reply else (s.channel or Channel.SMS)
         if channel is Channel.PUSH and customer.push_device_id:
             await workflow.execute_activity_method(
@@ -327,7 +331,7 @@ class FraudAlertWorkflow:
                 MessagingActivities.send_sms,
                 SendSms(
                     to=customer.phone,
-                    body=text,
+                    body=self._sms(action.template, values),
                     purpose=f"notify:{action.template}",
                     idempotency_key=key,
                 ),
@@ -336,7 +340,7 @@ class FraudAlertWorkflow:
             if result.delivery is Delivery.SENT:
                 self._record(name, "done", "sms")
             else:
-                self._record(name, "skipped", "address opted out")
+                self._record(name, "skipped", result.delivery.skip_reason())
         else:
             self._record(name, "skipped", "no channel")
 
@@ -382,14 +386,25 @@ class FraudAlertWorkflow:
         return idempotency_key(workflow.info().workflow_id, step)
 
     def _summary(self) -> str:
+        # The conversation puts this in clarifying SMS: cleaned like every other value.
         tx = self._inp.request.transaction
-        return f"{tx.merchant} {tx.display_amount()}"
+        return clean_text(f"{tx.display_merchant()} {tx.display_amount()}", SUMMARY_MAX)
+
+    def _sms(self, template: str, values: dict[str, str]) -> str:
+        rules = self._rules
+        assert rules is not None
+        return render_sms(
+            rules.templates[template],
+            values,
+            outside=OUTSIDE_FIELDS,
+            max_segments=rules.sms_max_segments,
+        )
 
     def _values(self) -> dict[str, str]:
         req, rules = self._inp.request, self._rules
         return {
             "fi_name": rules.fi_name if rules else self._inp.fi_name,
-            "merchant": req.transaction.merchant,
+            "merchant": req.transaction.display_merchant(),
             "amount": req.transaction.display_amount(),
             "card_last4": req.transaction.card_last4,
             "code": self._status.reply_code or "",

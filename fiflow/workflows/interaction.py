@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         interaction_workflow_id,
         prefill_workflow_id,
     )
+    from fiflow.domain.text import REASON_MAX, clean_text
     from fiflow.domain.triggers import (
         ActionType,
         NotFollowedBy,
@@ -270,12 +271,14 @@ class InteractionWorkflow:
     ) -> dict[str, str]:
         s = self._status
         assert action.after is not None and action.subject is not None
+        # The reason is the caller's own topic text; it reaches CRM and the follow-up's texts.
+        reason = clean_text(s.reason or "", REASON_MAX) or "general"
         ticket = await workflow.execute_activity_method(
             TicketActivities.create_ticket,
             CreateTicket(
                 customer_id=customer_id,
                 subject=action.subject,
-                category=s.reason or "general",
+                category=reason,
                 description=f"Opened by trigger {trigger.id} during interaction "
                 f"{s.interaction_id}.",
                 idempotency_key=self._key(f"{trigger.id}:ticket"),
@@ -290,7 +293,7 @@ class InteractionWorkflow:
                     follow_up_id=follow_up_id,
                     customer_id=customer_id,
                     ticket_id=ticket.ticket_id,
-                    reason=s.reason or "general",
+                    reason=reason,
                     subject=action.subject,
                     follow_up_at=workflow.now() + action.after,
                     created_at=workflow.now(),

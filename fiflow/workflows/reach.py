@@ -45,8 +45,8 @@ async def reach(
 ) -> tuple[Channel | None, list[Attempt]]:
     """Try the channels in order; the channel that delivered (or None) and every attempt.
 
-    An SMS to an opted-out number is not sent and the next channel is tried; a send that
-    fails for good (after the activity's retries) also moves on.
+    An SMS the send refuses (opted out, country not allowed) is skipped and the next
+    channel is tried; a send that fails for good (after the activity's retries) also moves on.
     """
     attempts: list[Attempt] = []
     for channel in channels:
@@ -81,8 +81,9 @@ async def reach(
         except ActivityError as exc:
             attempts.append(Attempt(channel, "failed", cause_of(exc), key))
             continue
-        if result.delivery is Delivery.SUPPRESSED_OPTED_OUT:
-            attempts.append(Attempt(channel, "skipped", "address opted out", key))
+        # Not sent (opted out, country not allowed, invalid number): the next channel tries.
+        if result.delivery is not Delivery.SENT:
+            attempts.append(Attempt(channel, "skipped", result.delivery.skip_reason(), key))
             continue
         attempts.append(Attempt(channel, "done", "", key))
         return channel, attempts

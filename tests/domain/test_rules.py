@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from fiflow.domain.alerts import SAFE_ID
+from fiflow.domain.credit_rules import parse_credit_rule_set
 from fiflow.domain.keys import (
     address_hash,
     alert_id_for,
@@ -34,9 +35,12 @@ from fiflow.domain.rules import (
     render,
     template_fields,
 )
+from fiflow.domain.triggers import parse_trigger_rule_set
 from fiflow.integrations.rules_store import RuleStore, parse_alert_rules_text
 
 SHIPPED = Path(str(resources.files("fiflow") / "rules" / "alerts.yaml"))
+CREDIT_SHIPPED = Path(str(resources.files("fiflow") / "rules" / "credit.yaml"))
+TRIGGERS_SHIPPED = Path(str(resources.files("fiflow") / "rules" / "triggers.yaml"))
 
 
 @pytest.fixture
@@ -270,12 +274,99 @@ def test_render_does_not_reinterpret_values() -> None:
 
 
 def test_template_fields() -> None:
-    assert template_fields("{fi_name}: {merchant} {amount:>10}") == {
+    assert template_fields("{fi_name}: {merchant} {amount}") == {
         "fi_name",
         "merchant",
         "amount",
     }
     assert template_fields("no fields, {{escaped}}") == set()
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        ("{amount:>10}", "format spec {amount:>10}"),
+        ("{merchant:.3}", "format spec {merchant:.3}"),
+        ("{merchant!r}", "conversion {merchant!r}"),
+        ("{merchant!s}", "conversion {merchant!s}"),
+        ("{merchant.upper}", "attribute or index access {merchant.upper}"),
+        ("{merchant[0]}", "attribute or index access {merchant[0]}"),
+        ("{}", "positional field {}"),
+        ("{0}", "positional field {0}"),
+        ("{mer-chant}", "invalid field name {mer-chant}"),
+        ("{amount:{merchant}}", "format spec"),
+    ],
+)
+def test_template_fields_refuses_anything_but_plain_names(template: str, problem: str) -> None:
+    with pytest.raises(ValueError) as info:
+        template_fields(f"Hi {template}", name="alert_sms")
+    assert "'alert_sms'" in str(info.value)
+    assert problem in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "template", ["{amount:>10}", "{merchant!r}", "{merchant.__class__}", "{merchant[0]}", "{}"]
+)
+def test_alert_rule_file_with_a_non_plain_field_is_refused(
+    shipped_data: dict[str, Any], template: str
+) -> None:
+    shipped_data["templates"]["confirmed"] = f"Thanks, {template} is marked genuine."
+    message = invalid(shipped_data)
+    assert "'confirmed'" in message
+    assert "only plain {name} fields" in message
+
+
+def test_credit_rule_file_with_a_format_spec_is_refused() -> None:
+    data = yaml.safe_load(CREDIT_SHIPPED.read_text(encoding="utf-8"))
+    data["templates"]["approved"] = "{fi_name}: approved for {amount:>12}."
+    with pytest.raises(RuleSetError) as info:
+        parse_credit_rule_set(data, source="credit.yaml")
+    assert "'approved'" in str(info.value)
+    assert "format spec {amount:>12}" in str(info.value)
+
+
+def test_trigger_rule_file_with_attribute_access_is_refused() -> None:
+    data = yaml.safe_load(TRIGGERS_SHIPPED.read_text(encoding="utf-8"))
+    data["follow_up"]["templates"]["follow_up_sms"] = "{subject.__class__.__mro__}"
+    with pytest.raises(RuleSetError) as info:
+        parse_trigger_rule_set(data, source="triggers.yaml")
+    assert "'follow_up_sms'" in str(info.value)
+    assert "attribute or index access" in str(info.value)
+
+
+def test_shipped_credit_and_trigger_files_validate() -> None:
+    credit = parse_credit_rule_set(yaml.safe_load(CREDIT_SHIPPED.read_text(encoding="utf-8")))
+    triggers = parse_trigger_rule_set(yaml.safe_load(TRIGGERS_SHIPPED.read_text(encoding="utf-8")))
+    assert credit.sms_max_segments == 3
+    assert triggers.follow_up.sms_max_segments == 3
+
+
+@pytest.mark.parametrize(
+    "template", ["{merchant.__class__}", "{merchant[0]}", "{amount:>10}", "{code!r}", "{0}"]
+)
+def test_render_never_reaches_into_values(template: str) -> None:
+    with pytest.raises(ValueError):
+        render(template, {"merchant": "ACME", "amount": "$1", "code": "1234", "0": "x"})
+
+
+def test_render_keeps_escaped_braces() -> None:
+    assert render("{{code}} {code}", {"code": "1234"}) == "{code} 1234"
+
+
+def test_sms_max_segments_defaults_to_three_and_is_bounded(shipped_data: dict[str, Any]) -> None:
+    assert RuleStore(None).alert_rules().sms_max_segments == 3
+    shipped_data["sms_max_segments"] = 0
+    assert "sms_max_segments" in invalid(shipped_data)
+
+
+def test_template_too_long_for_the_segment_limit_is_refused(
+    shipped_data: dict[str, Any],
+) -> None:
+    shipped_data["sms_max_segments"] = 1
+    shipped_data["templates"]["no_response"] = "{fi_name}: " + "x" * 160
+    message = invalid(shipped_data)
+    assert "'no_response'" in message
+    assert "sms_max_segments" in message
 
 
 # --- RuleStore --------------------------------------------------------------------------
@@ -396,20 +487,20 @@ def test_pick_reply_code_avoids_other_alerts_codes() -> None:
 
 
 def test_conversation_workflow_id_contains_no_phone_digits() -> None:
-    phone = "+15551234567"
+    phone = "+12025550142"
     workflow_id = conversation_workflow_id("sms", address_hash("secret", phone))
     assert workflow_id.startswith("conv-sms-")
     assert phone not in workflow_id
-    assert "5551234567" not in workflow_id
-    assert "555123" not in workflow_id
+    assert "2025550142" not in workflow_id
+    assert "555014" not in workflow_id
     assert re.fullmatch(r"conv-sms-[0-9a-f]{32}", workflow_id)
 
 
 def test_address_hash_is_stable_keyed_and_ignores_whitespace() -> None:
-    digest = address_hash("secret", "+15551234567")
-    assert address_hash("secret", " +15551234567\n") == digest
-    assert address_hash("other-key", "+15551234567") != digest
-    assert address_hash("secret", "+15551234568") != digest
+    digest = address_hash("secret", "+12025550142")
+    assert address_hash("secret", " +12025550142\n") == digest
+    assert address_hash("other-key", "+12025550142") != digest
+    assert address_hash("secret", "+12025550143") != digest
 
 
 def test_idempotency_key_uses_the_business_workflow_id() -> None:

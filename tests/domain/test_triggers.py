@@ -159,7 +159,7 @@ def test_an_event_request_needs_one_identity_and_bounded_attributes() -> None:
         InteractionEventRequest.model_validate(base)
     with pytest.raises(ValueError, match="exactly one"):
         InteractionEventRequest.model_validate(
-            {**base, "customer_id": "cust-0001", "caller": "+15550000001"}
+            {**base, "customer_id": "cust-0001", "caller": "+12025550101"}
         )
     with pytest.raises(ValueError, match="at most 32"):
         InteractionEventRequest.model_validate(

@@ -8,7 +8,6 @@ from datetime import date, timedelta
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tests.e2e.stack import RunningStack, start_stack
 
@@ -26,7 +25,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
 @pytest.fixture(scope="session")
 async def temporal(stack: RunningStack) -> AsyncIterator[Client]:
     """A client on the stack's Temporal server, to check what did (or did not) start."""
-    yield await Client.connect(stack.temporal, data_converter=pydantic_data_converter)
+    yield await Client.connect(stack.temporal, data_converter=stack.data_converter())
 
 
 @pytest.fixture
@@ -43,15 +42,17 @@ def customers(stack: RunningStack) -> list[dict]:
 # The sandbox's fixed credit profiles (780 clean, 640 borderline, 560 weak): kept for the
 # credit tests, whose messages would otherwise land in an alert test's outbox.
 CREDIT_CUSTOMERS = ("cust-0001", "cust-0003", "cust-0004")
+# The one whose CRM record writes the phone "+1 202-555-0107": kept for the phone-number test,
+# which opts it out.
+FORMATTED_PHONE_CUSTOMER = "cust-0007"
 
 
 class CustomerPool:
     """Hands each test customers nobody else used (conversations are per phone number)."""
 
     def __init__(self, customers: list[dict]):
-        self._reserved = {
-            c["customer_id"]: c for c in customers if c["customer_id"] in CREDIT_CUSTOMERS
-        }
+        reserved = (*CREDIT_CUSTOMERS, FORMATTED_PHONE_CUSTOMER)
+        self._reserved = {c["customer_id"]: c for c in customers if c["customer_id"] in reserved}
         self._free = [c for c in customers if c["customer_id"] not in self._reserved]
 
     def strong_applicant(self, profiles: list[dict]) -> dict:
@@ -75,6 +76,10 @@ class CustomerPool:
     def credit_customer(self, customer_id: str) -> dict:
         """One of the reserved credit customers (each handed out once)."""
         return self._reserved.pop(customer_id)
+
+    def formatted_phone_customer(self) -> dict:
+        """The customer whose CRM number is written with spaces and dashes (handed out once)."""
+        return self._reserved.pop(FORMATTED_PHONE_CUSTOMER)
 
     def take(self, *, push: bool = False) -> dict:
         for c in self._free:

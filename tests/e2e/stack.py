@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from temporalio.converter import DataConverter
 
+from fiflow.integrations.settings import Settings
+from fiflow.integrations.temporal import data_converter
 from tests.sandbox.servers import REPO_ROOT, free_port
 
 SYSTEM_KEY = {"X-API-Key": "local-system-key"}
@@ -28,8 +31,18 @@ class RunningStack:
     sandbox: str
     temporal: str
     ui: str
+    codec: str
     state_dir: Path
     log: Path
+
+    def data_converter(self) -> DataConverter:
+        """The stack's own converter: its payloads are encrypted with the state dir's key."""
+        settings = Settings(payload_key_file=self.state_dir / "payload.key")
+        return data_converter(settings)
+
+    def codec_token(self) -> str:
+        """The codec server's shared token that `fiflow up` generated."""
+        return (self.state_dir / "codec.token").read_text().strip()
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -43,9 +56,11 @@ class RunningStack:
 
 def start_stack(state_dir: Path, workers: int = 2, deadline_s: float = 90.0) -> RunningStack:
     """Start `fiflow up` and wait for its banner (printed once every part answered)."""
-    ports = {name: free_port() for name in ("temporal", "ui", "sandbox", "api")}
+    ports = {name: free_port() for name in ("temporal", "ui", "sandbox", "api", "codec")}
     log = state_dir.parent / f"{state_dir.name}-up.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FIFLOW_", "TEMPORAL_"))}
+    # Each test takes customers nobody else used: seed enough for the whole e2e suite.
+    env["SANDBOX_CUSTOMER_COUNT"] = "64"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
@@ -63,6 +78,8 @@ def start_stack(state_dir: Path, workers: int = 2, deadline_s: float = 90.0) -> 
                 str(ports["sandbox"]),
                 "--api-port",
                 str(ports["api"]),
+                "--codec-port",
+                str(ports["codec"]),
                 "--state-dir",
                 str(state_dir),
             ],  # fmt: skip
@@ -77,6 +94,7 @@ def start_stack(state_dir: Path, workers: int = 2, deadline_s: float = 90.0) -> 
         sandbox=f"http://127.0.0.1:{ports['sandbox']}",
         temporal=f"127.0.0.1:{ports['temporal']}",
         ui=f"http://127.0.0.1:{ports['ui']}",
+        codec=f"http://127.0.0.1:{ports['codec']}",
         state_dir=state_dir,
         log=log,
     )

@@ -66,7 +66,7 @@ async def test_error_rate_fails_a_fraction(sandbox: httpx.AsyncClient) -> None:
 async def test_sms_fault_uses_twilio_error_shape(sandbox: httpx.AsyncClient) -> None:
     await sandbox.post("/__sandbox/faults", json={"system": "sms", "status_code": 429})
     path = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
-    form = {"To": "+15550000001", "From": SMS_FROM, "Body": "hi"}
+    form = {"To": "+12025550101", "From": SMS_FROM, "Body": "hi"}
     response = await sandbox.post(path, data=form, auth=(ACCOUNT_SID, AUTH_TOKEN))
     assert response.status_code == 429
     assert response.json()["code"] == 20429 and response.json()["status"] == 429
@@ -86,7 +86,7 @@ async def test_reset_restores_seeded_state(sandbox: httpx.AsyncClient) -> None:
     await sandbox.post("/push/messages", json=push)
     await sandbox.post(
         f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
-        data={"To": "+15550000001", "From": SMS_FROM, "Body": "hi"},
+        data={"To": "+12025550101", "From": SMS_FROM, "Body": "hi"},
         auth=(ACCOUNT_SID, AUTH_TOKEN),
     )
     await sandbox.post("/__sandbox/faults", json={"system": "push", "latency_ms": 1})

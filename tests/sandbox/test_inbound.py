@@ -19,7 +19,7 @@ async def test_inbound_is_signed_like_twilio(
     sandbox: httpx.AsyncClient, receiver: WebhookReceiver
 ) -> None:
     response = await sandbox.post(
-        "/__sandbox/sms/inbound", json={"from": "+15550000001", "body": "YES 4821 café"}
+        "/__sandbox/sms/inbound", json={"from": "+12025550101", "body": "YES 4821 café"}
     )
     assert response.status_code == 200
     result = response.json()
@@ -30,7 +30,7 @@ async def test_inbound_is_signed_like_twilio(
     assert delivered.path == urlsplit(receiver.url).path
     assert delivered.headers["content-type"] == "application/x-www-form-urlencoded"
     params = dict(parse_qsl(delivered.body.decode(), keep_blank_values=True))
-    assert params["From"] == "+15550000001" and params["To"] == SMS_FROM
+    assert params["From"] == "+12025550101" and params["To"] == SMS_FROM
     assert params["Body"] == "YES 4821 café" and params["MessageSid"] == result["message_sid"]
     assert params["AccountSid"] == ACCOUNT_SID and params["NumMedia"] == "0"
 
@@ -49,7 +49,7 @@ async def test_given_message_sid_is_reused(
     sandbox: httpx.AsyncClient, receiver: WebhookReceiver
 ) -> None:
     reply = {
-        "from": "+15550000002",
+        "from": "+12025550102",
         "body": "NO",
         "message_sid": "SM" + "ab" * 16,
         "to": "+15550100001",
@@ -61,7 +61,7 @@ async def test_given_message_sid_is_reused(
     assert sids == [reply["message_sid"]] * 2
     assert dict(parse_qsl(receiver.requests[0].body.decode()))["To"] == "+15550100001"
 
-    fresh = await sandbox.post("/__sandbox/sms/inbound", json={"from": "+15550000002", "body": "x"})
+    fresh = await sandbox.post("/__sandbox/sms/inbound", json={"from": "+12025550102", "body": "x"})
     assert fresh.json()["message_sid"] != reply["message_sid"]
 
 
@@ -75,7 +75,7 @@ async def test_inbound_validation(sandbox: httpx.AsyncClient, receiver: WebhookR
 
 def test_signature_matches_twilio_reference() -> None:
     url = "https://example.com/hook?x=1"
-    params = {"To": "+15550100000", "Body": "hi there", "From": "+15550000001"}
+    params = {"To": "+15550100000", "Body": "hi there", "From": "+12025550101"}
     expected = RequestValidator("token").compute_signature(url, params)
     assert compute_signature("token", url, params) == expected
 
@@ -85,7 +85,7 @@ async def test_unreachable_webhook_is_502() -> None:
     with app_in_thread(create_app(config)) as url:
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             response = await client.post(
-                "/__sandbox/sms/inbound", json={"from": "+15550000001", "body": "YES"}
+                "/__sandbox/sms/inbound", json={"from": "+12025550101", "body": "YES"}
             )
             assert response.status_code == 502
             assert response.json()["code"] == "webhook_unreachable"

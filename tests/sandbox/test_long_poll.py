@@ -25,14 +25,14 @@ async def send_sms(sandbox: httpx.AsyncClient, to: str, body: str) -> None:
 async def test_outbox_wait_returns_as_soon_as_a_message_arrives(
     sandbox: httpx.AsyncClient,
 ) -> None:
-    await send_sms(sandbox, "+15550000001", "first")
-    params = {"to": "+15550000001", "after": 1, "wait": 10}
+    await send_sms(sandbox, "+12025550101", "first")
+    params = {"to": "+12025550101", "after": 1, "wait": 10}
     waiting = asyncio.create_task(sandbox.get("/__sandbox/sms/outbox", params=params))
     await asyncio.sleep(0.3)
     assert not waiting.done()  # nothing past the first message yet
     started = time.monotonic()
-    await send_sms(sandbox, "+15550000002", "to someone else")
-    await send_sms(sandbox, "+15550000001", "second")
+    await send_sms(sandbox, "+12025550102", "to someone else")
+    await send_sms(sandbox, "+12025550101", "second")
     response = await waiting
 
     assert time.monotonic() - started < 5
@@ -42,15 +42,15 @@ async def test_outbox_wait_returns_as_soon_as_a_message_arrives(
 async def test_outbox_wait_gives_up_after_the_wait_with_nothing_new(
     sandbox: httpx.AsyncClient,
 ) -> None:
-    await send_sms(sandbox, "+15550000001", "only")
+    await send_sms(sandbox, "+12025550101", "only")
     started = time.monotonic()
     response = await sandbox.get(
-        "/__sandbox/sms/outbox", params={"to": "+15550000001", "after": 1, "wait": 0.5}
+        "/__sandbox/sms/outbox", params={"to": "+12025550101", "after": 1, "wait": 0.5}
     )
     assert response.json() == []
     assert 0.4 < time.monotonic() - started < 5
     # Without `after` and `wait` the whole list comes back at once, as before.
-    whole = await sandbox.get("/__sandbox/sms/outbox", params={"to": "+15550000001"})
+    whole = await sandbox.get("/__sandbox/sms/outbox", params={"to": "+12025550101"})
     assert [m["body"] for m in whole.json()] == ["only"]
 
 

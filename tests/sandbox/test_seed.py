@@ -7,9 +7,11 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from fiflow.sandbox.seed import build_customers
+from fiflow.domain.phones import normalise_phone, phone_region
+from fiflow.sandbox.seed import FORMATTED_PHONE_CUSTOMER, build_customers, customer_id
 
-E164 = re.compile(r"^\+1555[0-9]{7}$")
+# NANP's fictional range: 555-0100..0199 in any area code.
+FICTIONAL = re.compile(r"^\+1[2-9][0-9]{2}55501[0-9]{2}$")
 
 
 async def test_seeded_customers_meet_constraints(sandbox: httpx.AsyncClient) -> None:
@@ -18,8 +20,10 @@ async def test_seeded_customers_meet_constraints(sandbox: httpx.AsyncClient) -> 
     ids = [c["customer_id"] for c in customers]
     assert all(re.fullmatch(r"cust-[0-9]{4}", i) for i in ids)
     assert len(set(ids)) == len(ids)
-    phones = [c["phone"] for c in customers]
-    assert all(E164.match(p) for p in phones) and len(set(phones)) == len(phones)
+    phones = [normalise_phone(c["phone"]) for c in customers]
+    assert all(FICTIONAL.match(p) for p in phones) and len(set(phones)) == len(phones)
+    formatted = [c for c in customers if c["phone"] != normalise_phone(c["phone"])]
+    assert [c["customer_id"] for c in formatted] == [customer_id(FORMATTED_PHONE_CUSTOMER)]
 
     with_device = [c for c in customers if c["push_device_id"]]
     assert len(customers) / 5 <= len(with_device) <= len(customers) / 2
@@ -48,12 +52,12 @@ async def test_seeded_customers_meet_constraints(sandbox: httpx.AsyncClient) -> 
 
 async def test_fixed_customers(sandbox: httpx.AsyncClient) -> None:
     first = (await sandbox.get("/crm/customers/cust-0001")).json()
-    assert first["phone"] == "+15550000001"
+    assert first["phone"] == "+12025550101"
     assert first["preferred_channel"] == "sms" and first["push_device_id"] is None
     assert [card["last4"] for card in first["cards"]] == ["4242"]
 
     second = (await sandbox.get("/crm/customers/cust-0002")).json()
-    assert second["phone"] == "+15550000002"
+    assert second["phone"] == "+12025550102"
     assert second["preferred_channel"] == "push" and second["push_device_id"] == "dev-0002"
     assert "1881" in [card["last4"] for card in second["cards"]]
 
@@ -65,4 +69,20 @@ def test_seed_is_deterministic() -> None:
     # The fixed customers do not depend on the seed.
     for seed in (1, 2, 3):
         first = build_customers(seed)[0]
-        assert first.phone == "+15550000001" and first.cards[0].last4 == "4242"
+        assert first.phone == "+12025550101" and first.cards[0].last4 == "4242"
+
+
+def test_every_seedable_customer_has_a_valid_fictional_us_number() -> None:
+    customers = build_customers(7, count=9999)
+    phones = [normalise_phone(c.phone) for c in customers]
+    assert len(set(phones)) == len(phones)
+    assert all(FICTIONAL.match(p) for p in phones)
+    assert {phone_region(p) for p in phones} == {"US"}
+    assert customers[FORMATTED_PHONE_CUSTOMER - 1].phone == "+1 202-555-0107"
+
+
+async def test_crm_finds_a_formatted_number_by_its_e164_form(sandbox: httpx.AsyncClient) -> None:
+    for asked in ("+12025550107", "+1 202 555 0107", "+1 (202) 555-0107"):
+        found = (await sandbox.get("/crm/customers", params={"phone": asked})).json()
+        assert [c["customer_id"] for c in found] == ["cust-0007"], asked
+    assert (await sandbox.get("/crm/customers", params={"phone": "+12025550170"})).json() == []

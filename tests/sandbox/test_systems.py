@@ -126,12 +126,12 @@ async def test_unknown_customer(sandbox: httpx.AsyncClient, path: str, body: dic
 async def test_crm_reads(sandbox: httpx.AsyncClient) -> None:
     missing = await sandbox.get("/crm/customers/cust-9999")
     assert missing.status_code == 404 and missing.json()["code"] == "customer_not_found"
-    found = (await sandbox.get("/crm/customers", params={"phone": "+15550000002"})).json()
+    found = (await sandbox.get("/crm/customers", params={"phone": "+12025550102"})).json()
     assert [c["customer_id"] for c in found] == ["cust-0002"]
     # An unencoded "+" arrives as a space; the CRM still finds the customer.
-    raw = (await sandbox.get("/crm/customers?phone=+15550000002")).json()
+    raw = (await sandbox.get("/crm/customers?phone=+12025550102")).json()
     assert [c["customer_id"] for c in raw] == ["cust-0002"]
-    none = (await sandbox.get("/crm/customers", params={"phone": "+15559999999"})).json()
+    none = (await sandbox.get("/crm/customers", params={"phone": "+12025550199"})).json()
     assert none == []
     recorded = await calls(sandbox, system="crm")
     assert [c["status_code"] for c in recorded] == [404, 200, 200, 200]

@@ -7,6 +7,7 @@ objects that record each call (and its idempotency key) the way the sandbox woul
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import re
 import time
@@ -29,16 +30,21 @@ from fiflow.domain.customers import Card, Channel, Customer
 from fiflow.domain.keys import address_hash, alert_id_for, conversation_workflow_id
 from fiflow.integrations.database import create_db_engine, upgrade_database
 from fiflow.integrations.settings import Settings
+from fiflow.sandbox.seed import AREA_CODES
 from fiflow.starters.alerts_client import deliver_sms, start_alert
 from fiflow.workers.main import build_worker
 from fiflow.workflows.fraud_alert import FraudAlertWorkflow
 from tests.workflows.standin_activities import all_activities
 from tests.workflows.standins import Backoffice, LendingOffice
 
+# Counted, not drawn: 10,000 fictional numbers, none handed out twice in a session.
+_PHONES = itertools.count(random.randrange(10_000))
+
 
 def new_phone() -> str:
-    """A phone number no other test uses (conversations are keyed by the number)."""
-    return "+1555" + "".join(random.choices("0123456789", k=7))
+    """A valid fictional number (555-01XX) no other test uses (conversations are keyed by it)."""
+    n = next(_PHONES) % 10_000
+    return f"+1{AREA_CODES[n // 100]}555{100 + n % 100:04d}"
 
 
 def sms_customer(**kw: Any) -> Customer:
@@ -128,7 +134,9 @@ class Harness:
 
     def alert_input(self, req: AlertRequest) -> AlertInput:
         return AlertInput(
-            alert_id=alert_id_for(self.settings.address_hash_key, req.source_event_id),
+            alert_id=alert_id_for(
+                self.settings.address_hash_key.get_secret_value(), req.source_event_id
+            ),
             request=req,
             received_at=datetime.now(UTC),
         )
@@ -147,7 +155,9 @@ class Harness:
         return mid
 
     def conversation_id(self, phone: str) -> str:
-        return conversation_workflow_id("sms", address_hash(self.settings.address_hash_key, phone))
+        return conversation_workflow_id(
+            "sms", address_hash(self.settings.address_hash_key.get_secret_value(), phone)
+        )
 
     async def snapshot(self, phone: str) -> ConversationSnapshot:
         """The conversation's snapshot query.

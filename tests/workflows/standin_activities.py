@@ -15,7 +15,7 @@ from fiflow.activities.backoffice import (
     CrmActivities,
     FraudActivities,
 )
-from fiflow.activities.conversations import ConversationActivities
+from fiflow.activities.conversations import ConversationActivities, auto_reply_limit
 from fiflow.activities.credit import BillingActivities, BureauActivities, CoreBankingActivities
 from fiflow.activities.interactions import (
     ContactWindowActivities,
@@ -44,10 +44,15 @@ def all_activities(
 ) -> list[Callable[..., Any]]:
     """The same activities `fiflow worker` registers, over the stand-ins and a test database."""
     stand_in: Any = office  # it stands in for every client type at once
+    rule_store = RuleStore(rules_dir)
     messaging = MessagingActivities(
-        stand_in, stand_in, OptOutStore(engine), settings.address_hash_key
+        stand_in,
+        stand_in,
+        OptOutStore(engine),
+        settings.address_hash_key.get_secret_value(),
+        rule_store,
     )
-    rules = RuleActivities(RuleStore(rules_dir))
+    rules = RuleActivities(rule_store)
     crm = CrmActivities(stand_in)
     core = CoreBankingActivities(stand_in)
     billing = BillingActivities(stand_in)
@@ -68,7 +73,11 @@ def all_activities(
         messaging.send_push,
         messaging.set_sms_opt_out,
         ConversationActivities(
-            client, settings.address_hash_key, settings.fi_name, settings.fi_help_text
+            client,
+            settings.address_hash_key.get_secret_value(),
+            settings.fi_name,
+            settings.fi_help_text,
+            auto_replies=auto_reply_limit(settings),
         ).register_alert,
         BureauActivities(stand_in).pull,
         core.summary,
@@ -87,5 +96,7 @@ def all_activities(
         tickets.get_ticket,
         ContactWindowActivities().next_contact_time,
         ContactWindowActivities().in_hours,
-        FraudAlertFromInteraction(stand_in, settings.address_hash_key, settings.fi_name).prepare,
+        FraudAlertFromInteraction(
+            stand_in, settings.address_hash_key.get_secret_value(), settings.fi_name
+        ).prepare,
     ]

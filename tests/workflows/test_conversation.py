@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from temporalio.client import WorkflowExecutionStatus
 
+from fiflow.activities.conversations import auto_reply_limit
 from fiflow.domain.alerts import AlertOutcome, AlertRequest
-from fiflow.domain.conversations import ConversationInput, Route
+from fiflow.domain.conversations import AutoReplyLimit, ConversationInput, Route
 from fiflow.domain.keys import address_hash, alert_id_for, reply_code_candidates
 from fiflow.integrations.database import create_db_engine
 from fiflow.integrations.optouts import OptOutStore
+from fiflow.integrations.settings import Settings
 from fiflow.workflows.conversation import ConversationWorkflow
 from tests.workflows.harness import (
     Harness,
     alert_request,
     code_in,
+    new_phone,
     poll_async,
     sms_customer,
 )
@@ -78,7 +84,7 @@ async def test_stop_start_help(h: Harness, tmp_path: Path) -> None:
     customer = h.add(sms_customer())
     phone = customer.phone or ""
     store = OptOutStore(create_db_engine(h.settings.database_url))
-    digest = address_hash(h.settings.address_hash_key, phone)
+    digest = address_hash(h.settings.address_hash_key.get_secret_value(), phone)
 
     await h.reply(phone, "STOP")
     [confirmation] = await h.wait_for_sms(phone, 1)
@@ -167,6 +173,9 @@ async def test_continue_as_new_keeps_open_alerts_seen_ids_and_opt_out(h: Harness
     snap = await h.snapshot(phone)
     assert {a.reply_code for a in snap.open_alerts} == codes
     assert snap.messages_handled == 9
+    # The answer limit's state went across too: three answers to the nine, not three a run.
+    assert snap.answers_suppressed == 6
+    assert len(h.office.sms_to(phone)) == 2 + 3
 
     sent = len(h.office.sms_to(phone))
     await h.reply(phone, "again", message_id=early)  # seen before the continue-as-new
@@ -192,7 +201,7 @@ async def test_alerts_registering_at_once_never_share_a_reply_code(h: Harness) -
     while True:
         req = alert_request(customer)
         code = reply_code_candidates(
-            alert_id_for(h.settings.address_hash_key, req.source_event_id)
+            alert_id_for(h.settings.address_hash_key.get_secret_value(), req.source_event_id)
         )[0]
         if code in first_choice:
             pair = [first_choice[code], req]
@@ -235,3 +244,126 @@ async def test_conversation_ends_when_idle_with_nothing_open(h: Harness) -> None
         desc.close_time - result.timings["completed"]
         >= ConversationInput.model_fields["idle_timeout"].default
     )
+
+
+LIMIT = auto_reply_limit(Settings())
+
+
+def test_every_starter_gives_conversations_the_default_limit() -> None:
+    limit = auto_reply_limit(Settings())
+    assert limit == AutoReplyLimit(max_answers=3, window=timedelta(hours=1))
+
+
+async def test_a_flood_from_an_unknown_number_gets_the_limit_then_silence(h: Harness) -> None:
+    phone = new_phone()
+    bodies = ["hello", "yes", "HELP", "no 1234"]  # not understood, nothing open, help
+    for n in range(200):
+        await h.reply(phone, bodies[n % len(bodies)])
+    snap = await poll_async(
+        lambda: h.snapshot(phone), lambda s: s.messages_handled == 200, within=60
+    )
+
+    texts = h.office.sms_to(phone)
+    assert len(texts) == LIMIT.max_answers == 3
+    assert texts[2] == h.settings.fi_help_text  # HELP counts like any other answer
+    assert snap.answers_suppressed == 197
+    assert len(snap.routing_log) == 50  # bounded; every recent entry records the silence
+    assert all(d.suppressed for d in snap.routing_log)
+    assert {d.route for d in snap.routing_log} == {
+        Route.NOT_UNDERSTOOD,
+        Route.NO_OPEN_ALERT,
+        Route.HELP,
+    }
+
+    # Not early: ten minutes before the window ends it is still silent.
+    await h.skip(LIMIT.window - timedelta(minutes=10))
+    await h.reply(phone, "hello again")
+    await poll_async(lambda: h.snapshot(phone), lambda s: s.messages_handled == 201)
+    assert len(h.office.sms_to(phone)) == 3
+
+    await h.skip(timedelta(minutes=10))
+    await h.reply(phone, "yes")
+    texts = await h.wait_for_sms(phone, 4)
+    assert "no open alert" in texts[3]
+    snap = await h.snapshot(phone)
+    assert [d.suppressed for d in snap.routing_log[-2:]] == [True, False]
+
+
+async def test_an_auto_responder_loop_dies_out(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    phone = new_phone()
+    bounces: list[asyncio.Task[str]] = []
+    send = h.office.send
+
+    async def send_and_bounce(*args: Any) -> str:
+        """The number's auto-responder answers every SMS it gets."""
+        before = len(h.office.sms)
+        sid = await send(*args)
+        if len(h.office.sms) > before and args[0] == phone:
+            reply = h.reply(phone, "Auto-reply: I'm driving, I'll get back to you.")
+            bounces.append(asyncio.create_task(reply))
+        return sid
+
+    monkeypatch.setattr(h.office, "send", send_and_bounce)
+    await h.reply(phone, "Auto-reply: I'm out of the office until Monday.")
+
+    snap = await poll_async(
+        lambda: h.snapshot(phone), lambda s: s.answers_suppressed >= 1 and s.pending == 0
+    )
+    await asyncio.gather(*bounces)
+    snap = await h.snapshot(phone)
+    # Three answers, three bounces, and the fourth message met silence: nothing left to echo.
+    assert len(h.office.sms_to(phone)) == len(bounces) == LIMIT.max_answers
+    assert snap.messages_handled == 1 + len(bounces)
+    assert snap.answers_suppressed == 1
+    assert [d.suppressed for d in snap.routing_log] == [False, False, False, True]
+
+
+async def test_a_reply_to_an_open_alert_is_forwarded_after_the_limit(h: Harness) -> None:
+    customer = h.add(sms_customer())
+    phone = customer.phone or ""
+    handle = await h.start(alert_request(customer))
+    [alert_sms] = await h.wait_for_sms(phone, 1)
+
+    for n in range(5):
+        await h.reply(phone, f"what is this? {n}")
+    snap = await poll_async(lambda: h.snapshot(phone), lambda s: s.messages_handled == 5)
+    assert len(h.office.sms_to(phone)) == 1 + 3
+    assert snap.answers_suppressed == 2
+
+    await h.reply(phone, f"YES {code_in(alert_sms)}")
+    result = await h.finish(handle)
+
+    assert result.outcome is AlertOutcome.CONFIRM
+    assert [c.body["outcome"] for c in h.office.of("fraud")] == ["genuine"]
+    # The alert's own "confirmed" notice is not an unsolicited answer either.
+    texts = h.office.sms_to(phone)
+    assert len(texts) == 1 + 3 + 1 and "thanks" in texts[-1]
+    snap = await h.snapshot(phone)
+    assert [(d.route, d.suppressed) for d in snap.routing_log] == [
+        *[(Route.NOT_UNDERSTOOD, False)] * 3,
+        *[(Route.NOT_UNDERSTOOD, True)] * 2,
+        (Route.FORWARD, False),
+    ]
+
+
+async def test_stop_is_confirmed_after_the_limit_start_is_not(h: Harness) -> None:
+    phone = new_phone()
+    store = OptOutStore(create_db_engine(h.settings.database_url))
+    digest = address_hash(h.settings.address_hash_key.get_secret_value(), phone)
+    for n in range(3):
+        await h.reply(phone, f"hello {n}")
+    await h.wait_for_sms(phone, 3)
+
+    await h.reply(phone, "STOP")
+    texts = await h.wait_for_sms(phone, 4)
+    assert "unsubscribed" in texts[3]  # carriers require it: never suppressed
+    assert store.is_opted_out(digest)
+
+    await h.reply(phone, "START")
+    snap = await poll_async(lambda: h.snapshot(phone), lambda s: s.messages_handled == 5)
+    assert not store.is_opted_out(digest)  # the opt-in took effect; only its answer is silent
+    assert len(h.office.sms_to(phone)) == 4
+    assert [(d.route, d.suppressed) for d in snap.routing_log[-2:]] == [
+        (Route.OPT_OUT, False),
+        (Route.OPT_IN, True),
+    ]

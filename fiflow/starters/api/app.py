@@ -24,6 +24,12 @@ from fiflow.starters.api import (
     reports,
 )
 from fiflow.starters.api.limits import BodyLimitMiddleware, BodyTooLarge
+from fiflow.starters.api.rate_limits import (
+    RateLimited,
+    RateLimiter,
+    limits_from_settings,
+    rate_limited_response,
+)
 from fiflow.starters.api.state import ApiState, api_state
 
 
@@ -47,7 +53,9 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     )
     app.state.fiflow = state
     app.state.api_keys = state.api_keys
+    app.state.rate_limiter = RateLimiter(limits_from_settings(settings))
     errors.install(app)
+    app.add_exception_handler(RateLimited, rate_limited_response)
 
     async def too_large(_: object, __: Exception) -> JSONResponse:
         return errors.error_response(

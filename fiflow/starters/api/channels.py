@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import SQLAlchemyError
 
 from fiflow.domain.alerts import SAFE_ID, ReplyOutcome
+from fiflow.domain.phones import InvalidPhoneNumber, normalise_phone
 from fiflow.integrations.twilio_signature import is_valid_signature
 from fiflow.starters.alerts_client import (
     alert_view,
@@ -26,7 +30,10 @@ log = logging.getLogger("fiflow.api")
 router = APIRouter(prefix="/v1/channels", tags=["channels"])
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
-E164 = r"^\+[1-9][0-9]{6,14}$"
+# A ledger call slower than this is given up on: the provider times the webhook out at 15 s.
+LEDGER_TIMEOUT_S = 2.0
+
+T = TypeVar("T")
 
 
 @router.post("/sms/inbound", response_class=Response)
@@ -41,7 +48,7 @@ async def sms_inbound(request: Request, state: ApiState = Depends(api_state)) ->
         params.setdefault(key, []).append(value)
     url = settings.sms_webhook_public_url or str(request.url)
     signature = request.headers.get("X-Twilio-Signature")
-    if not is_valid_signature(settings.sms_auth_token, url, params, signature):
+    if not is_valid_signature(settings.sms_auth_token.get_secret_value(), url, params, signature):
         raise ApiError(403, "invalid_signature", "X-Twilio-Signature is missing or wrong")
     account = params.get("AccountSid", [settings.sms_account_sid])[0]
     if account != settings.sms_account_sid:
@@ -49,19 +56,42 @@ async def sms_inbound(request: Request, state: ApiState = Depends(api_state)) ->
     sender = _one(params, "From")
     message_id = _one(params, "MessageSid")
     body = params.get("Body", [""])[0]
-    if not re.match(E164, sender):
-        raise ApiError(422, "invalid_request", "From is not an E.164 phone number")
+    try:
+        # The conversation and the opt-out are keyed by the E.164 form, whatever came in.
+        sender = normalise_phone(sender)
+    except InvalidPhoneNumber as exc:
+        raise ApiError(422, "invalid_phone_number", f"From: {exc}") from None
     if not re.match(SAFE_ID, message_id):
         raise ApiError(422, "invalid_request", "MessageSid is not a message identifier")
+    ledger = state.message_ledger
+    # The conversation only remembers its own last few hundred IDs; the ledger drops a replay
+    # weeks later. If the database is down the message is delivered anyway: the
+    # conversation's own dedup still applies, and losing a customer's reply is worse.
+    if await _ledger_call("check", ledger.seen, message_id):
+        log.info("replayed MessageSid dropped: %s", message_id)
+        return Response(EMPTY_TWIML, media_type="text/xml")
+    received_at = datetime.now(UTC)
     await deliver_sms(
         await state.client(),
         settings,
         sender=sender,
         body=body[:1600],
         message_id=message_id,
-        received_at=datetime.now(UTC),
+        received_at=received_at,
     )
+    # Recorded only once delivered: a failed delivery answers 5xx and the provider's retry
+    # must get through. A duplicate racing in between is caught by the conversation's dedup.
+    await _ledger_call("record", ledger.record, message_id, received_at)
     return Response(EMPTY_TWIML, media_type="text/xml")
+
+
+async def _ledger_call(what: str, call: Callable[..., T], *args: object) -> T | None:
+    """Run a blocking ledger call off the event loop; None (and a warning) if it failed."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(call, *args), LEDGER_TIMEOUT_S)
+    except (SQLAlchemyError, TimeoutError) as exc:
+        log.warning("sms message ledger %s failed: %s", what, type(exc).__name__)
+        return None
 
 
 def _one(params: dict[str, list[str]], name: str) -> str:

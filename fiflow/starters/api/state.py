@@ -14,6 +14,7 @@ from fiflow.integrations.crm import CrmClient
 from fiflow.integrations.database import create_db_engine
 from fiflow.integrations.http import make_client
 from fiflow.integrations.interactions_store import InteractionStore
+from fiflow.integrations.message_ledger import MessageLedger
 from fiflow.integrations.reports import CreditReportStore
 from fiflow.integrations.rule_versions import RuleVersionStore
 from fiflow.integrations.rules_store import RuleStore
@@ -35,6 +36,7 @@ class ApiState:
         self.rule_versions = RuleVersionStore(self.engine)
         self.rules = RuleStore(settings.rules_dir, self.rule_versions)
         self.interactions = InteractionStore(self.engine)
+        self.message_ledger = MessageLedger(self.engine)
         self._reports = CreditReportStore(self.engine)
         self._client = client
         self._lock = asyncio.Lock()
