@@ -10,7 +10,13 @@ from temporalio import activity
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
-from fiflow.domain.conversations import AutoReplyLimit, ConversationInput, RegisterAlert
+from fiflow.domain.conversations import (
+    AlertCap,
+    AlertRegistration,
+    AutoReplyLimit,
+    ConversationInput,
+    RegisterAlert,
+)
 from fiflow.domain.keys import address_hash, conversation_workflow_id
 from fiflow.integrations.settings import Settings
 
@@ -26,6 +32,7 @@ class RegisterAlertWithConversation(BaseModel):
     alert_id: str
     summary: str
     registered_at: datetime
+    cap: AlertCap | None = None  # set when the alert goes out by SMS
 
 
 class Registration(BaseModel):
@@ -33,6 +40,7 @@ class Registration(BaseModel):
 
     reply_code: str
     conversation_id: str
+    merged: bool = False  # over the cap: no SMS of its own, a digest lists it
 
 
 def auto_reply_limit(settings: Settings) -> AutoReplyLimit:
@@ -85,13 +93,20 @@ class ConversationActivities:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary="SMS conversation",
         )
-        code = await self._client.execute_update_with_start_workflow(
+        registration = await self._client.execute_update_with_start_workflow(
             REGISTER_UPDATE,
             RegisterAlert(
-                alert_id=req.alert_id, summary=req.summary, registered_at=req.registered_at
+                alert_id=req.alert_id,
+                summary=req.summary,
+                registered_at=req.registered_at,
+                cap=req.cap,
             ),
             start_workflow_operation=start,
             id=f"register-{req.alert_id}",
-            result_type=str,
+            result_type=AlertRegistration,
         )
-        return Registration(reply_code=code, conversation_id=workflow_id)
+        return Registration(
+            reply_code=registration.reply_code,
+            conversation_id=workflow_id,
+            merged=registration.merged,
+        )

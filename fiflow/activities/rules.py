@@ -69,6 +69,7 @@ class RuleActivities:
             templates=rules.templates,
             policy=policy,
             sms_max_segments=rules.sms_max_segments,
+            sms_alert_cap=rules.sms_alert_cap,
         )
 
     @activity.defn(name="load_credit_rules")

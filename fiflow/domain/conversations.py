@@ -26,6 +26,9 @@ class OpenAlert(BaseModel):
     reply_code: str
     summary: str  # "ACME Inc $912.00", for the clarifying message
     registered_at: datetime
+    # Over the address's alert cap: the alert sent no SMS of its own; a digest lists it.
+    merged: bool = False
+    in_digest: bool = False  # a digest listing it went out
 
 
 class ClosedAlert(BaseModel):
@@ -47,6 +50,27 @@ class RegisterAlert(BaseModel):
     alert_id: str
     summary: str  # "ACME Inc $912.00", for the clarifying message
     registered_at: datetime
+    # Set when the alert would go out by SMS: over the cap, it merges into a digest.
+    cap: AlertCap | None = None
+
+
+class AlertCap(BaseModel):
+    """How many alerts one SMS address gets as messages of their own per window.
+
+    Beyond it the alerts still open and wait for replies, but their texts merge: they gather
+    for `merge_wait`, then one digest SMS lists them all with their codes.
+    """
+
+    max_alerts: int = Field(default=5, ge=1, le=100)
+    window: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0))
+    merge_wait: timedelta = Field(default=timedelta(minutes=2), ge=timedelta(0))
+
+
+class AlertRegistration(BaseModel):
+    """What `register_alert` answers: the alert's reply code and whether it was merged."""
+
+    reply_code: str
+    merged: bool = False
 
 
 class AlertClosed(BaseModel):
@@ -107,6 +131,11 @@ class ConversationState(BaseModel):
     # When the unsolicited answers still inside the window went out (at most the limit).
     auto_replies_sent: list[datetime] = Field(default_factory=list)
     answers_suppressed: int = 0
+    # When the alerts still inside the cap's window were registered (at most the cap), and
+    # when the digest of merged alerts is due (None: nothing merged waits).
+    alerts_sent: list[datetime] = Field(default_factory=list)
+    digest_due: datetime | None = None
+    digests_sent: int = 0
 
 
 class AutoReplyLimit(BaseModel):
@@ -140,6 +169,7 @@ class ConversationSnapshot(BaseModel):
     messages_handled: int
     pending: int
     answers_suppressed: int = 0
+    digests_sent: int = 0
 
 
 # Everything the conversation says on its own rather than for an alert. An auto-responder
@@ -171,10 +201,17 @@ class AutoReplyBudget(NamedTuple):
 
 def spend_auto_reply(sent: list[datetime], limit: AutoReplyLimit, at: datetime) -> AutoReplyBudget:
     """Take one unsolicited answer from the address's sliding window, if one is left."""
-    recent = [t for t in sent if at - t < limit.window]
-    if len(recent) >= limit.max_answers:
-        return AutoReplyBudget(False, keep_last(recent, limit.max_answers))
-    return AutoReplyBudget(True, keep_last([*recent, at], limit.max_answers))
+    return take_from_window(sent, limit.max_answers, limit.window, at)
+
+
+def take_from_window(
+    taken: list[datetime], limit: int, window: timedelta, at: datetime
+) -> AutoReplyBudget:
+    """Take one use of a sliding window (at most `limit` per `window`), if one is left."""
+    recent = [t for t in taken if at - t < window]
+    if len(recent) >= limit:
+        return AutoReplyBudget(False, keep_last(recent, limit))
+    return AutoReplyBudget(True, keep_last([*recent, at], limit))
 
 
 def route_message(

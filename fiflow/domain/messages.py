@@ -30,6 +30,17 @@ def unknown_code(fi_name: str, code: str, alerts: list[OpenAlert]) -> str:
     )
 
 
+def digest(fi_name: str, alerts: list[OpenAlert]) -> str:
+    """One text for the alerts merged over the address's cap, each with its code."""
+    return _listing(
+        alerts,
+        lambda listed: (
+            f"{fi_name}: {len(alerts)} more card alert{'s' if len(alerts) != 1 else ''} "
+            f"({listed}). Reply YES with the code if it was you, NO with the code if not."
+        ),
+    )
+
+
 def _listing(alerts: list[OpenAlert], build: Callable[[str], str]) -> str:
     """A text listing the open alerts, within the SMS segment limit.
 

@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from fiflow.domain.conversations import AlertCap
 from fiflow.domain.phones import is_known_region
 from fiflow.domain.text import DEFAULT_SMS_MAX_SEGMENTS, fit_sms, sms_segments
 
@@ -151,6 +152,8 @@ class AlertRuleSet(BaseModel):
     # texted, by any flow. Read at the moment of sending, so removing a country takes effect
     # for runs already in flight too.
     sms_countries: list[str] = Field(default_factory=lambda: ["US", "CA"], min_length=1)
+    # Alerts per phone number per window as texts of their own; the rest merge into a digest.
+    sms_alert_cap: AlertCap = Field(default_factory=AlertCap)
     templates: dict[str, str]
     alert_types: dict[str, AlertPolicy] = Field(min_length=1)
 
@@ -207,6 +210,7 @@ class AlertRules(BaseModel):
     templates: dict[str, str]
     policy: AlertPolicy
     sms_max_segments: int = DEFAULT_SMS_MAX_SEGMENTS
+    sms_alert_cap: AlertCap | None = None
 
 
 def template_fields(text: str, *, name: str | None = None) -> set[str]:

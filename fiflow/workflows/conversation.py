@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from datetime import timedelta
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, FailureError
 
@@ -15,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
         SEEN_MESSAGE_IDS_KEPT,
         UNSOLICITED_ROUTES,
         AlertClosed,
+        AlertRegistration,
         ClosedAlert,
         ConversationInput,
         ConversationSnapshot,
@@ -26,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         keep_last,
         route_message,
         spend_auto_reply,
+        take_from_window,
     )
     from fiflow.domain.customers import Channel
     from fiflow.domain.keys import alert_workflow_id, idempotency_key, pick_reply_code
@@ -46,27 +51,41 @@ class ConversationWorkflow:
     # --- handlers (they only record; the main loop does the work, in arrival order) ----
 
     @workflow.update(name="register_alert")
-    def register_alert(self, req: RegisterAlert) -> str:
-        """An alert now waits for this address's reply; returns its reply code.
+    def register_alert(self, req: RegisterAlert) -> AlertRegistration:
+        """An alert now waits for this address's reply: its reply code, and whether it merged.
 
-        Idempotent: an alert registered before (a retried activity) gets its code back.
+        Over the cap, the alert is merged: it sends no SMS of its own and the next digest
+        lists it. Idempotent: an alert registered before (a retried activity) gets the same
+        answer back.
         """
         st = self._state
-        known = {a.alert_id: a.reply_code for a in st.open_alerts}
-        known.update((c.alert_id, c.reply_code) for c in st.closed_alerts)
-        if req.alert_id in known:
-            return known[req.alert_id]
+        for alert in st.open_alerts:
+            if alert.alert_id == req.alert_id:
+                return AlertRegistration(reply_code=alert.reply_code, merged=alert.merged)
+        for closed in st.closed_alerts:
+            if closed.alert_id == req.alert_id:
+                return AlertRegistration(reply_code=closed.reply_code)
         code = pick_reply_code(req.alert_id, {a.reply_code for a in st.open_alerts})
+        merged = False
+        if req.cap is not None:
+            now = workflow.now()
+            allowed, st.alerts_sent = take_from_window(
+                st.alerts_sent, req.cap.max_alerts, req.cap.window, now
+            )
+            merged = not allowed
+            if merged and st.digest_due is None:
+                st.digest_due = now + req.cap.merge_wait
         st.open_alerts.append(
             OpenAlert(
                 alert_id=req.alert_id,
                 reply_code=code,
                 summary=req.summary,
                 registered_at=req.registered_at,
+                merged=merged,
             )
         )
         self._details()
-        return code
+        return AlertRegistration(reply_code=code, merged=merged)
 
     @workflow.signal(name="alert_closed")
     def alert_closed(self, sig: AlertClosed) -> None:
@@ -97,6 +116,7 @@ class ConversationWorkflow:
             messages_handled=st.messages_handled,
             pending=len(st.pending),
             answers_suppressed=st.answers_suppressed,
+            digests_sent=st.digests_sent,
         )
 
     # --- main loop ------------------------------------------------------------------------
@@ -107,10 +127,21 @@ class ConversationWorkflow:
         st = self._state
         self._details()
         while True:
-            if st.open_alerts:
+            if st.digest_due is not None:
+                # Merged alerts gather until their digest is due: the one timer an address
+                # over its alert cap pays. Messages are still handled meanwhile.
+                wait = st.digest_due - workflow.now()
+                if wait > timedelta(0):
+                    with contextlib.suppress(TimeoutError):
+                        await workflow.wait_condition(self._has_work, timeout=wait)
+                if workflow.now() >= st.digest_due:
+                    await self._send_digest()
+            elif st.open_alerts:
                 # No timer while alerts are open: a timer per wait would cost two events
                 # and often a workflow task for every message the conversation handles.
-                await workflow.wait_condition(lambda: self._has_work() or not st.open_alerts)
+                await workflow.wait_condition(
+                    lambda: self._has_work() or not st.open_alerts or st.digest_due is not None
+                )
             else:
                 try:
                     await workflow.wait_condition(
@@ -225,6 +256,33 @@ class ConversationWorkflow:
             )
         except ActivityError as err:
             workflow.logger.warning("answer to a message could not be sent: %s", err.cause)
+
+    async def _send_digest(self) -> None:
+        """One SMS listing every merged alert still open that no digest listed yet."""
+        st = self._state
+        st.digest_due = None
+        listed = [a for a in st.open_alerts if a.merged and not a.in_digest]
+        if not listed:
+            return  # all answered or closed before the digest was due
+        for alert in listed:
+            alert.in_digest = True
+        st.digests_sent += 1
+        key = idempotency_key(workflow.info().workflow_id, f"digest:{st.digests_sent}")
+        try:
+            await workflow.execute_activity_method(
+                MessagingActivities.send_sms,
+                SendSms(
+                    to=self._inp.address,
+                    body=messages.digest(self._inp.fi_name, listed),
+                    purpose="alert:digest",
+                    idempotency_key=key,
+                ),
+                **BACKOFFICE,
+            )
+        except ActivityError as err:
+            # The merged alerts' own escalation (resend, callback) still runs.
+            workflow.logger.warning("alert digest could not be sent: %s", type(err.cause).__name__)
+        self._details()
 
     # --- helpers --------------------------------------------------------------------------
 

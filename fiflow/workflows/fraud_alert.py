@@ -74,6 +74,7 @@ class FraudAlertWorkflow:
         self._rules: AlertRules | None = None
         self._customer: Customer | None = None
         self._conversation_id: str | None = None
+        self._merged = False  # over the number's alert cap: the conversation's digest texts it
         self._search_updates: list[SearchAttributeUpdate] = []
 
     # --- handlers -------------------------------------------------------------------------
@@ -121,7 +122,11 @@ class FraudAlertWorkflow:
         if limit is not None and req.transaction.amount >= limit:
             s.card_pre_blocked = await self._card(True, "pre_block", "pre_block_high_amount")
 
-        sent = await self._send_alert(channel_order(customer), "alert")
+        sent: Channel | None
+        if self._merged:
+            sent = self._merged_into_digest()
+        else:
+            sent = await self._send_alert(channel_order(customer), "alert")
         outcome: AlertOutcome
         if sent is None:
             self._accepting = False
@@ -166,6 +171,10 @@ class FraudAlertWorkflow:
         if not customer.phone:
             s.reply_code = reply_code_candidates(s.alert_id)[0]
             return
+        rules = self._rules
+        assert rules is not None
+        # The cap counts texts: only an alert that goes out by SMS first can be merged.
+        by_sms = channel_order(customer)[:1] == [Channel.SMS]
         reg = await workflow.execute_local_activity_method(
             ConversationActivities.register_alert,
             RegisterAlertWithConversation(
@@ -173,12 +182,25 @@ class FraudAlertWorkflow:
                 alert_id=s.alert_id,
                 summary=self._summary(),
                 registered_at=workflow.now(),
+                cap=rules.sms_alert_cap if by_sms else None,
             ),
             **LOCAL_CALL,
         )
         s.reply_code = reg.reply_code
         self._conversation_id = reg.conversation_id
+        self._merged = reg.merged
         s.path.append("registered with SMS conversation")
+
+    def _merged_into_digest(self) -> Channel:
+        """Over the alert cap: no SMS of its own; the conversation's digest lists it."""
+        s = self._status
+        s.path.append("merged into the SMS digest (alert cap reached)")
+        self._record("send_sms:alert", "merged", "listed in the conversation's next digest")
+        s.channel = Channel.SMS
+        s.channels_used.append(Channel.SMS)
+        s.timings.setdefault("sent", workflow.now())
+        self._search_updates.append(sa.CHANNEL.value_set(Channel.SMS.value))
+        return Channel.SMS
 
     async def _reply_within(self, wait: timedelta) -> bool:
         try:
