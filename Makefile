@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: up test lint bench install clean
+.PHONY: up test lint bench install clean record-histories
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,33 @@ lint: $(VENV)/.installed-dev
 ## make bench: run the alert benchmark against a stack started with `make up`
 bench: $(VENV)/.installed-run
 	$(BIN)/python bench/alerts.py $(ARGS)
+
+## make record-histories: refresh the replay gate's recorded histories (deliberately: see
+## docs/architecture.md, "Changing workflows with runs in flight")
+RECORD_SCENARIOS := \
+	tests/workflows/test_fraud_alert.py::test_confirm_records_genuine_and_thanks_the_customer \
+	tests/workflows/test_fraud_alert.py::test_contest_blocks_card_books_priority_callback \
+	tests/workflows/test_fraud_alert.py::test_no_reply_runs_the_whole_ladder \
+	tests/workflows/test_fraud_alert.py::test_push_customer_answers_with_a_push_action \
+	tests/workflows/test_conversation.py::test_two_open_alerts_codeless_reply_asks_which_then_codes_apply \
+	tests/workflows/test_conversation.py::test_continue_as_new_keeps_open_alerts_seen_ids_and_opt_out \
+	tests/workflows/test_conversation.py::test_stop_start_help \
+	tests/workflows/test_alert_cap.py::test_alerts_over_the_cap_merge_into_one_digest_whose_codes_work \
+	tests/workflows/test_credit_application.py::test_a_strong_application_is_approved_set_up_and_reported \
+	tests/workflows/test_credit_application.py::test_an_unreviewed_referral_is_reminded_escalated_then_declined \
+	tests/workflows/test_credit_application.py::test_a_manager_asks_for_information_then_approves \
+	tests/workflows/test_credit_application.py::test_a_billing_failure_is_compensated_in_reverse_order \
+	tests/workflows/test_credit_children.py::test_a_flaky_bureau_still_sees_exactly_one_hard_pull \
+	tests/workflows/test_credit_children.py::test_account_history_pages_through_every_statement \
+	tests/workflows/test_follow_ups.py::test_attempts_run_out_then_it_gives_up_with_a_crm_note \
+	tests/workflows/test_follow_ups.py::test_a_moved_follow_up_contacts_at_the_new_time \
+	tests/workflows/test_interactions.py::test_a_repeat_caller_whose_self_service_failed_gets_priority_and_a_follow_up \
+	tests/workflows/test_interactions.py::test_a_card_dispute_starts_a_fraud_alert_for_the_last_transaction \
+	tests/workflows/test_interactions.py::test_asking_about_a_loan_prepares_a_prefilled_application
+
+record-histories: $(VENV)/.installed-dev
+	rm -rf tests/replay/histories
+	FIFLOW_RECORD_HISTORIES=1 $(BIN)/pytest -q -p no:randomly $(RECORD_SCENARIOS)
 
 clean:
 	rm -rf $(VENV) .fiflow .pytest_cache .mypy_cache .ruff_cache

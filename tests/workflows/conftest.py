@@ -9,6 +9,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from tests.workflows.credit_harness import CreditHarness, running_credit_harness
+from tests.workflows.credit_standins import STAND_IN_TYPES
 from tests.workflows.harness import Harness, running_harness
 from tests.workflows.interaction_harness import (
     InteractionHarness,
@@ -27,9 +28,14 @@ async def h(
 
 @pytest.fixture
 async def ch(
-    time_skipping_env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+    time_skipping_env: WorkflowEnvironment,
+    task_queue: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[CreditHarness]:
     """Credit workflows with stand-in children."""
+    # Stand-ins run under the children's names: their histories are not the real code's.
+    request.node.replay_skip_types = STAND_IN_TYPES
     async with running_credit_harness(time_skipping_env, task_queue, tmp_path) as harness:
         yield harness
 

@@ -57,6 +57,10 @@ class ChildScripts:
         return self.history[inp.application_id]
 
 
+# Names the stand-ins register under (their histories are never replay material).
+STAND_IN_TYPES = frozenset({"CreditCheckWorkflow", "AccountHistoryWorkflow"})
+
+
 @workflow.defn(name="CreditCheckWorkflow")
 class StandInCreditCheck:
     """Returns the scripted credit check."""
