@@ -153,7 +153,11 @@ class ConversationWorkflow:
                 except TimeoutError:
                     if not st.open_alerts and not st.pending:
                         break
-            while st.pending:
+            # Checked between messages too: under a steady stream the queue never empties,
+            # and what is still queued goes across in the state. Patched: histories written
+            # before drained the whole queue first (docs/architecture.md, section 7).
+            mid_queue = workflow.patched("continue-as-new-mid-queue")
+            while st.pending and not (mid_queue and self._history_too_long()):
                 await self._handle(st.pending[0])
                 st.pending.pop(0)
                 st.messages_handled += 1

@@ -367,3 +367,36 @@ async def test_stop_is_confirmed_after_the_limit_start_is_not(h: Harness) -> Non
         (Route.OPT_OUT, False),
         (Route.OPT_IN, True),
     ]
+
+
+async def test_a_steady_stream_still_continues_as_new_and_loses_nothing(h: Harness) -> None:
+    customer = h.add(sms_customer())
+    phone = customer.phone or ""
+    conv_id = h.conversation_id(phone)
+    conv = await h.client.start_workflow(
+        ConversationWorkflow.run,
+        ConversationInput(
+            address=phone,
+            address_digest=conv_id.removeprefix("conv-sms-"),
+            fi_name=h.settings.fi_name,
+            continue_as_new_after_events=40,
+            # Every message gets an answer (an activity): the queue drains slowly.
+            auto_replies=AutoReplyLimit(max_answers=100, window=timedelta(hours=1)),
+        ),
+        id=conv_id,
+        task_queue=h.settings.task_queue,
+    )
+    first_run = conv.result_run_id
+    await asyncio.gather(*(h.reply(phone, f"hello {n}") for n in range(30)))
+    snap = await poll_async(
+        lambda: h.snapshot(phone), lambda s: s.messages_handled == 30 and s.pending == 0, within=30
+    )
+    assert snap.messages_handled == 30
+    answers = await h.wait_for_sms(phone, 30)
+    assert len(answers) == 30  # every message answered once, none lost across the runs
+    first = h.client.get_workflow_handle(conv_id, run_id=first_run)
+    desc = await poll_async(
+        first.describe, lambda d: d.status is WorkflowExecutionStatus.CONTINUED_AS_NEW
+    )
+    # It continued as new while messages were still queued, not after the queue emptied.
+    assert desc.history_length < 40 + 30, desc.history_length
