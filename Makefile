@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
+# The Web UI browser test drives Debian's Chromium (a browser is never downloaded by a test).
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: up test lint bench install clean record-histories
 
@@ -19,14 +21,19 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(VENV)/.installed-run $@
 
+$(CHROMIUM):
+	@echo "Installing Chromium from Debian for the Web UI browser test (apt-get, as root)"
+	@apt-get update -qq
+	@DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+
 install: $(VENV)/.installed-run
 
 ## make up: install, then run the whole local stack in the foreground (Ctrl-C stops it)
 up: $(VENV)/.installed-run
 	$(BIN)/fiflow up $(ARGS)
 
-## make test: install with the test extra, lint, type-check, run the whole suite
-test: $(VENV)/.installed-dev
+## make test: install with the test extra (and Chromium when missing), lint, type-check, run the whole suite
+test: $(VENV)/.installed-dev | $(CHROMIUM)
 	$(BIN)/ruff check fiflow tests bench
 	$(BIN)/ruff format --check fiflow tests bench
 	$(BIN)/mypy fiflow
