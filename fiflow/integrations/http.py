@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 
+from fiflow.domain.redaction import exception_summary, provider_error, safe_code
+
 
 class BackofficeError(Exception):
     """A back-office call that did not succeed."""
@@ -29,21 +31,26 @@ RETRYABLE_STATUS = {408, 409, 425, 429}
 
 
 def check(system: str, response: httpx.Response) -> Any:
-    """Return the JSON body of a successful response, or raise the matching error."""
+    """Return the JSON body of a successful response, or raise the matching error.
+
+    The error keeps the provider's code and the HTTP status, never the provider's message:
+    providers echo their input there (numbers, names, merchants), and an exception's text
+    travels on into Temporal failures, logs and stored reports.
+    """
     if response.is_success:
         return response.json() if response.content else None
-    code, message = "", response.reason_phrase
+    code = ""
     try:
         body = response.json()
         if isinstance(body, dict):
-            code = str(body.get("code", ""))
-            message = str(body.get("message", message))
+            code = safe_code(body.get("code", ""))
     except ValueError:
         pass
     status = response.status_code
+    message = provider_error(status, code)
     if status >= 500 or status in RETRYABLE_STATUS:
-        raise TransientError(system, f"HTTP {status} {message}", status=status, code=code)
-    raise BusinessError(system, f"HTTP {status} {message}", status=status, code=code or "rejected")
+        raise TransientError(system, message, status=status, code=code)
+    raise BusinessError(system, message, status=status, code=code or "rejected")
 
 
 async def send(system: str, client: httpx.AsyncClient, method: str, url: str, **kw: Any) -> Any:
@@ -51,7 +58,8 @@ async def send(system: str, client: httpx.AsyncClient, method: str, url: str, **
     try:
         response = await client.request(method, url, **kw)
     except httpx.TransportError as exc:
-        raise TransientError(system, f"{type(exc).__name__}: {exc}") from exc
+        # httpx's texts can quote the URL, whose path or query may hold a customer's data.
+        raise TransientError(system, exception_summary(exc)) from None
     return check(system, response)
 
 

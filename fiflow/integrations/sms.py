@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from fiflow.domain.redaction import exception_summary
 from fiflow.integrations.http import BusinessError, TransientError, check, idem
 
 SYSTEM = "sms"
@@ -29,7 +30,8 @@ class SmsClient:
                 headers=idem(key),
             )
         except httpx.TransportError as exc:
-            raise TransientError(SYSTEM, f"{type(exc).__name__}: {exc}") from exc
+            # httpx's texts can quote the URL; the summary keeps the type and a scrubbed text.
+            raise TransientError(SYSTEM, exception_summary(exc)) from None
         data = check(SYSTEM, response)
         if not isinstance(data, dict) or "sid" not in data:
             raise BusinessError(SYSTEM, "response has no message sid", code="bad_response")

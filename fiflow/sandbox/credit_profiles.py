@@ -7,6 +7,7 @@ and always a few strong customers with a clean history.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 from datetime import date
@@ -133,10 +134,19 @@ def _tiers(seed: int, count: int) -> list[Tier]:
     return tiers[:count]
 
 
+# The canaries copy customers 1 and 3: one is approved outright, the other is referred.
+CANARY_PROFILES = {"cust-canary-01": 1, "cust-canary-02": 3}
+
+
 def build_profiles(seed: int = 7, count: int = 24) -> list[CreditProfile]:
-    """One profile per seeded customer, in customer order."""
+    """One profile per seeded customer, in customer order, then the canaries'."""
     drawn = _tiers(seed, max(0, count - len(FIXED)))
-    return [
+    numbered = [
         _fixed(number) if number in FIXED else _drawn(seed, number, drawn[number - len(FIXED) - 1])
         for number in range(1, count + 1)
     ]
+    canaries = [
+        dataclasses.replace(_fixed(number), customer_id=cid)
+        for cid, number in CANARY_PROFILES.items()
+    ]
+    return numbered + canaries

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from fiflow.sandbox.errors import SandboxError, twilio_generic
+from fiflow.sandbox.errors import SandboxError, TwilioError, twilio_generic
 from fiflow.sandbox.state import SandboxState
 
 # An action runs synchronously: with no await between the idempotency lookup and the
@@ -49,12 +50,33 @@ def idempotency_key(request: Request) -> str | None:
     return None
 
 
-def injected_error(system: str, status_code: int) -> SandboxError:
-    """The error answered for an injected fault, in that system's error shape."""
+def injected_error(
+    system: str, status_code: int, *, echo: bool = False, request: Any = None
+) -> SandboxError:
+    """The error answered for an injected fault, in that system's error shape.
+
+    With `echo`, the message quotes the request the way real providers do.
+    """
+    if echo:
+        return _echoing_error(system, status_code, request)
     message = f"Injected fault on {system} (status {status_code})."
     if system == "sms":
         return twilio_generic(status_code, message)
     return SandboxError(status_code, "injected_fault", message)
+
+
+def _echoing_error(system: str, status_code: int, request: Any) -> SandboxError:
+    fields = request if isinstance(request, dict) else {}
+    if system == "sms":
+        # Twilio's 21211 (invalid To) and 21617 (body too long) quote the input verbatim.
+        to, body = fields.get("To", ""), fields.get("Body", "")
+        message = f"The 'To' number {to} is not a valid phone number. Body: {body}"
+        return TwilioError(status_code, 21211 if status_code < 500 else 20500, message)
+    return SandboxError(
+        status_code,
+        "request_rejected",
+        f"Could not process request {json.dumps(request, default=str)}",
+    )
 
 
 async def handle_call(
@@ -72,6 +94,8 @@ async def handle_call(
     if latency:
         await asyncio.sleep(latency)
     key = idempotency_key(request) if write else None
+    # What an echoing fault quotes: the body, else the path and query (a GET's input).
+    echoed = body if body is not None else f"{request.url.path}?{request.url.query}"
 
     def record(status_code: int, *, replayed: bool = False, fault: bool = False) -> None:
         state.calls.record(
@@ -91,7 +115,7 @@ async def handle_call(
             guard()
         fault = state.faults.trip(system)
         if fault is not None:
-            error = injected_error(system, fault.status_code)
+            error = injected_error(system, fault.status_code, echo=fault.echo, request=echoed)
             record(error.status_code, fault=True)
             return error.response()
         if key is not None and (stored := state.idempotency.get(system, key)) is not None:

@@ -121,8 +121,42 @@ def _language(number: int) -> str:
     return {5: "es", 6: "fr"}.get(number % 8, "en")
 
 
+# Canaries: customers whose every personal value is unmistakable, so a test can run every
+# flow for them and then search logs, histories and databases for any of those values.
+# Their IDs are not numbered (the numbered range is the benchmark's), their phones are in
+# an area code the numbered customers never use, and nothing else in the sandbox looks
+# like their names, card digits or account numbers.
+CANARY_CUSTOMERS = (
+    Customer(
+        customer_id="cust-canary-01",
+        name="Quillon Zephyrine Canarywhistle",
+        phone="+15055550187",
+        push_device_id=None,
+        preferred_channel="sms",
+        timezone="America/Denver",
+        language="en",
+        accounts=[
+            Account(account_id="acc-8274619305", type="checking", currency="USD"),
+            Account(account_id="acc-8274619313", type="credit_card", currency="USD"),
+        ],
+        cards=[Card(card_id="card-8274619321", last4="9173", account_id="acc-8274619305")],
+    ),
+    Customer(
+        customer_id="cust-canary-02",
+        name="Ysoldra Brackenwhirl Canarytrill",
+        phone="+15055550142",
+        push_device_id=None,
+        preferred_channel="sms",
+        timezone="America/Denver",
+        language="en",
+        accounts=[Account(account_id="acc-6391847052", type="checking", currency="USD")],
+        cards=[Card(card_id="card-6391847060", last4="6482", account_id="acc-6391847052")],
+    ),
+)
+
+
 def build_customers(seed: int = 7, count: int = 24) -> list[Customer]:
-    """Seeded customers; the first four are fixed because tests and docs rely on them."""
+    """Seeded customers then the canaries; the first four are fixed (tests and docs use them)."""
     rng = random.Random(seed)
     customers: list[Customer] = []
     for number in range(1, count + 1):
@@ -157,4 +191,5 @@ def build_customers(seed: int = 7, count: int = 24) -> list[Customer]:
                 cards=cards,
             )
         )
+    customers.extend(c.model_copy(deep=True) for c in CANARY_CUSTOMERS)
     return customers

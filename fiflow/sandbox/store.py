@@ -114,6 +114,10 @@ class Fault(BaseModel):
     status_code: int = Field(default=500, ge=400, le=599)
     latency_ms: int = Field(default=0, ge=0, le=120_000)
     remaining: int | None = Field(default=None, ge=1)
+    # Real providers quote the request in their error messages (Twilio: "The 'To' number
+    # +1... is not a valid phone number"): with echo, the injected error does the same, so
+    # tests can check that such texts never travel further than the client.
+    echo: bool = False
 
 
 class FaultBook:

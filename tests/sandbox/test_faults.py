@@ -56,7 +56,14 @@ async def test_error_rate_fails_a_fraction(sandbox: httpx.AsyncClient) -> None:
     assert 25 <= statuses.count(503) <= 75
     listed = (await sandbox.get("/__sandbox/faults")).json()
     assert listed == [
-        {"system": "crm", "error_rate": 0.5, "status_code": 503, "latency_ms": 0, "remaining": None}
+        {
+            "system": "crm",
+            "error_rate": 0.5,
+            "status_code": 503,
+            "latency_ms": 0,
+            "remaining": None,
+            "echo": False,
+        }
     ]
     cleared = await sandbox.delete("/__sandbox/faults", params={"system": "crm"})
     assert cleared.json() == []
@@ -103,3 +110,29 @@ async def test_reset_restores_seeded_state(sandbox: httpx.AsyncClient) -> None:
     await sandbox.post("/cards/block", json=block, headers={"Idempotency-Key": "k"})
     [call] = (await sandbox.get("/__sandbox/calls", params={"idempotency_key": "k"})).json()
     assert call["replayed"] is False
+
+
+async def test_an_echoing_fault_quotes_the_request_like_real_providers(
+    sandbox: httpx.AsyncClient,
+) -> None:
+    await sandbox.post("/__sandbox/faults", json={"system": "fraud", "echo": True, "remaining": 1})
+    response = await sandbox.post("/fraud/cases", json=CASE)
+    assert response.status_code == 500
+    assert response.json()["code"] == "request_rejected"
+    assert "cust-0001" in response.json()["message"]
+
+    fault = {"system": "sms", "echo": True, "status_code": 400, "remaining": 1}
+    await sandbox.post("/__sandbox/faults", json=fault)
+    response = await sandbox.post(
+        f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+        data={"To": "+12025550101", "From": SMS_FROM, "Body": "Your code is 4242"},
+        auth=(ACCOUNT_SID, AUTH_TOKEN),
+    )
+    assert response.status_code == 400
+    error = response.json()
+    assert error["code"] == 21211
+    assert "+12025550101" in error["message"] and "Your code is 4242" in error["message"]
+
+    await sandbox.post("/__sandbox/faults", json={"system": "crm", "echo": True, "remaining": 1})
+    response = await sandbox.get("/crm/customers", params={"phone": "+12025550101"})
+    assert response.status_code == 500 and "2025550101" in response.json()["message"]

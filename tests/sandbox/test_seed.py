@@ -8,7 +8,12 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from fiflow.domain.phones import normalise_phone, phone_region
-from fiflow.sandbox.seed import FORMATTED_PHONE_CUSTOMER, build_customers, customer_id
+from fiflow.sandbox.seed import (
+    CANARY_CUSTOMERS,
+    FORMATTED_PHONE_CUSTOMER,
+    build_customers,
+    customer_id,
+)
 
 # NANP's fictional range: 555-0100..0199 in any area code.
 FICTIONAL = re.compile(r"^\+1[2-9][0-9]{2}55501[0-9]{2}$")
@@ -18,7 +23,9 @@ async def test_seeded_customers_meet_constraints(sandbox: httpx.AsyncClient) -> 
     customers = (await sandbox.get("/__sandbox/customers")).json()
     assert len(customers) >= 24
     ids = [c["customer_id"] for c in customers]
-    assert all(re.fullmatch(r"cust-[0-9]{4}", i) for i in ids)
+    canaries = [c.customer_id for c in CANARY_CUSTOMERS]
+    assert ids[-len(canaries) :] == canaries
+    assert all(re.fullmatch(r"cust-[0-9]{4}", i) for i in ids[: -len(canaries)])
     assert len(set(ids)) == len(ids)
     phones = [normalise_phone(c["phone"]) for c in customers]
     assert all(FICTIONAL.match(p) for p in phones) and len(set(phones)) == len(phones)
@@ -65,7 +72,7 @@ async def test_fixed_customers(sandbox: httpx.AsyncClient) -> None:
 def test_seed_is_deterministic() -> None:
     assert build_customers(7) == build_customers(7)
     assert build_customers(7) != build_customers(8)
-    assert len(build_customers(7, count=100)) == 100
+    assert len(build_customers(7, count=100)) == 100 + len(CANARY_CUSTOMERS)
     # The fixed customers do not depend on the seed.
     for seed in (1, 2, 3):
         first = build_customers(seed)[0]
@@ -86,3 +93,16 @@ async def test_crm_finds_a_formatted_number_by_its_e164_form(sandbox: httpx.Asyn
         found = (await sandbox.get("/crm/customers", params={"phone": asked})).json()
         assert [c["customer_id"] for c in found] == ["cust-0007"], asked
     assert (await sandbox.get("/crm/customers", params={"phone": "+12025550170"})).json() == []
+
+
+def test_canaries_share_no_value_with_any_seedable_customer() -> None:
+    customers = build_customers(7, count=9999)
+    canaries = customers[-len(CANARY_CUSTOMERS) :]
+    taken = {v for c in customers[: -len(CANARY_CUSTOMERS)] for v in (c.phone, *c.name.split())}
+    # Four digits cannot stay unique among 9999 customers' cards: unique among the 64 the
+    # end-to-end stack seeds.
+    e2e = build_customers(7, count=64)[: -len(CANARY_CUSTOMERS)]
+    taken |= {card.last4 for c in e2e for card in c.cards}
+    for canary in canaries:
+        mine = {canary.phone, *canary.name.split(), *(card.last4 for card in canary.cards)}
+        assert not mine & taken, canary.customer_id
