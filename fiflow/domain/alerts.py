@@ -56,6 +56,9 @@ class AlertInput(BaseModel):
     request: AlertRequest
     received_at: datetime
     fi_name: str = "Fiflow Bank"
+    # The per-alert key push reply tokens are made from (domain/push_binding.py); None for
+    # alerts started before push replies were bound: they take no push replies.
+    push_key: str | None = None
 
 
 class ReplyOutcome(StrEnum):
@@ -132,3 +135,5 @@ class AlertStatus(BaseModel):
     path: list[str] = Field(default_factory=list)
     actions: list[ActionRecord] = Field(default_factory=list)
     timings: dict[str, datetime] = Field(default_factory=dict)
+    # Devices the alert was pushed to: a push reply is accepted from these only.
+    pushed_to: list[str] = Field(default_factory=list)

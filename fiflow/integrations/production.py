@@ -24,6 +24,13 @@ def local_defaults_in_use(settings: Settings, *, codec_server: bool = False) -> 
     api_keys = set(settings.api_key_roles)
     if api_keys & set(defaults.parse_api_keys(defaults.LOCAL_API_KEYS)):
         found.append("FIFLOW_API_KEYS (a local key is in use)")
+    staff_keys = set(settings.staff_key_people)
+    if staff_keys & set(defaults.parse_staff_keys(defaults.LOCAL_STAFF_KEYS)):
+        found.append("FIFLOW_STAFF_KEYS (a local key is in use)")
+    if settings.customer_session_key.get_secret_value() == defaults.LOCAL_CUSTOMER_SESSION_KEY:
+        found.append("FIFLOW_CUSTOMER_SESSION_KEY")
+    if settings.push_token_key.get_secret_value() == defaults.LOCAL_PUSH_TOKEN_KEY:
+        found.append("FIFLOW_PUSH_TOKEN_KEY")
     if settings.sms_auth_token.get_secret_value() == defaults.LOCAL_SMS_AUTH_TOKEN:
         found.append("FIFLOW_SMS_AUTH_TOKEN")
     if settings.address_hash_key.get_secret_value() == defaults.LOCAL_ADDRESS_HASH_KEY:

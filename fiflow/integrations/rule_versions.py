@@ -12,9 +12,36 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, RowMapping
 
-from fiflow.integrations.database import begin_write, rule_versions
+from fiflow.integrations.database import begin_write, metadata, rule_versions
 
 _t = rule_versions.c
+
+# Activations waiting for a second admin (four-eyes rule sets), and how each one ended.
+# Defined beside the store that alone uses it; migration 0006 creates it.
+rule_activation_requests = sa.Table(
+    "rule_activation_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(32), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("content", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
+    sa.Column("content_sha256", sa.String(64), nullable=False),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("requested_by", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | approved
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("decided_by", sa.String(64), nullable=True),
+    # One pending request per version: a second PUT of it is the same request.
+    sa.Index(
+        "uq_rule_activation_requests_pending",
+        "name",
+        "version",
+        unique=True,
+        sqlite_where=sa.text("status = 'pending'"),
+        postgresql_where=sa.text("status = 'pending'"),
+    ),
+)
+_r = rule_activation_requests.c
 
 # Newest activation first; id breaks ties between activations given the same instant.
 _NEWEST_FIRST = (_t.activated_at.desc(), _t.id.desc())
@@ -22,6 +49,28 @@ _NEWEST_FIRST = (_t.activated_at.desc(), _t.id.desc())
 
 class VersionConflict(ValueError):
     """A rule set version that is already stored with different content."""
+
+
+class NoPendingActivation(LookupError):
+    """No activation of that version waits for approval."""
+
+
+class SameAdmin(PermissionError):
+    """The admin who asked for an activation tried to approve it too."""
+
+
+class PendingActivation(BaseModel):
+    """An activation waiting for a second admin, or approved by one."""
+
+    id: int
+    name: str
+    version: str
+    content_sha256: str
+    requested_at: AwareDatetime
+    requested_by: str
+    status: str
+    decided_at: AwareDatetime | None = None
+    decided_by: str | None = None
 
 
 class _VersionFields(BaseModel):
@@ -92,6 +141,11 @@ class RuleVersionStore:
             activated_at=activated_at,
             activated_by=activated_by,
         )
+        with begin_write(self._engine) as conn:
+            return self._activate(conn, new)
+
+    def _activate(self, conn: sa.Connection, new: _VersionFields) -> RuleVersion:
+        name, version, activated_by = new.name, new.version, new.activated_by
         insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
         # DO NOTHING rather than check-then-insert: a racing activation of the same version
         # waits for the other's commit and then returns no row, so it is stored once.
@@ -101,39 +155,153 @@ class RuleVersionStore:
             .on_conflict_do_nothing(index_elements=[_t.name, _t.version])
             .returning(*rule_versions.c)
         )
-        with begin_write(self._engine) as conn:
-            row = conn.execute(stmt).mappings().first()
-            if row is None:
-                # Read in the same transaction: the conflicting row is committed by now.
+        row = conn.execute(stmt).mappings().first()
+        if row is None:
+            # Read in the same transaction: the conflicting row is committed by now.
+            row = (
+                conn.execute(sa.select(rule_versions).where(_t.name == name, _t.version == version))
+                .mappings()
+                .one()
+            )
+            if row["content_sha256"] != new.content_sha256:
+                raise VersionConflict(
+                    f"rule set {name!r} version {version!r} is already stored with other "
+                    f"content (sha256 {row['content_sha256']}, not {new.content_sha256}); "
+                    "changed rules need a new version"
+                )
+            active_id = conn.scalar(
+                sa.select(_t.id).where(_t.name == name).order_by(*_NEWEST_FIRST).limit(1)
+            )
+            if active_id != row["id"]:
+                # An older version again: a rollback, so it becomes the active one.
                 row = (
                     conn.execute(
-                        sa.select(rule_versions).where(_t.name == name, _t.version == version)
+                        sa.update(rule_versions)
+                        .where(_t.id == row["id"])
+                        .values(activated_at=new.activated_at, activated_by=activated_by)
+                        .returning(*rule_versions.c)
                     )
                     .mappings()
                     .one()
                 )
-                if row["content_sha256"] != new.content_sha256:
+        return _from_row(row)
+
+    def request_activation(
+        self,
+        name: str,
+        version: str,
+        content: dict[str, Any],
+        *,
+        requested_at: datetime,
+        requested_by: str,
+    ) -> PendingActivation | None:
+        """Ask for an activation a second admin must approve; None if it is already active.
+
+        The same version and content again is the same request; other content under a version
+        that is stored or pending is a VersionConflict.
+        """
+        fields = _VersionFields(
+            name=name,
+            version=version,
+            content=content,
+            content_sha256=_content_sha256(content),
+            activated_at=requested_at,
+            activated_by=requested_by,
+        )
+        insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
+        pending_only = _r.status == "pending"
+        with begin_write(self._engine) as conn:
+            stored = conn.execute(
+                sa.select(_t.id, _t.content_sha256).where(_t.name == name, _t.version == version)
+            ).first()
+            if stored is not None:
+                if stored.content_sha256 != fields.content_sha256:
                     raise VersionConflict(
                         f"rule set {name!r} version {version!r} is already stored with other "
-                        f"content (sha256 {row['content_sha256']}, not {new.content_sha256}); "
-                        "changed rules need a new version"
+                        "content; changed rules need a new version"
                     )
                 active_id = conn.scalar(
                     sa.select(_t.id).where(_t.name == name).order_by(*_NEWEST_FIRST).limit(1)
                 )
-                if active_id != row["id"]:
-                    # An older version again: a rollback, so it becomes the active one.
-                    row = (
-                        conn.execute(
-                            sa.update(rule_versions)
-                            .where(_t.id == row["id"])
-                            .values(activated_at=new.activated_at, activated_by=activated_by)
-                            .returning(*rule_versions.c)
+                if active_id == stored.id:
+                    return None
+            stmt = (
+                insert(rule_activation_requests)
+                .values(
+                    name=name,
+                    version=version,
+                    content=content,
+                    content_sha256=fields.content_sha256,
+                    requested_at=fields.activated_at,
+                    requested_by=requested_by,
+                    status="pending",
+                )
+                .on_conflict_do_nothing(
+                    index_elements=[_r.name, _r.version], index_where=pending_only
+                )
+                .returning(*rule_activation_requests.c)
+            )
+            row = conn.execute(stmt).mappings().first()
+            if row is None:
+                row = (
+                    conn.execute(
+                        sa.select(rule_activation_requests).where(
+                            _r.name == name, _r.version == version, pending_only
                         )
-                        .mappings()
-                        .one()
                     )
-        return _from_row(row)
+                    .mappings()
+                    .one()
+                )
+                if row["content_sha256"] != fields.content_sha256:
+                    raise VersionConflict(
+                        f"rule set {name!r} version {version!r} is already waiting for approval "
+                        "with other content; changed rules need a new version"
+                    )
+        return _request_from_row(row)
+
+    def approve(
+        self, name: str, version: str, *, approved_by: str, approved_at: datetime
+    ) -> RuleVersion:
+        """Activate a pending version as a second admin: SameAdmin for the one who asked."""
+        with begin_write(self._engine) as conn:
+            row = (
+                conn.execute(
+                    sa.select(rule_activation_requests)
+                    .where(_r.name == name, _r.version == version, _r.status == "pending")
+                    .with_for_update()
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise NoPendingActivation(f"no activation of {name} version {version} is pending")
+            if row["requested_by"] == approved_by:
+                raise SameAdmin("an activation needs a second admin: not the one who asked")
+            new = _VersionFields(
+                name=name,
+                version=version,
+                content=row["content"],
+                content_sha256=row["content_sha256"],
+                activated_at=approved_at,
+                activated_by=row["requested_by"],
+            )
+            conn.execute(
+                sa.update(rule_activation_requests)
+                .where(_r.id == row["id"])
+                .values(status="approved", decided_at=new.activated_at, decided_by=approved_by)
+            )
+            return self._activate(conn, new)
+
+    def requests(self, name: str, status: str = "pending") -> list[PendingActivation]:
+        """Activation requests of a rule set in one status, oldest first."""
+        stmt = (
+            sa.select(rule_activation_requests)
+            .where(_r.name == name, _r.status == status)
+            .order_by(_r.requested_at, _r.id)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        return [_request_from_row(r) for r in rows]
 
     def active(self, name: str) -> RuleVersion | None:
         """The most recently activated version of a rule set, or None if none was activated."""
@@ -165,3 +333,12 @@ def _from_row(row: RowMapping) -> RuleVersion:
     if values["activated_at"].tzinfo is None:
         values["activated_at"] = values["activated_at"].replace(tzinfo=UTC)
     return RuleVersion.model_validate(values)
+
+
+def _request_from_row(row: RowMapping) -> PendingActivation:
+    values = {k: v for k, v in dict(row).items() if k != "content"}
+    for column in ("requested_at", "decided_at"):
+        # SQLite hands back naive datetimes; what the store wrote there is UTC.
+        if values[column] is not None and values[column].tzinfo is None:
+            values[column] = values[column].replace(tzinfo=UTC)
+    return PendingActivation.model_validate(values)

@@ -25,6 +25,9 @@ RULE_FILES: dict[str, tuple[str, Parser]] = {
     "triggers": ("triggers.yaml", parse_trigger_rule_set),
 }
 
+# Which rule sets need four eyes to activate; not a rule set itself, so not in RULE_FILES.
+ACTIVATION_FILE = "activation.yaml"
+
 
 def _load_text(text: str, *, source: str) -> Any:
     try:
@@ -138,6 +141,23 @@ class RuleStore:
             rules = parser(_load_text(_read(path), source=str(path)), source=str(path))
             cached = self._cache[name] = (mtime, rules)
         return cached[1]
+
+    def second_admin_required(self, name: str) -> bool:
+        """Whether activating this rule set through the admin API needs a second admin.
+
+        From `activation.yaml` in the FI's rules directory, else the packaged one. A broken
+        file is a RuleSetError: nothing is activated until it is fixed.
+        """
+        path = self._dir / ACTIVATION_FILE if self._dir is not None else None
+        if path is None or not path.exists():
+            path = Path(str(resources.files("fiflow") / "rules" / ACTIVATION_FILE))
+        data = _load_text(_read(path), source=str(path))
+        listed = data.get("second_admin_required") if isinstance(data, dict) else None
+        if not isinstance(listed, list) or not all(n in RULE_FILES for n in listed):
+            raise RuleSetError(
+                f"{path}: second_admin_required must list rule sets of {', '.join(RULE_FILES)}"
+            )
+        return name in listed
 
     def alert_rules(self) -> AlertRuleSet:
         """The current alert rule set (cached until the file's mtime changes)."""

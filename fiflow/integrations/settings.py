@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -17,8 +18,19 @@ LOCAL_API_KEYS = (
     "reviewer=local-reviewer-key,admin=local-admin-key"
 )
 LOCAL_ADDRESS_HASH_KEY = "local-address-hash-key-not-for-production"
+# Two admins, so four-eyes activations can be tried locally.
+LOCAL_STAFF_KEYS = (
+    "reviewer-1:reviewer=local-reviewer-1-key,"
+    "admin-1:admin=local-admin-1-key,admin-2:admin=local-admin-2-key"
+)
+LOCAL_CUSTOMER_SESSION_KEY = "local-customer-session-key-not-for-production"  # noqa: S105
+LOCAL_PUSH_TOKEN_KEY = "local-push-token-key-not-for-production"  # noqa: S105
 
 ROLES = ("system", "channel", "reviewer", "admin")
+# Roles held by a person (a staff key or an OIDC token), never by a shared system key alone.
+STAFF_ROLES = ("reviewer", "admin")
+# A staff person's ID: it ends up in reports as "reviewer:<id>", so no colon and short.
+PERSON_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$"
 
 
 def normalise_database_url(url: str) -> str:
@@ -46,6 +58,26 @@ def parse_api_keys(raw: str) -> dict[str, str]:
                 f"FIFLOW_API_KEYS entry {n} has a role that is not one of {', '.join(ROLES)}"
             )
         keys[key] = role
+    return keys
+
+
+def parse_staff_keys(raw: str) -> dict[str, tuple[str, str]]:
+    """Parse `person:role=key,...` into {key: (person, role)}; roles are reviewer or admin."""
+    keys: dict[str, tuple[str, str]] = {}
+    for n, part in enumerate(raw.split(","), start=1):
+        part = part.strip()
+        if not part:
+            continue
+        who, sep, key = part.partition("=")
+        person, colon, role = who.strip().rpartition(":")
+        key = key.strip()
+        if not sep or not colon or not key:
+            raise ValueError(f"FIFLOW_STAFF_KEYS entry {n} is not person:role=key")
+        if role not in STAFF_ROLES:
+            raise ValueError(f"FIFLOW_STAFF_KEYS entry {n} has a role other than reviewer, admin")
+        if not re.match(PERSON_ID, person):
+            raise ValueError(f"FIFLOW_STAFF_KEYS entry {n} has a person ID not of [A-Za-z0-9._-]")
+        keys[key] = (person, role)
     return keys
 
 
@@ -143,6 +175,24 @@ class Settings(BaseSettings):
     # purge-ledger` forgets older ones.
     sms_ledger_retention_days: int = Field(default=90, ge=1)
 
+    # Who calls (README "Security"). Staff keys name a person: `person:role=key,...`; the
+    # shared role keys of api_keys can read but never review or activate rules.
+    staff_keys: SecretStr = SecretStr(LOCAL_STAFF_KEYS)
+    # Staff OIDC bearer tokens (production): the person from `person_claim`, the roles from
+    # `roles_claim` (a dotted path) holding the reviewer or admin role names below.
+    api_oidc_issuer: str | None = None
+    api_oidc_audience: str | None = None
+    api_oidc_jwks_url: str | None = None  # default: the issuer's /.well-known/jwks.json
+    api_oidc_person_claim: str = "sub"
+    api_oidc_roles_claim: str = "roles"
+    api_oidc_reviewer_role: str = "fiflow-reviewer"
+    api_oidc_admin_role: str = "fiflow-admin"
+    # Signs the customer sessions (HS256 JWT, `sub` = customer_id) that the FI's login mints
+    # for channel apps: a channel key reads a customer's objects only with one.
+    customer_session_key: SecretStr = SecretStr(LOCAL_CUSTOMER_SESSION_KEY)
+    # Binds a push reply to its alert and device (the token travels in the push's data).
+    push_token_key: SecretStr = SecretStr(LOCAL_PUSH_TOKEN_KEY)
+
     @field_validator("database_url")
     @classmethod
     def _normalise_db(cls, v: str) -> str:
@@ -153,6 +203,17 @@ class Settings(BaseSettings):
     def _check_keys(cls, v: SecretStr) -> SecretStr:
         parse_api_keys(v.get_secret_value())
         return v
+
+    @field_validator("staff_keys")
+    @classmethod
+    def _check_staff_keys(cls, v: SecretStr) -> SecretStr:
+        parse_staff_keys(v.get_secret_value())
+        return v
+
+    @property
+    def staff_key_people(self) -> dict[str, tuple[str, str]]:
+        """Map of staff key to (person, role)."""
+        return parse_staff_keys(self.staff_keys.get_secret_value())
 
     @property
     def api_key_roles(self) -> dict[str, str]:

@@ -30,6 +30,7 @@ from fiflow.domain.keys import (
     conversation_workflow_id,
 )
 from fiflow.domain.phones import normalise_phone
+from fiflow.domain.push_binding import alert_push_key
 from fiflow.integrations.settings import Settings
 from fiflow.starters.workflow_views import View, workflow_view
 from fiflow.workflows.conversation import ConversationWorkflow
@@ -42,7 +43,11 @@ async def start_alert(
     """Start the alert's workflow once per source event; returns the alert ID either way."""
     alert_id = alert_id_for(settings.address_hash_key.get_secret_value(), req.source_event_id)
     inp = AlertInput(
-        alert_id=alert_id, request=req, received_at=received_at, fi_name=settings.fi_name
+        alert_id=alert_id,
+        request=req,
+        received_at=received_at,
+        fi_name=settings.fi_name,
+        push_key=alert_push_key(settings.push_token_key.get_secret_value(), alert_id),
     )
     # A finished alert is never redone: the same event gets the same alert ID back.
     with contextlib.suppress(WorkflowAlreadyStartedError):

@@ -17,6 +17,10 @@ FINISHED = {"approved", "declined", "failed"}
 # Someone else has to act next: following the application any longer would only wait.
 WAITING_ON_PEOPLE = {"awaiting_review": "a manager's review", "awaiting_documents": "documents"}
 CHANNEL_KEY = typer.Option("local-channel-key", envvar="FIFLOW_API_KEY", help="A channel key.")
+# Following is an operator's read: a channel key would need the applicant's own session.
+READ_KEY = typer.Option(
+    "local-reviewer-key", envvar="FIFLOW_READ_KEY", help="A reviewer or admin key to read with."
+)
 
 
 def progress_line(app_id: str, status: dict[str, Any]) -> str:
@@ -82,6 +86,7 @@ def submit(
     follow_it: bool = typer.Option(True, "--follow/--no-follow", help="Show progress."),
     timeout: float = typer.Option(120.0, help="Seconds to follow before giving up."),
     api_key: str = CHANNEL_KEY,
+    read_key: str = READ_KEY,
 ) -> None:
     """Submit an application, then follow it until it is decided or waits for a person.
 
@@ -103,7 +108,7 @@ def submit(
         show(response)
     app_id = response.json()["application_id"]
     typer.echo(f"submitted {app_id}")
-    exit_now(follow(app_id, api_key, timeout))
+    exit_now(follow(app_id, read_key, timeout))
 
 
 @credit_app.command("show")
@@ -111,7 +116,7 @@ def show_application(
     application_id: str,
     follow_it: bool = typer.Option(False, "--follow", help="Show progress until it settles."),
     timeout: float = typer.Option(120.0, help="Seconds to follow before giving up."),
-    api_key: str = CHANNEL_KEY,
+    api_key: str = READ_KEY,
 ) -> None:
     """Show an application: state, each child's result, the decision and its reasons."""
     if follow_it:
@@ -123,13 +128,16 @@ def show_application(
 def review(
     application_id: str,
     decision: str = typer.Option(..., help="approve, decline or request_info."),
-    reviewer_id: str = typer.Option(..., help="The manager's staff ID."),
     note: str = typer.Option("", help="For request_info: what the applicant should send."),
     approved_amount: str | None = typer.Option(None, help="Approve a lower amount."),
-    api_key: str = typer.Option("local-reviewer-key", envvar="FIFLOW_API_KEY"),
+    api_key: str = typer.Option(
+        "local-reviewer-1-key",
+        envvar="FIFLOW_STAFF_KEY",
+        help="Your own staff key: the review is recorded under its person.",
+    ),
 ) -> None:
-    """Decide a referred application, as a bank manager."""
-    body: dict[str, Any] = {"decision": decision, "reviewer_id": reviewer_id, "note": note}
+    """Decide a referred application, as a bank manager (the one whose staff key this is)."""
+    body: dict[str, Any] = {"decision": decision, "note": note}
     if approved_amount is not None:
         body["approved_amount"] = approved_amount
     show(api_call("POST", f"/v1/credit-applications/{application_id}/review", api_key, body))

@@ -320,6 +320,8 @@ def _print_banner(
     settings: Settings, ports: Ports, workers: int, state_dir: Path, codec_token: str | None
 ) -> None:
     keys = "\n".join(f"    {role:<9} {key}" for key, role in settings.api_key_roles.items())
+    people = settings.staff_key_people.items()
+    staff = "\n".join(f"    {role:<9} {key}   ({person})" for key, (person, role) in people)
     if codec_token is None:
         payloads = "  Payloads        NOT encrypted (FIFLOW_PAYLOAD_ENCRYPTION=false)\n"
     else:
@@ -342,6 +344,8 @@ fiflow is up ({workers} worker{"s" if workers != 1 else ""}; state in {state_dir
   SMS auth token  {settings.sms_auth_token.get_secret_value()}   (FIFLOW_SMS_AUTH_TOKEN)
 {payloads}  API keys (X-API-Key, from FIFLOW_API_KEYS):
 {keys}
+  Staff keys (X-API-Key, a person each, from FIFLOW_STAFF_KEYS):
+{staff}
 Ctrl-C stops everything.
 """,
         flush=True,

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.domain.conversations import AlertClosed
     from fiflow.domain.customers import Channel, Customer, channel_order, other_channel
     from fiflow.domain.keys import idempotency_key, reply_code_candidates
+    from fiflow.domain.push_binding import push_reply_token
     from fiflow.domain.rules import ActionType, AlertRules, RuleAction, render, render_sms
     from fiflow.domain.text import SUMMARY_MAX, clean_text
     from fiflow.workflows.failures import cause_of
@@ -214,13 +215,18 @@ class FraudAlertWorkflow:
         rules, customer, s = self._rules, self._customer, self._status
         assert rules is not None and customer is not None
         values = self._values()
+        push_data = {"alert_id": s.alert_id, "reply_code": s.reply_code or ""}
+        device = customer.push_device_id
+        if self._inp.push_key and device:
+            # The app sends this back with the reply: it proves the push reached this device.
+            push_data["reply_token"] = push_reply_token(self._inp.push_key, device)
         message = Message(
             purpose=f"alert:{label}",
             sms=self._sms("alert_sms", values),
             push_title=render(rules.templates["alert_push_title"], values),
             push_body=render(rules.templates["alert_push_body"], values),
             push_actions=PUSH_ACTIONS,
-            push_data={"alert_id": s.alert_id, "reply_code": s.reply_code or ""},
+            push_data=push_data,
         )
         channel, attempts = await reach(
             customer, channels, message, lambda c: self._key(f"send:{label}:{c.value}")
@@ -231,6 +237,8 @@ class FraudAlertWorkflow:
             return None
         s.channel = channel
         s.channels_used.append(channel)
+        if channel is Channel.PUSH and device and device not in s.pushed_to:
+            s.pushed_to.append(device)
         s.timings.setdefault("sent", workflow.now())
         self._search_updates.append(sa.CHANNEL.value_set(channel.value))
         return channel

@@ -45,6 +45,9 @@ CREDIT_CUSTOMERS = ("cust-0001", "cust-0003", "cust-0004")
 # The one whose CRM record writes the phone "+1 202-555-0107": kept for the phone-number test,
 # which opts it out.
 FORMATTED_PHONE_CUSTOMER = "cust-0007"
+# The canaries (unmistakable names, phones and card digits) belong to the PII canary test,
+# which runs on its own stack and must find only what its own flows produced.
+CANARY_CUSTOMERS = ("cust-canary-01", "cust-canary-02")
 
 
 class CustomerPool:
@@ -53,7 +56,11 @@ class CustomerPool:
     def __init__(self, customers: list[dict]):
         reserved = (*CREDIT_CUSTOMERS, FORMATTED_PHONE_CUSTOMER)
         self._reserved = {c["customer_id"]: c for c in customers if c["customer_id"] in reserved}
-        self._free = [c for c in customers if c["customer_id"] not in self._reserved]
+        self._free = [
+            c
+            for c in customers
+            if c["customer_id"] not in self._reserved and c["customer_id"] not in CANARY_CUSTOMERS
+        ]
 
     def strong_applicant(self, profiles: list[dict]) -> dict:
         """A free SMS customer whose credit profile the shipped rules approve outright."""

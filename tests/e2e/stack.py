@@ -15,11 +15,22 @@ from temporalio.converter import DataConverter
 
 from fiflow.integrations.settings import Settings
 from fiflow.integrations.temporal import data_converter
+from fiflow.starters.api.sessions import mint_customer_session
 from tests.sandbox.servers import REPO_ROOT, free_port
 
 SYSTEM_KEY = {"X-API-Key": "local-system-key"}
 CHANNEL_KEY = {"X-API-Key": "local-channel-key"}
 REVIEWER_KEY = {"X-API-Key": "local-reviewer-key"}
+# Staff keys name a person (FIFLOW_STAFF_KEYS' local defaults): reviews and activations need one.
+REVIEWER_PERSON_KEY = {"X-API-Key": "local-reviewer-1-key"}
+ADMIN_PERSON_KEY = {"X-API-Key": "local-admin-1-key"}
+ADMIN_2_PERSON_KEY = {"X-API-Key": "local-admin-2-key"}
+
+
+def channel_for(customer_id: str) -> dict[str, str]:
+    """The channel key with the customer's session, as the FI's login would mint it."""
+    key = Settings().customer_session_key.get_secret_value()
+    return {**CHANNEL_KEY, "X-Customer-Session": mint_customer_session(key, customer_id)}
 
 
 @dataclass
@@ -54,13 +65,22 @@ class RunningStack:
         return self.proc.wait(timeout=timeout)
 
 
-def start_stack(state_dir: Path, workers: int = 2, deadline_s: float = 90.0) -> RunningStack:
-    """Start `fiflow up` and wait for its banner (printed once every part answered)."""
+def start_stack(
+    state_dir: Path,
+    workers: int = 2,
+    deadline_s: float = 90.0,
+    extra_env: dict[str, str] | None = None,
+) -> RunningStack:
+    """Start `fiflow up` and wait for its banner (printed once every part answered).
+
+    `extra_env` is set on top of the cleaned environment (e.g. a rules directory).
+    """
     ports = {name: free_port() for name in ("temporal", "ui", "sandbox", "api", "codec")}
     log = state_dir.parent / f"{state_dir.name}-up.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FIFLOW_", "TEMPORAL_"))}
     # Each test takes customers nobody else used: seed enough for the whole e2e suite.
     env["SANDBOX_CUSTOMER_COUNT"] = "64"
+    env.update(extra_env or {})
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [

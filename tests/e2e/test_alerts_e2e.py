@@ -152,11 +152,21 @@ async def test_push_customer_confirms_from_the_app(
         )
         return list(r.json())
 
-    await eventually(pushes, lambda p: len(p) == 1)
-    reply = {"alert_id": alert_id, "action": "confirm"}
+    [push] = await eventually(pushes, lambda p: len(p) == 1)
+    device = customer["push_device_id"]
+    token = push["data"]["reply_token"]  # what the app received with the push
+    reply = {"alert_id": alert_id, "action": "confirm", "device_id": device, "token": token}
     wrong = await http.post(f"{stack.api}/v1/channels/push/replies", json=reply, headers=SYSTEM_KEY)
     assert wrong.status_code == 403 and wrong.json()["code"] == "forbidden"
-    assert (await alert(http, stack, alert_id))["status"]["reply"] is None
+    # A forged token, or the right one from another device, changes nothing.
+    for forged in ({**reply, "token": token[::-1]}, {**reply, "device_id": "dev-elsewhere"}):
+        r = await http.post(
+            f"{stack.api}/v1/channels/push/replies", json=forged, headers=CHANNEL_KEY
+        )
+        assert (r.status_code, r.json()["code"]) == (403, "invalid_push_token")
+    seen = await alert(http, stack, alert_id)
+    assert seen["status"]["reply"] is None and seen["status"]["state"] == "awaiting_reply"
+    assert seen["status"]["pushed_to"] == [device]
 
     r = await http.post(f"{stack.api}/v1/channels/push/replies", json=reply, headers=CHANNEL_KEY)
     assert r.status_code == 202, r.text
@@ -170,7 +180,7 @@ async def test_push_customer_confirms_from_the_app(
     ]
     late = await http.post(
         f"{stack.api}/v1/channels/push/replies",
-        json={"alert_id": alert_id, "action": "contest"},
+        json={**reply, "action": "contest"},
         headers=CHANNEL_KEY,
     )
     assert late.status_code == 409 and late.json()["code"] == "alert_closed"

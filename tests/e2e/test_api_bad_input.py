@@ -108,8 +108,11 @@ async def test_unknown_alerts_and_push_replies(
     assert_error(r, 401, "unauthorized")
 
     url = f"{stack.api}/v1/channels/push/replies"
+    unbound = {"alert_id": missing, "action": "confirm", "device_id": "dev-x", "token": "t"}
+    r = await http.post(url, json=unbound, headers=CHANNEL_KEY)
+    assert_error(r, 403, "invalid_push_token")
     r = await http.post(url, json={"alert_id": missing, "action": "confirm"}, headers=CHANNEL_KEY)
-    assert_error(r, 404, "alert_not_found")
+    assert_error(r, 422, "invalid_request")
     r = await http.post(url, json={"alert_id": missing, "action": "maybe"}, headers=CHANNEL_KEY)
     assert_error(r, 422, "invalid_request")
     r = await http.post(

@@ -11,7 +11,14 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from tests.e2e.conftest import CustomerPool
-from tests.e2e.stack import CHANNEL_KEY, REVIEWER_KEY, SYSTEM_KEY, RunningStack
+from tests.e2e.stack import (
+    CHANNEL_KEY,
+    REVIEWER_KEY,
+    REVIEWER_PERSON_KEY,
+    SYSTEM_KEY,
+    RunningStack,
+    channel_for,
+)
 from tests.e2e.test_api_bad_input import assert_error
 from tests.e2e.test_credit_e2e import application_body, in_state, submit
 
@@ -68,18 +75,20 @@ async def test_keys_roles_and_unknown_applications(
     assert_error(await http.post(url, json=body, headers=REVIEWER_KEY), 403, "forbidden")
     assert await never_started(temporal, body["application_id"])
 
-    review = {"decision": "approve", "reviewer_id": "mgr-1"}
+    review = {"decision": "approve"}
     assert_error(
-        await http.post(f"{url}/app-unknown/review", json=review, headers=REVIEWER_KEY),
+        await http.post(f"{url}/app-unknown/review", json=review, headers=REVIEWER_PERSON_KEY),
         404,
         "application_not_found",
     )
     assert_error(
-        await http.get(f"{url}/app-unknown", headers=CHANNEL_KEY), 404, "application_not_found"
+        await http.get(f"{url}/app-unknown", headers=channel_for("cust-0002")),
+        404,
+        "application_not_found",
     )
-    bad_review = {"decision": "maybe", "reviewer_id": "mgr-1"}
+    bad_review = {"decision": "maybe"}
     assert_error(
-        await http.post(f"{url}/app-unknown/review", json=bad_review, headers=REVIEWER_KEY),
+        await http.post(f"{url}/app-unknown/review", json=bad_review, headers=REVIEWER_PERSON_KEY),
         422,
         "invalid_request",
     )
@@ -115,9 +124,11 @@ async def test_a_review_of_a_finished_application_is_refused(
     done = await in_state(http, stack, app_id, "declined")
     assert done["status"]["decision"]["reasons"] == ["SCORE_TOO_LOW"]
 
-    review = {"decision": "approve", "reviewer_id": "mgr-1"}
+    review = {"decision": "approve"}
     r = await http.post(
-        f"{stack.api}/v1/credit-applications/{app_id}/review", json=review, headers=REVIEWER_KEY
+        f"{stack.api}/v1/credit-applications/{app_id}/review",
+        json=review,
+        headers=REVIEWER_PERSON_KEY,
     )
     body = assert_error(r, 409, "application_finished")
     assert "declined" in body["message"]

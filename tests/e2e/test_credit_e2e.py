@@ -11,7 +11,13 @@ import httpx
 from temporalio.client import Client
 
 from tests.e2e.conftest import CustomerPool
-from tests.e2e.stack import CHANNEL_KEY, REVIEWER_KEY, RunningStack
+from tests.e2e.stack import (
+    CHANNEL_KEY,
+    REVIEWER_KEY,
+    REVIEWER_PERSON_KEY,
+    RunningStack,
+    channel_for,
+)
 from tests.e2e.test_alerts_e2e import eventually, outbox
 
 ADMIN_KEY = {"X-API-Key": "local-admin-key"}
@@ -38,7 +44,7 @@ async def submit(http: httpx.AsyncClient, stack: RunningStack, body: dict[str, A
 
 
 async def view(http: httpx.AsyncClient, stack: RunningStack, app_id: str) -> dict[str, Any]:
-    r = await http.get(f"{stack.api}/v1/credit-applications/{app_id}", headers=CHANNEL_KEY)
+    r = await http.get(f"{stack.api}/v1/credit-applications/{app_id}", headers=REVIEWER_KEY)
     assert r.status_code == 200, r.text
     return dict(r.json())
 
@@ -135,7 +141,7 @@ async def test_a_referred_application_is_approved_by_a_manager_over_http(
     waiting = await in_state(http, stack, app_id, "awaiting_review")
     assert waiting["status"]["rules_decision"]["reasons"] == ["SCORE_BORDERLINE"]
     review_url = f"{stack.api}/v1/credit-applications/{app_id}/review"
-    approve = {"decision": "approve", "reviewer_id": "mgr-7", "note": "long-standing customer"}
+    approve = {"decision": "approve", "note": "long-standing customer"}
 
     r = await http.post(review_url, json=approve, headers=CHANNEL_KEY)
     assert (r.status_code, r.json()["code"]) == (403, "forbidden")
@@ -143,16 +149,31 @@ async def test_a_referred_application_is_approved_by_a_manager_over_http(
     assert (r.status_code, r.json()["code"]) == (401, "unauthorized")
     docs = {"submission_id": "sub-1", "documents": [{"kind": "payslip", "reference": "d-1"}]}
     r = await http.post(
-        f"{stack.api}/v1/credit-applications/{app_id}/documents", json=docs, headers=CHANNEL_KEY
+        f"{stack.api}/v1/credit-applications/{app_id}/documents",
+        json=docs,
+        headers=channel_for(customer["customer_id"]),
     )
     assert (r.status_code, r.json()["code"]) == (409, "wrong_state")
-
+    # A shared reviewer key is no one: it may read, not decide; nor may a body speak for another.
     r = await http.post(review_url, json=approve, headers=REVIEWER_KEY)
+    assert (r.status_code, r.json()["code"]) == (403, "person_required")
+    r = await http.post(
+        review_url, json={**approve, "reviewer_id": "mgr-7"}, headers=REVIEWER_PERSON_KEY
+    )
+    assert (r.status_code, r.json()["code"]) == (403, "reviewer_mismatch")
+    assert (await view(http, stack, app_id))["status"]["state"] == "awaiting_review"
+
+    r = await http.post(review_url, json=approve, headers=REVIEWER_PERSON_KEY)
     assert r.status_code == 200, r.text
     done = await in_state(http, stack, app_id, "approved")
-    assert done["status"]["decision"]["decided_by"] == "reviewer:mgr-7"
+    assert done["status"]["decision"]["decided_by"] == "reviewer:reviewer-1"
+    assert [rv["reviewer_id"] for rv in done["status"]["reviews"]] == ["reviewer-1"]
+    report = await http.get(f"{stack.api}/v1/reports/credit-applications/{app_id}",
+                            headers=REVIEWER_KEY)  # fmt: skip
+    if report.status_code == 200:  # stored once the run finishes writing it
+        assert report.json()["decided_by"] == "reviewer:reviewer-1"
 
-    r = await http.post(review_url, json=approve, headers=REVIEWER_KEY)
+    r = await http.post(review_url, json=approve, headers=REVIEWER_PERSON_KEY)
     assert (r.status_code, r.json()["code"]) == (409, "application_finished")
     assert "approved" in r.json()["message"]
 

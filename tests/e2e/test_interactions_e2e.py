@@ -17,7 +17,8 @@ from tests.e2e.stack import CHANNEL_KEY, REVIEWER_KEY, SYSTEM_KEY, RunningStack
 from tests.e2e.test_alerts_e2e import eventually, outbox
 from tests.e2e.test_api_bad_input import assert_error
 
-ADMIN_KEY = {"X-API-Key": "local-admin-key"}
+# Activating rules needs an admin person (triggers need no second admin).
+ADMIN_KEY = {"X-API-Key": "local-admin-1-key"}
 SHIPPED_TRIGGERS = Path(__file__).resolve().parents[2] / "fiflow" / "rules" / "triggers.yaml"
 
 
@@ -77,7 +78,7 @@ async def post(http: httpx.AsyncClient, stack: RunningStack, iid: str, body: dic
 
 
 async def view(http: httpx.AsyncClient, stack: RunningStack, iid: str) -> dict[str, Any]:
-    r = await http.get(f"{stack.api}/v1/interactions/{iid}", headers=CHANNEL_KEY)
+    r = await http.get(f"{stack.api}/v1/interactions/{iid}", headers=REVIEWER_KEY)
     assert r.status_code == 200, r.text
     return dict(r.json())
 
@@ -140,7 +141,7 @@ async def test_an_ivr_session_fires_a_follow_up_that_reaches_the_customer(
     ).json()
     assert [t["status"] for t in tickets] == ["open"]
     follow_up_id = f"{second}-repeat_tech_support_failure"
-    r = await http.get(f"{stack.api}/v1/follow-ups/{follow_up_id}", headers=CHANNEL_KEY)
+    r = await http.get(f"{stack.api}/v1/follow-ups/{follow_up_id}", headers=REVIEWER_KEY)
     assert r.status_code == 200, r.text
     assert r.json()["status"]["attempts"][0]["channel"] == "sms"
 
@@ -170,7 +171,7 @@ async def test_bad_late_duplicate_and_out_of_order_events(
     assert_error(await http.post(url, json=good, headers=SYSTEM_KEY), 403, "forbidden")
     unknown = {**good, "customer_id": "cust-9999"}
     assert_error(await http.post(url, json=unknown, headers=CHANNEL_KEY), 422, "unknown_customer")
-    r = await http.get(f"{stack.api}/v1/interactions/{iid}", headers=CHANNEL_KEY)
+    r = await http.get(f"{stack.api}/v1/interactions/{iid}", headers=REVIEWER_KEY)
     assert_error(r, 404, "interaction_not_found")  # nothing above started anything
 
     assert (await post(http, stack, iid, good))["status"] == "accepted"
@@ -272,9 +273,7 @@ async def test_follow_ups_over_http_start_move_and_resolve(
     assert (await http.post(url, json=body, headers=CHANNEL_KEY)).status_code == 202  # same one
 
     later = (datetime.now(UTC) + timedelta(days=2)).isoformat()
-    r = await http.post(
-        f"{url}/{fid}/reschedule", json={"follow_up_at": later}, headers=CHANNEL_KEY
-    )
+    r = await http.post(f"{url}/{fid}/reschedule", json={"follow_up_at": later}, headers=SYSTEM_KEY)
     assert r.status_code == 200, r.text
     moved = await eventually(
         lambda: _follow_up(http, stack, fid), lambda v: v["status"]["reschedules"]
@@ -282,9 +281,7 @@ async def test_follow_ups_over_http_start_move_and_resolve(
     assert moved["status"]["follow_up_at"].startswith(later[:16])
     past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     assert_error(
-        await http.post(
-            f"{url}/{fid}/reschedule", json={"follow_up_at": past}, headers=CHANNEL_KEY
-        ),
+        await http.post(f"{url}/{fid}/reschedule", json={"follow_up_at": past}, headers=SYSTEM_KEY),
         422,
         "invalid_follow_up_at",
     )
@@ -302,11 +299,11 @@ async def test_follow_ups_over_http_start_move_and_resolve(
         409,
         "follow_up_finished",
     )
-    assert_error(await http.get(f"{url}/fu-none", headers=CHANNEL_KEY), 404, "follow_up_not_found")
+    assert_error(await http.get(f"{url}/fu-none", headers=REVIEWER_KEY), 404, "follow_up_not_found")
 
 
 async def _follow_up(http: httpx.AsyncClient, stack: RunningStack, fid: str) -> dict[str, Any]:
-    r = await http.get(f"{stack.api}/v1/follow-ups/{fid}", headers=CHANNEL_KEY)
+    r = await http.get(f"{stack.api}/v1/follow-ups/{fid}", headers=REVIEWER_KEY)
     assert r.status_code == 200, r.text
     return dict(r.json())
 
@@ -322,7 +319,7 @@ async def test_asking_about_a_loan_in_the_app_prepares_an_application(
 
     async def prefill() -> dict[str, Any]:
         r = await http.get(
-            f"{stack.api}/v1/credit-prefills/{iid}-loan_interest", headers=CHANNEL_KEY
+            f"{stack.api}/v1/credit-prefills/{iid}-loan_interest", headers=REVIEWER_KEY
         )
         return {"code": r.status_code, **r.json()}
 
@@ -336,7 +333,7 @@ async def test_asking_about_a_loan_in_the_app_prepares_an_application(
         await http.get(f"{stack.sandbox}/__sandbox/bureau/pulls", params={"customer_id": cid})
     ).json()
     assert pulls == []  # no credit pulled without the applicant's consent
-    missing = await http.get(f"{stack.api}/v1/credit-prefills/none", headers=CHANNEL_KEY)
+    missing = await http.get(f"{stack.api}/v1/credit-prefills/none", headers=REVIEWER_KEY)
     assert_error(missing, 404, "prefill_not_found")
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from fiflow.integrations.codec import new_key
 from fiflow.integrations.production import is_loopback, production_refusal
-from fiflow.integrations.settings import Settings
+from fiflow.integrations.settings import Settings, parse_staff_keys
 
 REAL = {
     "api_keys": "system=s-8f2a,channel=c-77d1,reviewer=r-1b9e,admin=a-5c3f",
@@ -19,6 +19,9 @@ REAL = {
     "address_hash_key": "hash-key-from-the-vault",
     "payload_keys": new_key(),
     "codec_token": "codec-token-from-the-vault",
+    "staff_keys": "ana:reviewer=sr-41c2,ben:admin=sa-9d0e",
+    "customer_session_key": "session-key-from-the-vault",
+    "push_token_key": "push-key-from-the-vault",
 }
 
 
@@ -36,6 +39,9 @@ def test_production_mode_names_every_local_secret() -> None:
         "FIFLOW_ADDRESS_HASH_KEY",
         "FIFLOW_PAYLOAD_KEYS",
         "FIFLOW_CODEC_OIDC_ISSUER or FIFLOW_CODEC_TOKEN",
+        "FIFLOW_STAFF_KEYS",
+        "FIFLOW_CUSTOMER_SESSION_KEY",
+        "FIFLOW_PUSH_TOKEN_KEY",
     ):
         assert name in refusal
 
@@ -50,6 +56,24 @@ def test_one_local_key_among_real_ones_is_enough_to_refuse() -> None:
     refusal = production_refusal(Settings(env="production", **mixed))
     assert refusal is not None and "FIFLOW_API_KEYS" in refusal
     assert "local-admin-key" not in refusal
+
+
+def test_a_local_staff_key_among_real_ones_refuses_and_is_not_echoed() -> None:
+    mixed = {**REAL, "staff_keys": REAL["staff_keys"] + ",admin-2:admin=local-admin-2-key"}
+    refusal = production_refusal(Settings(env="production", **mixed))
+    assert refusal is not None and "FIFLOW_STAFF_KEYS" in refusal
+    assert "local-admin-2-key" not in refusal
+
+
+def test_staff_keys_name_a_person_and_a_staff_role() -> None:
+    people = Settings(staff_keys="ana:reviewer=k1, ben.k:admin=k=2").staff_key_people
+    assert people == {"k1": ("ana", "reviewer"), "k=2": ("ben.k", "admin")}
+    for bad in ("ana=k1", "ana:system=k1", "a b:reviewer=k1", ":admin=k1", "ana:admin="):
+        with pytest.raises(ValueError) as refused:
+            parse_staff_keys(bad)
+        assert "k1" not in str(refused.value)
+        with pytest.raises(ValueError):
+            Settings(staff_keys=bad)
 
 
 def test_encryption_cannot_be_turned_off_in_production() -> None:

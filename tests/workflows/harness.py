@@ -28,6 +28,7 @@ from fiflow.domain.alerts import AlertInput, AlertRequest, AlertStatus, Transact
 from fiflow.domain.conversations import ConversationSnapshot
 from fiflow.domain.customers import Card, Channel, Customer
 from fiflow.domain.keys import address_hash, alert_id_for, conversation_workflow_id
+from fiflow.domain.push_binding import alert_push_key
 from fiflow.integrations.database import create_db_engine, upgrade_database
 from fiflow.integrations.settings import Settings
 from fiflow.sandbox.seed import AREA_CODES
@@ -133,12 +134,14 @@ class Harness:
             raise AssertionError(" <- ".join(causes) + "\n" + await dump_history(handle)) from err
 
     def alert_input(self, req: AlertRequest) -> AlertInput:
+        alert_id = alert_id_for(
+            self.settings.address_hash_key.get_secret_value(), req.source_event_id
+        )
         return AlertInput(
-            alert_id=alert_id_for(
-                self.settings.address_hash_key.get_secret_value(), req.source_event_id
-            ),
+            alert_id=alert_id,
             request=req,
             received_at=datetime.now(UTC),
+            push_key=alert_push_key(self.settings.push_token_key.get_secret_value(), alert_id),
         )
 
     async def reply(self, phone: str, body: str, message_id: str | None = None) -> str:

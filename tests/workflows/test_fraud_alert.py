@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from fiflow.domain.alerts import AlertOutcome, AlertState, ReplyOutcome
 from fiflow.domain.customers import Channel
+from fiflow.domain.push_binding import push_token_is_valid
 from fiflow.starters.alerts_client import deliver_push_reply
 from tests.workflows.harness import Harness, alert_request, code_in, sms_customer
 
@@ -121,6 +122,12 @@ async def test_push_customer_answers_with_a_push_action(h: Harness) -> None:
     assert status.channel is Channel.PUSH
     assert h.office.push[0].body["device_id"] == "dev-push-1"
     assert h.office.sms_to(customer.phone or "") == []
+    # The push carries the token bound to this alert and device, and the alert says where it went.
+    token = h.office.push[0].body["reply_token"]
+    secret = h.settings.push_token_key.get_secret_value()
+    assert push_token_is_valid(secret, status.alert_id, "dev-push-1", token)
+    assert not push_token_is_valid(secret, status.alert_id, "dev-other", token)
+    assert status.pushed_to == ["dev-push-1"]
 
     reply_id = f"push:{status.alert_id}:contest"
     await deliver_push_reply(

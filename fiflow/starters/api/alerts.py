@@ -13,7 +13,7 @@ from fiflow.domain.alerts import SAFE_ID, AlertRequest, AlertStatus
 from fiflow.domain.rules import RuleSetError
 from fiflow.integrations.settings import ROLES
 from fiflow.starters.alerts_client import alert_view, start_alert
-from fiflow.starters.api.auth import require
+from fiflow.starters.api.auth import Identity, customer_scope, ensure_owner, require
 from fiflow.starters.api.crm_reads import crm_read, unknown_customer
 from fiflow.starters.api.errors import ApiError
 from fiflow.starters.api.state import ApiState, api_state
@@ -48,14 +48,19 @@ async def post_alert(req: AlertRequest, state: ApiState = Depends(api_state)) ->
     return AlertAccepted(alert_id=alert_id, status_url=f"/v1/alerts/{alert_id}")
 
 
-@router.get("/{alert_id}", response_model=AlertView, dependencies=[require(*ROLES)])
+@router.get("/{alert_id}", response_model=AlertView)
 async def get_alert(
-    alert_id: str = Path(pattern=SAFE_ID), state: ApiState = Depends(api_state)
+    alert_id: str = Path(pattern=SAFE_ID),
+    state: ApiState = Depends(api_state),
+    identity: Identity = require(*ROLES),
 ) -> AlertView:
-    """The alert's state, channel, reply, decision and actions."""
+    """The alert's state, channel, reply, decision and actions (a channel: its customer's)."""
+    scope = customer_scope(identity)
     view = await alert_view(await state.client(), alert_id)
+    not_found = ApiError(404, "alert_not_found", f"no alert {alert_id}")
     if view.lookup is Lookup.NOT_FOUND:
-        raise ApiError(404, "alert_not_found", f"no alert {alert_id}")
+        raise not_found
+    ensure_owner(scope, view.status.customer_id if view.status else None, not_found)
     return AlertView(alert_id=alert_id, run_status=view.run_status, status=view.status)
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fiflow.domain.alerts import SAFE_ID, ReplyOutcome
 from fiflow.domain.phones import InvalidPhoneNumber, normalise_phone
+from fiflow.domain.push_binding import push_token_is_valid
 from fiflow.integrations.twilio_signature import is_valid_signature
 from fiflow.starters.alerts_client import (
     alert_view,
@@ -108,6 +109,10 @@ class PushReply(BaseModel):
 
     alert_id: str = Field(pattern=SAFE_ID)
     action: Literal["confirm", "contest"]
+    # The device the app runs on and the `reply_token` its push carried: together they prove
+    # the reply comes from the device fiflow pushed this alert to.
+    device_id: str = Field(min_length=1, max_length=128)
+    token: str = Field(min_length=1, max_length=128)
     # The app's own ID for this tap; taps resent with the same ID count once.
     reply_id: str | None = Field(default=None, pattern=SAFE_ID)
 
@@ -126,11 +131,20 @@ class PushReplyAccepted(BaseModel):
     dependencies=[require("channel")],
 )
 async def push_reply(reply: PushReply, state: ApiState = Depends(api_state)) -> PushReplyAccepted:
-    """Deliver a push action straight to its alert."""
+    """Deliver a push action straight to its alert, from the device it was pushed to."""
+    secret = state.settings.push_token_key.get_secret_value()
+    if not push_token_is_valid(secret, reply.alert_id, reply.device_id, reply.token):
+        raise ApiError(
+            403,
+            "invalid_push_token",
+            "the token is not the one pushed to this device for this alert",
+        )
     client = await state.client()
     view = await alert_view(client, reply.alert_id)
     if view.lookup is Lookup.NOT_FOUND:
         raise ApiError(404, "alert_not_found", f"no alert {reply.alert_id}")
+    if view.status is None or reply.device_id not in view.status.pushed_to:
+        raise ApiError(403, "not_pushed_to_device", "this alert was not pushed to this device")
     reply_id = reply.reply_id or f"push:{reply.alert_id}:{reply.action}"
     earlier = view.status.reply if view.status else None
     if view.lookup is Lookup.FINISHED or (earlier and earlier.message_id != reply_id):

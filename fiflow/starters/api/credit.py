@@ -5,23 +5,27 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from fastapi import APIRouter, Depends, Header, Path
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from temporalio.client import Client
 
 from fiflow.domain.alerts import SAFE_ID
 from fiflow.domain.credit import (
     FINISHED_STATES,
+    MAX_AMOUNT,
     ApplicationState,
     CreditApplicationRequest,
     CreditApplicationStatus,
     DocumentsRequest,
+    ReviewDecision,
     ReviewRequest,
 )
 from fiflow.domain.credit_rules import request_problems
 from fiflow.domain.rules import RuleSetError
-from fiflow.starters.api.auth import require
+from fiflow.integrations.settings import PERSON_ID
+from fiflow.starters.api.auth import Identity, customer_scope, ensure_owner, require
 from fiflow.starters.api.crm_reads import crm_read, unknown_customer
 from fiflow.starters.api.errors import ApiError
 from fiflow.starters.api.state import ApiState, api_state
@@ -54,6 +58,18 @@ class ApplicationView(BaseModel):
     status: CreditApplicationStatus | None
 
 
+class ReviewBody(BaseModel):
+    """Body of `POST …/review`: the reviewer is the caller's identity, never the body's word."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: ReviewDecision
+    # Accepted for older clients; it must name the caller (403 otherwise).
+    reviewer_id: str | None = Field(default=None, pattern=PERSON_ID)
+    note: str = Field(default="", max_length=2000)
+    approved_amount: Decimal | None = Field(default=None, gt=0, le=MAX_AMOUNT, decimal_places=2)
+
+
 class UpdateAccepted(BaseModel):
     """A review or documents taken by the application."""
 
@@ -79,33 +95,44 @@ async def post_application(
     )
 
 
-@router.get(
-    "/{application_id}",
-    response_model=ApplicationView,
-    dependencies=[require("channel", "reviewer", "admin")],
-)
+@router.get("/{application_id}", response_model=ApplicationView)
 async def get_application(
-    application_id: str = APPLICATION_ID, state: ApiState = Depends(api_state)
+    application_id: str = APPLICATION_ID,
+    state: ApiState = Depends(api_state),
+    identity: Identity = require("channel", "reviewer", "admin"),
 ) -> ApplicationView:
     """Status, each child's status and result so far, the decision and its reasons."""
+    scope = customer_scope(identity)
     view = await application_view(await state.client(), application_id)
+    not_found = _not_found(application_id)
     if view.lookup is Lookup.NOT_FOUND:
-        raise ApiError(404, "application_not_found", f"no credit application {application_id}")
+        raise not_found
+    ensure_owner(scope, view.status.customer_id if view.status else None, not_found)
     return ApplicationView(
         application_id=application_id, run_status=view.run_status, status=view.status
     )
 
 
-@router.post(
-    "/{application_id}/review", response_model=UpdateAccepted, dependencies=[require("reviewer")]
-)
+@router.post("/{application_id}/review", response_model=UpdateAccepted)
 async def post_review(
-    review: ReviewRequest,
+    body: ReviewBody,
     application_id: str = APPLICATION_ID,
     idempotency_key: str | None = Header(default=None, pattern=SAFE_ID),
     state: ApiState = Depends(api_state),
+    identity: Identity = require("reviewer", person=True),
 ) -> UpdateAccepted:
     """A manager's decision on a referred application (409 unless it awaits one)."""
+    assert identity.person is not None
+    if body.reviewer_id is not None and body.reviewer_id != identity.person:
+        raise ApiError(
+            403, "reviewer_mismatch", "reviewer_id must be the caller's own staff ID, or absent"
+        )
+    review = ReviewRequest(
+        decision=body.decision,
+        reviewer_id=identity.person,
+        note=body.note,
+        approved_amount=body.approved_amount,
+    )
     client = await state.client()
     await _expect_state(state, application_id, ApplicationState.AWAITING_REVIEW, "a review")
     try:
@@ -115,17 +142,22 @@ async def post_review(
     return UpdateAccepted(application_id=application_id, state=status.state)
 
 
-@router.post(
-    "/{application_id}/documents", response_model=UpdateAccepted, dependencies=[require("channel")]
-)
+@router.post("/{application_id}/documents", response_model=UpdateAccepted)
 async def post_documents(
     docs: DocumentsRequest,
     application_id: str = APPLICATION_ID,
     state: ApiState = Depends(api_state),
+    identity: Identity = require("channel"),
 ) -> UpdateAccepted:
-    """Documents the applicant provides after a request for information."""
+    """Documents the applicant provides after a request for information (their session)."""
     client = await state.client()
-    await _expect_state(state, application_id, ApplicationState.AWAITING_DOCUMENTS, "documents")
+    await _expect_state(
+        state,
+        application_id,
+        ApplicationState.AWAITING_DOCUMENTS,
+        "documents",
+        scope=customer_scope(identity),
+    )
     try:
         status = await submit_documents(client, application_id, docs)
     except Rejected as exc:
@@ -133,13 +165,24 @@ async def post_documents(
     return UpdateAccepted(application_id=application_id, state=status.state)
 
 
+def _not_found(application_id: str) -> ApiError:
+    return ApiError(404, "application_not_found", f"no credit application {application_id}")
+
+
 async def _expect_state(
-    state: ApiState, application_id: str, expected: ApplicationState, what: str
+    state: ApiState,
+    application_id: str,
+    expected: ApplicationState,
+    what: str,
+    scope: str | None = None,
 ) -> None:
-    """404 for an unknown application, 409 when it is not waiting for this."""
+    """404 for an unknown application (or another customer's), 409 when not waiting for this."""
     view = await application_view(await state.client(), application_id)
     if view.lookup is Lookup.NOT_FOUND:
-        raise ApiError(404, "application_not_found", f"no credit application {application_id}")
+        raise _not_found(application_id)
+    ensure_owner(
+        scope, view.status.customer_id if view.status else None, _not_found(application_id)
+    )
     current = view.status.state.value if view.status else view.run_status
     # Decided counts as finished even while the run still writes its report.
     decided = view.status is not None and view.status.state in FINISHED_STATES

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from fiflow.domain.alerts import SAFE_ID
 from fiflow.domain.credit_prefill import PrefillStatus
 from fiflow.domain.keys import prefill_workflow_id
-from fiflow.starters.api.auth import require
+from fiflow.starters.api.auth import Identity, customer_scope, ensure_owner, require
 from fiflow.starters.api.errors import ApiError
 from fiflow.starters.api.state import ApiState, api_state
 from fiflow.starters.workflow_views import Lookup, workflow_view
@@ -24,21 +24,26 @@ class PrefillView(BaseModel):
     status: PrefillStatus | None
 
 
-@router.get(
-    "/{prefill_id}",
-    response_model=PrefillView,
-    dependencies=[require("channel", "reviewer", "admin")],
-)
+@router.get("/{prefill_id}", response_model=PrefillView)
 async def get_prefill(
-    prefill_id: str = Path(pattern=SAFE_ID), state: ApiState = Depends(api_state)
+    prefill_id: str = Path(pattern=SAFE_ID),
+    state: ApiState = Depends(api_state),
+    identity: Identity = require("channel", "reviewer", "admin"),
 ) -> PrefillView:
-    """The pre-filled application (no credit was pulled; applying needs consent)."""
+    """The pre-filled application (no credit was pulled; applying needs consent).
+
+    A channel sees it once it is ready: only then does it name its customer.
+    """
+    scope = customer_scope(identity)
     view = await workflow_view(
         await state.client(),
         prefill_workflow_id(prefill_id),
         "CreditPrefillWorkflow",
         PrefillStatus,
     )
+    not_found = ApiError(404, "prefill_not_found", f"no credit pre-fill {prefill_id}")
     if view.lookup is Lookup.NOT_FOUND:
-        raise ApiError(404, "prefill_not_found", f"no credit pre-fill {prefill_id}")
+        raise not_found
+    prefill = view.status.prefill if view.status else None
+    ensure_owner(scope, prefill.customer_id if prefill else None, not_found)
     return PrefillView(prefill_id=prefill_id, run_status=view.run_status, status=view.status)

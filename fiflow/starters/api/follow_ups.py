@@ -17,7 +17,7 @@ from fiflow.domain.follow_ups import (
     Ticket,
 )
 from fiflow.domain.keys import follow_up_workflow_id
-from fiflow.starters.api.auth import require
+from fiflow.starters.api.auth import Identity, customer_scope, ensure_owner, require
 from fiflow.starters.api.crm_reads import crm_read
 from fiflow.starters.api.errors import ApiError
 from fiflow.starters.api.state import ApiState, api_state
@@ -78,43 +78,47 @@ async def post_follow_up(
     )
 
 
-@router.get(
-    "/{follow_up_id}",
-    response_model=FollowUpView,
-    dependencies=[require("channel", "system", "reviewer", "admin")],
-)
+@router.get("/{follow_up_id}", response_model=FollowUpView)
 async def get_follow_up(
-    follow_up_id: str = FOLLOW_UP_ID, state: ApiState = Depends(api_state)
+    follow_up_id: str = FOLLOW_UP_ID,
+    state: ApiState = Depends(api_state),
+    identity: Identity = require("channel", "system", "reviewer", "admin"),
 ) -> FollowUpView:
     """Where the follow-up is."""
+    return await _view(state, follow_up_id, customer_scope(identity))
+
+
+async def _view(state: ApiState, follow_up_id: str, scope: str | None) -> FollowUpView:
     view = await follow_up_view(await state.client(), follow_up_id)
+    not_found = ApiError(404, "follow_up_not_found", f"no follow-up {follow_up_id}")
     if view.lookup is Lookup.NOT_FOUND:
-        raise ApiError(404, "follow_up_not_found", f"no follow-up {follow_up_id}")
+        raise not_found
+    ensure_owner(scope, view.status.customer_id if view.status else None, not_found)
     return FollowUpView(follow_up_id=follow_up_id, run_status=view.run_status, status=view.status)
 
 
-@router.post(
-    "/{follow_up_id}/resolved",
-    response_model=FollowUpView,
-    dependencies=[require("channel", "system")],
-)
+@router.post("/{follow_up_id}/resolved", response_model=FollowUpView)
 async def post_resolved(
-    body: Resolved, follow_up_id: str = FOLLOW_UP_ID, state: ApiState = Depends(api_state)
+    body: Resolved,
+    follow_up_id: str = FOLLOW_UP_ID,
+    state: ApiState = Depends(api_state),
+    identity: Identity = require("channel", "system"),
 ) -> FollowUpView:
     """The request was resolved elsewhere: stop following up."""
+    scope = customer_scope(identity)
+    await _view(state, follow_up_id, scope)
     await _running(state, follow_up_id)
     handle = (await state.client()).get_workflow_handle(follow_up_workflow_id(follow_up_id))
     await handle.signal(FollowUpWorkflow.resolved, body)
-    return await get_follow_up(follow_up_id, state)
+    return await _view(state, follow_up_id, scope)
 
 
-@router.post(
-    "/{follow_up_id}/reschedule",
-    response_model=FollowUpView,
-    dependencies=[require("channel", "system")],
-)
+@router.post("/{follow_up_id}/reschedule", response_model=FollowUpView)
 async def post_reschedule(
-    body: Reschedule, follow_up_id: str = FOLLOW_UP_ID, state: ApiState = Depends(api_state)
+    body: Reschedule,
+    follow_up_id: str = FOLLOW_UP_ID,
+    state: ApiState = Depends(api_state),
+    identity: Identity = require("channel", "system"),
 ) -> FollowUpView:
     """Move the follow-up ("call me tomorrow at 10")."""
     now = datetime.now(UTC)
@@ -124,10 +128,12 @@ async def post_reschedule(
             "invalid_follow_up_at",
             "follow_up_at must be in the future and at most 90 days ahead",
         )
+    scope = customer_scope(identity)
+    await _view(state, follow_up_id, scope)
     await _running(state, follow_up_id)
     handle = (await state.client()).get_workflow_handle(follow_up_workflow_id(follow_up_id))
     await handle.signal(FollowUpWorkflow.reschedule, body)
-    return await get_follow_up(follow_up_id, state)
+    return await _view(state, follow_up_id, scope)
 
 
 async def _running(state: ApiState, follow_up_id: str) -> None:

@@ -18,7 +18,7 @@ from fiflow.domain.interactions import (
     InteractionStatus,
 )
 from fiflow.integrations.interactions_store import StoredEvent
-from fiflow.starters.api.auth import require
+from fiflow.starters.api.auth import Identity, customer_scope, ensure_owner, require
 from fiflow.starters.api.crm_reads import crm_read, unknown_customer
 from fiflow.starters.api.errors import ApiError
 from fiflow.starters.api.state import ApiState, api_state
@@ -108,19 +108,26 @@ async def post_event(
     return EventAccepted(interaction_id=interaction_id, event_id=body.event_id, status=status)
 
 
-@router.get(
-    "/{interaction_id}",
-    response_model=InteractionView,
-    dependencies=[require("channel", "reviewer", "admin")],
-)
+@router.get("/{interaction_id}", response_model=InteractionView)
 async def get_interaction(
-    interaction_id: str = INTERACTION_ID, state: ApiState = Depends(api_state)
+    interaction_id: str = INTERACTION_ID,
+    state: ApiState = Depends(api_state),
+    identity: Identity = require("channel", "reviewer", "admin"),
 ) -> InteractionView:
     """The interaction: events, triggers fired, next-best actions (and late events)."""
+    scope = customer_scope(identity)
     view = await interaction_view(await state.client(), interaction_id)
     stored = await asyncio.to_thread(state.interactions.events, interaction_id)
+    not_found = ApiError(404, "interaction_not_found", f"no interaction {interaction_id}")
     if view.lookup is Lookup.NOT_FOUND and not stored:
-        raise ApiError(404, "interaction_not_found", f"no interaction {interaction_id}")
+        raise not_found
+    # An unknown caller's interaction has no customer: no session can read it.
+    owner = (
+        view.status.customer_id
+        if view.status
+        else next((e.customer_id for e in stored if e.customer_id), None)
+    )
+    ensure_owner(scope, owner, not_found)
     return InteractionView(
         interaction_id=interaction_id,
         run_status=view.run_status or "unknown",

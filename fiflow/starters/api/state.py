@@ -15,6 +15,7 @@ from fiflow.integrations.database import create_db_engine
 from fiflow.integrations.http import make_client
 from fiflow.integrations.interactions_store import InteractionStore
 from fiflow.integrations.message_ledger import MessageLedger
+from fiflow.integrations.oidc import OidcVerifier
 from fiflow.integrations.reports import CreditReportStore
 from fiflow.integrations.rule_versions import RuleVersionStore
 from fiflow.integrations.rules_store import RuleStore
@@ -31,6 +32,17 @@ class ApiState:
     def __init__(self, settings: Settings, client: Client | None = None):
         self.settings = settings
         self.api_keys = settings.api_key_roles
+        self.staff_keys = settings.staff_key_people
+        if set(self.api_keys) & set(self.staff_keys):
+            # Which one would it be: a person, or a shared key no one answers for?
+            raise ValueError("a key is in both FIFLOW_API_KEYS and FIFLOW_STAFF_KEYS")
+        self.oidc = (
+            OidcVerifier(
+                settings.api_oidc_issuer, settings.api_oidc_audience, settings.api_oidc_jwks_url
+            )
+            if settings.api_oidc_issuer
+            else None
+        )
         # The engine connects on first use only: most API calls never touch the database.
         self.engine: Engine = create_db_engine(settings.database_url)
         self.rule_versions = RuleVersionStore(self.engine)
