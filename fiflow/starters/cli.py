@@ -75,6 +75,30 @@ def up(
 
 
 @app.command()
+def status(
+    state_dir: Path = typer.Option(Path(".fiflow"), help="The state directory of `fiflow up`."),
+) -> None:
+    """Show each part of a running `fiflow up`: pid, uptime, restarts. Exit 1 if none runs."""
+    import time
+
+    from fiflow.starters.supervisor import read_status
+
+    running = read_status(state_dir)
+    if running is None:
+        fail(f"no fiflow up is running with state in {state_dir}", 1)
+    typer.echo(f"fiflow up (pid {running['pid']}, state in {state_dir})")
+    typer.echo(f"  {'part':<10} {'pid':>8} {'uptime':>10} {'restarts':>8}  state")
+    for part in running["parts"]:
+        uptime = int(time.time() - part["started_at"])
+        shown = f"{uptime // 3600}h{uptime % 3600 // 60:02d}m{uptime % 60:02d}s"
+        typer.echo(
+            f"  {part['name']:<10} {part['pid'] or '-':>8} {shown:>10} "
+            f"{part['restarts']:>8}  {part['state']}"
+        )
+    exit_now(0)
+
+
+@app.command()
 def worker() -> None:
     """Run one worker process (Temporal connection from TEMPORAL_* env vars)."""
     from fiflow.workers.main import run_worker

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import secrets
@@ -11,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -21,12 +20,11 @@ from fiflow.domain import search_attributes
 from fiflow.integrations.codec import ensure_key_file
 from fiflow.integrations.database import upgrade_database
 from fiflow.integrations.settings import Settings
+from fiflow.starters.supervisor import CrashLoop, Supervisor, say
 
-PR_SET_PDEATHSIG = 1
 PAYLOAD_KEY_FILE = "payload.key"
 CODEC_TOKEN_FILE = "codec.token"  # noqa: S105 - a file name
 STARTUP_DEADLINE_S = 60.0
-STOP_GRACE_S = 15.0
 
 
 @dataclass
@@ -40,73 +38,18 @@ class Ports:
     codec: int = 8089
 
 
-@dataclass
-class Part:
-    """One child process of the stack."""
-
-    name: str
-    proc: subprocess.Popen[bytes]
-
-
-@dataclass
-class Stack:
-    """The running children, started in order and stopped in reverse."""
-
-    parts: list[Part] = field(default_factory=list)
-
-    def alive(self) -> Part | None:
-        """The first child that exited on its own, if any."""
-        return next((p for p in self.parts if p.proc.poll() is not None), None)
-
-    def stop(self) -> None:
-        """Stop workers and the API first (they drain), then the sandbox and Temporal."""
-        front = [p for p in self.parts if p.name.startswith(("worker", "api"))]
-        back = [p for p in reversed(self.parts) if p not in front]
-        for group in (front, back):
-            for part in group:
-                if part.proc.poll() is None:
-                    part.proc.send_signal(signal.SIGTERM)
-            for part in group:
-                _wait(part)
-
-
-def _wait(part: Part) -> None:
-    try:
-        part.proc.wait(timeout=STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        print(f"fiflow: {part.name} did not stop in {STOP_GRACE_S:.0f}s; killing it", flush=True)
-        part.proc.kill()
-        part.proc.wait()
-
-
-def _die_with_parent() -> None:
-    """Runs in the child: the kernel sends SIGTERM if `fiflow up` itself is killed."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass  # not Linux: Ctrl-C and SIGTERM still stop everything through stop()
-
-
-def _spawn(stack: Stack, name: str, args: list[str], env: dict[str, str]) -> Part:
-    # Own session: Ctrl-C reaches only `fiflow up`, which then stops the parts in order.
-    proc = subprocess.Popen(args, env=env, start_new_session=True, preexec_fn=_die_with_parent)
-    part = Part(name, proc)
-    stack.parts.append(part)
-    return part
-
-
 def _bin(name: str) -> str:
     local = Path(sys.executable).parent / name
     return str(local) if local.exists() else name
 
 
-def _wait_until(what: str, ready: Callable[[], bool], stack: Stack) -> None:
+def _wait_until(what: str, ready: Callable[[], bool], stack: Supervisor) -> None:
     deadline = time.monotonic() + STARTUP_DEADLINE_S
     while time.monotonic() < deadline:
-        dead = stack.alive()
+        # While starting, a part that dies is a configuration problem: no restarts.
+        dead = stack.first_dead()
         if dead is not None:
-            raise StartupError(f"{dead.name} exited with code {dead.proc.returncode}")
+            raise StartupError(f"{dead.name} exited with code {dead.exited()}")
         if ready():
             return
         time.sleep(0.2)
@@ -148,27 +91,27 @@ def run_stack(settings: Settings, ports: Ports, workers: int, state_dir: Path) -
     state_dir.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
-    stack = Stack()
+    stack = Supervisor(state_dir)
     env = _child_env(settings, ports, state_dir)
     codec_token = _codec_token(settings, state_dir)
     code = 0
     try:
         cli = [sys.executable, "-m", "fiflow.starters.cli"]
-        _spawn(stack, "temporal", _temporal_args(ports, state_dir), env)
+        stack.spawn("temporal", _temporal_args(ports, state_dir), env)
         if codec_token is not None:
             codec_env = {**env, "FIFLOW_CODEC_TOKEN": codec_token}
-            _spawn(stack, "codec", [*cli, "codec-server", "--port", str(ports.codec)], codec_env)
+            stack.spawn("codec", [*cli, "codec-server", "--port", str(ports.codec)], codec_env)
             codec_url = f"http://127.0.0.1:{ports.codec}"
             _wait_until("codec server", lambda: _http_ok(f"{codec_url}/healthz"), stack)
         _wait_until("temporal", lambda: _temporal_ok(ports.temporal), stack)
         _register_search_attributes(ports)
-        _spawn(stack, "sandbox", [sys.executable, "-m", "fiflow.sandbox"], env)
+        stack.spawn("sandbox", [sys.executable, "-m", "fiflow.sandbox"], env)
         sandbox_url = f"http://127.0.0.1:{ports.sandbox}"
         _wait_until("sandbox", lambda: _http_ok(f"{sandbox_url}/__sandbox/health"), stack)
         upgrade_database(env["FIFLOW_DATABASE_URL"])
-        _spawn(stack, "api", [*cli, "api", "--port", str(ports.api)], env)
+        stack.spawn("api", [*cli, "api", "--port", str(ports.api)], env)
         for n in range(1, workers + 1):
-            _spawn(stack, f"worker-{n}", [*cli, "worker"], env)
+            stack.spawn(f"worker-{n}", [*cli, "worker"], env)
         api_url = f"http://127.0.0.1:{ports.api}"
         _wait_until(
             "api",
@@ -177,22 +120,23 @@ def run_stack(settings: Settings, ports: Ports, workers: int, state_dir: Path) -
         )
         _print_banner(settings, ports, workers, state_dir, codec_token)
         while True:
-            dead = stack.alive()
-            if dead is not None:
-                print(f"fiflow: {dead.name} exited with code {dead.proc.returncode}; stopping")
-                code = 1
-                break
+            stack.tend()  # restarts what died, with backoff
             time.sleep(0.5)
     except _Stop as stop:
-        print(f"\nfiflow: {stop} received, stopping", flush=True)
+        print(flush=True)
+        say(f"{stop} received, stopping")
     except StartupError as err:
-        print(f"fiflow: {err}; stopping", file=sys.stderr, flush=True)
+        say(f"{err}; stopping")
+        code = 1
+    except CrashLoop as err:
+        say(f"{err}; stopping")
         code = 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan anything
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stack.stop()
-    print("fiflow: stopped", flush=True)
+        # Workers and the API first (they drain), then the sandbox, codec and Temporal.
+        stack.stop(first=("worker", "api"))
+    say("stopped")
     return code
 
 
