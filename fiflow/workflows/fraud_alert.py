@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         SendSms,
     )
     from fiflow.activities.rules import LoadAlertRules, RuleActivities
+    from fiflow.domain import messages
     from fiflow.domain import search_attributes as sa
     from fiflow.domain.alerts import (
         FINAL_STATE,
@@ -160,6 +161,8 @@ class FraudAlertWorkflow:
         s.outcome = outcome
         s.timings["decided"] = workflow.now()
         self._set_state(FINAL_STATE[outcome])
+        if workflow.patched("answer-late-replies"):
+            await self._answer_late_replies()
         await self._close_in_conversation(outcome)
         await workflow.wait_condition(workflow.all_handlers_finished)
         s.timings["completed"] = workflow.now()
@@ -373,6 +376,40 @@ class FraudAlertWorkflow:
                 self._record(name, "skipped", result.delivery.skip_reason())
         else:
             self._record(name, "skipped", "no channel")
+
+    async def _answer_late_replies(self) -> None:
+        """Tell the customer an SMS reply was not applied (it came while the alert closed).
+
+        The conversation forwarded it believing the alert would act on it; without this the
+        customer would hear nothing. Replies that come after the workflow ended are answered
+        by the conversation itself, which finds the alert gone.
+        """
+        customer, rules = self._customer, self._rules
+        if customer is None or not customer.phone or rules is None:
+            return
+        answered: set[str] = set()
+        while late := [
+            r
+            for r in self._status.ignored_replies
+            if r.channel is Channel.SMS and r.message_id not in answered
+        ]:
+            for reply in late:
+                answered.add(reply.message_id)
+                name = f"answer_late_reply:{reply.message_id}"
+                try:
+                    await workflow.execute_activity_method(
+                        MessagingActivities.send_sms,
+                        SendSms(
+                            to=customer.phone,
+                            body=messages.expired(rules.fi_name),
+                            purpose="alert:late_reply",
+                            idempotency_key=self._key(name),
+                        ),
+                        **BACKOFFICE,
+                    )
+                    self._record(name, "done", "told the reply was not applied")
+                except ActivityError as err:
+                    self._record(name, "failed", cause_of(err))
 
     async def _close_in_conversation(self, outcome: AlertOutcome) -> None:
         reply = self._status.reply

@@ -167,3 +167,24 @@ async def test_back_office_outage_delays_but_loses_and_duplicates_nothing(h: Har
     assert len(h.office.of("card")) == 1
     assert len(h.office.of("contact_center")) == 1
     assert all(a.status == "done" for a in result.actions), result.actions
+
+
+async def test_a_reply_during_the_final_escalation_is_answered_not_dropped(h: Harness) -> None:
+    customer = h.add(sms_customer())
+    phone = customer.phone or ""
+    handle = await h.start(alert_request(customer))
+    await h.wait_for_sms(phone, 1)
+    # The final step's first action fails a few times: the alert sits in its final actions,
+    # no longer taking replies, while the conversation still counts it as open.
+    h.office.failures["fraud"] = 4
+    await h.skip(timedelta(hours=2, minutes=15, seconds=1))
+    await h.wait_status(handle, lambda s: "no reply after step 2" in s.path)
+    await h.reply(phone, "YES")
+
+    result = await h.finish(handle)
+    assert result.outcome is AlertOutcome.NO_REPLY
+    assert [r.routed_by for r in result.ignored_replies] == ["single open alert"]
+    texts = h.office.sms_to(phone)
+    assert sum("your reply was not applied" in t for t in texts) == 1, texts
+    late = [a for a in result.actions if a.action.startswith("answer_late_reply:")]
+    assert [a.status for a in late] == ["done"]
