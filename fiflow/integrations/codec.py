@@ -109,16 +109,7 @@ class EncryptionCodec(PayloadCodec):
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         """Encrypt each payload whole (metadata included) with the active key."""
-        out = []
-        for p in payloads:
-            nonce = os.urandom(12)
-            sealed = nonce + self._active.encrypt(nonce, p.SerializeToString(), None)
-            out.append(
-                Payload(
-                    metadata={"encoding": ENCODING, KEY_ID_HEADER: self._active_id}, data=sealed
-                )
-            )
-        return out
+        return self._seal(payloads)
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
         """Decrypt payloads written with any key of the ring; pass unencrypted ones through."""
@@ -130,6 +121,36 @@ class EncryptionCodec(PayloadCodec):
             inner = Payload()
             inner.ParseFromString(self._open(p))
             out.append(inner)
+        return out
+
+    def seal(self, data: bytes) -> dict[str, str]:
+        """Encrypt bytes kept outside Temporal (a stored report, a queued message)."""
+        [sealed] = self._seal([Payload(data=data)])
+        return {
+            "key_id": self._ring.active_id,
+            "sealed": base64.b64encode(sealed.data).decode("ascii"),
+        }
+
+    def unseal(self, sealed: dict[str, str]) -> bytes:
+        """The bytes `seal` encrypted, with whichever ring key did it."""
+        payload = Payload(
+            metadata={"encoding": ENCODING, KEY_ID_HEADER: sealed["key_id"].encode()},
+            data=base64.b64decode(sealed["sealed"]),
+        )
+        inner = Payload()
+        inner.ParseFromString(self._open(payload))
+        return inner.data
+
+    def _seal(self, payloads: Sequence[Payload]) -> list[Payload]:
+        out = []
+        for p in payloads:
+            nonce = os.urandom(12)
+            sealed = nonce + self._active.encrypt(nonce, p.SerializeToString(), None)
+            out.append(
+                Payload(
+                    metadata={"encoding": ENCODING, KEY_ID_HEADER: self._active_id}, data=sealed
+                )
+            )
         return out
 
     def _open(self, p: Payload) -> bytes:

@@ -172,6 +172,32 @@ def _sqlite_on_begin(conn: Connection) -> None:
     else:
         conn.exec_driver_sql("BEGIN")
 
+# Activations waiting for a second admin (four-eyes rule sets), and how each one ended.
+# Migration 0006 creates it.
+rule_activation_requests = sa.Table(
+    "rule_activation_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(32), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("content", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
+    sa.Column("content_sha256", sa.String(64), nullable=False),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("requested_by", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | approved
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("decided_by", sa.String(64), nullable=True),
+    # One pending request per version: a second PUT of it is the same request.
+    sa.Index(
+        "uq_rule_activation_requests_pending",
+        "name",
+        "version",
+        unique=True,
+        sqlite_where=sa.text("status = 'pending'"),
+        postgresql_where=sa.text("status = 'pending'"),
+    ),
+)
+
 
 def create_db_engine(url: str) -> Engine:
     """Create an engine for a SQLite or PostgreSQL URL with fiflow's connection settings."""

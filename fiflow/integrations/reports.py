@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, RowMapping
 
+from fiflow.integrations.codec import EncryptionCodec, KeyRingError
 from fiflow.integrations.database import begin_write, credit_reports
 
 _t = credit_reports.c
@@ -24,6 +25,8 @@ MAX_LIMIT = 500
 _MAX_CURSOR_CHARS = 512
 
 _DATETIME_FIELDS = ("submitted_at", "completed_at", "stored_at")
+# The one key of an encrypted report body: {"sealed": {"key_id": ..., "sealed": ...}}.
+SEALED = "sealed"
 
 
 class InvalidCursor(ValueError):
@@ -73,18 +76,27 @@ class ReportPage(BaseModel):
 
 
 class CreditReportStore:
-    """Writes and reads credit reports; safe for concurrent callers in many processes."""
+    """Writes and reads credit reports; safe for concurrent callers in many processes.
 
-    def __init__(self, engine: Engine) -> None:
+    With a sealer (the payload key ring) the report body is encrypted at rest: it holds the
+    applicant's amounts, income and results, which must not sit in the database in clear any
+    more than in Temporal's history. The columns the listing filters on stay clear.
+    """
+
+    def __init__(self, engine: Engine, sealer: EncryptionCodec | None = None) -> None:
         if engine.dialect.name not in ("postgresql", "sqlite"):
             raise ValueError(
                 f"CreditReportStore supports PostgreSQL and SQLite, not {engine.dialect.name}"
             )
         self._engine = engine
+        self._sealer = sealer
 
     def save(self, row: StoredReport) -> bool:
         """Store a report; False (and the first report kept unchanged) if one already exists."""
         values = row.model_dump()
+        if self._sealer is not None:
+            body = json.dumps(values["report"], separators=(",", ":")).encode()
+            values["report"] = {SEALED: self._sealer.seal(body)}
         # DO NOTHING rather than check-then-insert: a racing insert of the same id waits for
         # the other's commit and then returns no row, so exactly one caller sees True.
         if self._engine.dialect.name == "postgresql":
@@ -109,7 +121,7 @@ class CreditReportStore:
         stmt = sa.select(credit_reports).where(_t.application_id == application_id)
         with self._engine.connect() as conn:
             row = conn.execute(stmt).mappings().first()
-        return None if row is None else _from_row(row)
+        return None if row is None else self._from_row(row)
 
     def list(
         self,
@@ -149,24 +161,28 @@ class CreditReportStore:
         )
         with self._engine.connect() as conn:
             rows = conn.execute(stmt).mappings().all()
-        items = [_from_row(r) for r in rows[:limit]]
+        items = [self._from_row(r) for r in rows[:limit]]
         next_cursor = _encode_cursor(items[-1]) if len(rows) > limit else None
         return ReportPage(items=items, next_cursor=next_cursor)
+
+    def _from_row(self, row: RowMapping) -> StoredReport:
+        values = dict(row)
+        for name in _DATETIME_FIELDS:
+            # SQLite hands back naive datetimes; what the store wrote there is UTC.
+            if values[name].tzinfo is None:
+                values[name] = values[name].replace(tzinfo=UTC)
+        report = values["report"]
+        if isinstance(report, dict) and set(report) == {SEALED}:
+            if self._sealer is None:
+                raise KeyRingError("this report is encrypted: configure the payload key ring")
+            values["report"] = json.loads(self._sealer.unseal(report[SEALED]))
+        return StoredReport.model_validate(values)
 
 
 def _utc(value: datetime, name: str) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"{name} must be timezone-aware, not {value.isoformat()}")
     return value.astimezone(UTC)
-
-
-def _from_row(row: RowMapping) -> StoredReport:
-    values = dict(row)
-    for name in _DATETIME_FIELDS:
-        # SQLite hands back naive datetimes; what the store wrote there is UTC.
-        if values[name].tzinfo is None:
-            values[name] = values[name].replace(tzinfo=UTC)
-    return StoredReport.model_validate(values)
 
 
 def _encode_cursor(last: StoredReport) -> str:

@@ -12,35 +12,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, RowMapping
 
-from fiflow.integrations.database import begin_write, metadata, rule_versions
+from fiflow.integrations.database import begin_write, rule_activation_requests, rule_versions
 
 _t = rule_versions.c
 
-# Activations waiting for a second admin (four-eyes rule sets), and how each one ended.
-# Defined beside the store that alone uses it; migration 0006 creates it.
-rule_activation_requests = sa.Table(
-    "rule_activation_requests",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(32), nullable=False),
-    sa.Column("version", sa.String(64), nullable=False),
-    sa.Column("content", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
-    sa.Column("content_sha256", sa.String(64), nullable=False),
-    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("requested_by", sa.String(64), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # pending | approved
-    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("decided_by", sa.String(64), nullable=True),
-    # One pending request per version: a second PUT of it is the same request.
-    sa.Index(
-        "uq_rule_activation_requests_pending",
-        "name",
-        "version",
-        unique=True,
-        sqlite_where=sa.text("status = 'pending'"),
-        postgresql_where=sa.text("status = 'pending'"),
-    ),
-)
 _r = rule_activation_requests.c
 
 # Newest activation first; id breaks ties between activations given the same instant.

@@ -54,7 +54,7 @@ from fiflow.integrations.rule_versions import RuleVersionStore
 from fiflow.integrations.rules_store import RuleStore
 from fiflow.integrations.settings import Settings
 from fiflow.integrations.sms import SmsClient
-from fiflow.integrations.temporal import connect
+from fiflow.integrations.temporal import connect, payload_codec
 from fiflow.workflows.account_history import AccountHistoryWorkflow
 from fiflow.workflows.conversation import ConversationWorkflow
 from fiflow.workflows.credit_application import CreditApplicationWorkflow
@@ -122,7 +122,7 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
         bureau = BureauActivities(BureauClient(http["bureau"]))
         core = CoreBankingActivities(CoreBankingClient(http["core_banking"]))
         billing = BillingActivities(BillingClient(http["billing"]))
-        reports = ReportActivities(CreditReportStore(engine))
+        reports = ReportActivities(CreditReportStore(engine, sealer=payload_codec(settings)))
         interaction_store = InteractionStore(engine)
         interactions = InteractionActivities(interaction_store)
         follow_ups = FollowUpRegistry(client, interaction_store)

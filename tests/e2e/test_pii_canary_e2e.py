@@ -379,14 +379,6 @@ async def temporal_haystacks(stack: RunningStack) -> dict[str, str]:
     return found
 
 
-# KNOWN GAP, not a pass: a credit report is the bank's record of a decision and holds the
-# application's figures (requested and approved amount, stated income) in clear in the
-# `credit_reports.report` column. Encrypting that column at rest with the payload key ring
-# is the fix still to make; until then the credit figures are searched for in every other
-# place, and the report column is searched for every other canary value.
-CREDIT_FIGURES = {CREDIT_AMOUNT, "4,321.98", INCOME, "7,345.67"}
-
-
 def database_haystacks(state_dir: Path) -> dict[str, str]:
     """Every row of every table of fiflow's database."""
     found: dict[str, str] = {}
@@ -396,9 +388,6 @@ def database_haystacks(state_dir: Path) -> dict[str, str]:
             rows = db.execute(f'SELECT * FROM "{table}"').fetchall()  # noqa: S608 - names from sqlite
             for n, row in enumerate(rows):
                 text = " | ".join(map(str, row))
-                if table == "credit_reports":
-                    for figure in CREDIT_FIGURES:
-                        text = text.replace(f'"{figure}"', '"<credit figure: known gap>"')
                 found[f"db {table} row {n}"] = text
     assert any(k.startswith("db credit_reports") for k in found), sorted(found)
     return found

@@ -17,8 +17,10 @@ from alembic.runtime.migration import MigrationContext
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
+from fiflow.integrations.codec import EncryptionCodec, KeyRing, KeyRingError, new_key
 from fiflow.integrations.database import (
     create_db_engine,
+    credit_reports,
     current_revision,
     head_revision,
     metadata,
@@ -395,3 +397,21 @@ def test_malformed_cursor_raises_invalid_cursor(store: CreditReportStore, cursor
 
 def test_invalid_cursor_is_a_value_error() -> None:
     assert issubclass(InvalidCursor, ValueError)
+
+
+def test_with_the_key_ring_the_report_body_is_ciphertext_at_rest(engine: Engine) -> None:
+    old, new = new_key(), new_key()
+    before = CreditReportStore(engine, sealer=EncryptionCodec(KeyRing.parse(old)))
+    assert before.save(_report("app-sealed-1", report=NESTED_REPORT))
+    with engine.connect() as conn:
+        raw = json.dumps(conn.execute(sa.select(credit_reports.c.report)).scalar_one())
+    for clear in ("Zoë", "Zürich", "25000", "dti_max"):
+        assert clear not in raw
+    # The filterable columns stay clear; the body reads back whole, after a key rotation too.
+    rotated = CreditReportStore(engine, sealer=EncryptionCodec(KeyRing.parse(f"*{new},{old}")))
+    got = rotated.get("app-sealed-1")
+    assert got is not None and got.report == NESTED_REPORT
+    assert [r.application_id for r in rotated.list(decision="approved").items] == ["app-sealed-1"]
+    # Without the key nothing is readable, and the error says why.
+    with pytest.raises(KeyRingError, match="encrypted"):
+        CreditReportStore(engine).get("app-sealed-1")

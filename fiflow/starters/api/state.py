@@ -20,7 +20,7 @@ from fiflow.integrations.reports import CreditReportStore
 from fiflow.integrations.rule_versions import RuleVersionStore
 from fiflow.integrations.rules_store import RuleStore
 from fiflow.integrations.settings import Settings
-from fiflow.integrations.temporal import connect
+from fiflow.integrations.temporal import connect, payload_codec
 from fiflow.starters.api.errors import ApiError
 
 log = logging.getLogger("fiflow.api")
@@ -49,7 +49,7 @@ class ApiState:
         self.rules = RuleStore(settings.rules_dir, self.rule_versions)
         self.interactions = InteractionStore(self.engine)
         self.message_ledger = MessageLedger(self.engine)
-        self._reports = CreditReportStore(self.engine)
+        self._reports = CreditReportStore(self.engine, sealer=payload_codec(settings))
         self._client = client
         self._lock = asyncio.Lock()
         self._crm_http: httpx.AsyncClient | None = None
