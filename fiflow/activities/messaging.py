@@ -125,6 +125,8 @@ class MessagingActivities:
             if await asyncio.to_thread(self._optouts.is_opted_out, digest):
                 return SendResult(delivery=Delivery.SUPPRESSED_OPTED_OUT)
         sid = await self._sms.send(to, req.body, req.idempotency_key)
+        # The purpose says which message it was; never the number or the text.
+        activity.logger.info("sms sent: %s", req.purpose)
         return SendResult(delivery=Delivery.SENT, provider_id=sid)
 
     async def _sms_countries(self) -> frozenset[str]:

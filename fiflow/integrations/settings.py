@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     )
     otel_console: bool = False
     log_level: str = "INFO"
+    # `json`: one JSON object per line with trace, span and workflow ids (for log shippers);
+    # `text`: plain lines for a console.
+    log_format: Literal["text", "json"] = "text"
 
     # Abuse and cost bounds. Per API key, by the key's role: a token bucket refilled at
     # `per_second` holding at most `burst` requests (per API process; see api/rate_limits.py).

@@ -126,8 +126,10 @@ def api(
     settings = _settings()
     _checked(settings, bind_host=host)
     telemetry.setup("api", settings)
+    app = create_app(settings)
+    telemetry.instrument_api(app)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
