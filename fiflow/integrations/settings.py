@@ -159,6 +159,9 @@ class Settings(BaseSettings):
     # `json`: one JSON object per line with trace, span and workflow ids (for log shippers);
     # `text`: plain lines for a console.
     log_format: Literal["text", "json"] = "text"
+    # host:port of this process's Prometheus endpoint for the Temporal SDK's metrics
+    # (workers: task latencies, slots, polls; the API: client requests). Unset: none.
+    metrics_address: str | None = None
 
     # Abuse and cost bounds. Per API key, by the key's role: a token bucket refilled at
     # `per_second` holding at most `burst` requests (per API process; see api/rate_limits.py).

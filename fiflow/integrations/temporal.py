@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import lru_cache
 
 from temporalio.client import Client
 from temporalio.common import HeaderCodecBehavior
@@ -10,6 +11,7 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfigProfile
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from fiflow.integrations.codec import EncryptionCodec, KeyRing, KeyRingError, read_key_file
 from fiflow.integrations.settings import Settings
@@ -48,10 +50,23 @@ def data_converter(settings: Settings) -> DataConverter:
     )
 
 
+@lru_cache
+def _runtime(metrics_address: str | None) -> Runtime | None:
+    """The SDK runtime with a Prometheus endpoint (one per process: it owns the port)."""
+    if not metrics_address:
+        return None
+    return Runtime(
+        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=metrics_address))
+    )
+
+
 async def connect(settings: Settings) -> Client:
     """A client from Temporal's standard environment config (TEMPORAL_ADDRESS, TLS, API key...)."""
     config = dict(ClientConfigProfile.load().to_client_connect_config())
     target = str(config.pop("target_host", None) or DEFAULT_TARGET)
+    runtime = _runtime(settings.metrics_address)
+    if runtime is not None:
+        config["runtime"] = runtime
     return await Client.connect(
         target,
         **config,  # type: ignore[arg-type]

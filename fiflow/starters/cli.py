@@ -61,6 +61,9 @@ def up(
     sandbox_port: int = typer.Option(8100, help="Sandbox port."),
     api_port: int = typer.Option(8000, help="API port."),
     codec_port: int = typer.Option(8089, help="Codec server port (decodes for the Web UI)."),
+    metrics_port: int = typer.Option(
+        9464, help="Prometheus metrics: the API on this port, worker N on port+N; 0 for none."
+    ),
     state_dir: Path = typer.Option(
         Path(".fiflow"), help="Where Temporal's and fiflow's data live."
     ),
@@ -69,7 +72,12 @@ def up(
     from fiflow.starters.stack import Ports, run_stack
 
     ports = Ports(
-        temporal=temporal_port, ui=ui_port, sandbox=sandbox_port, api=api_port, codec=codec_port
+        temporal=temporal_port,
+        ui=ui_port,
+        sandbox=sandbox_port,
+        api=api_port,
+        codec=codec_port,
+        metrics=metrics_port,
     )
     raise typer.Exit(run_stack(_settings(), ports, workers, state_dir))
 

@@ -36,6 +36,12 @@ class Ports:
     sandbox: int = 8100
     api: int = 8000
     codec: int = 8089
+    # Prometheus endpoints for the SDK's metrics: the API on this port, worker n on port + n.
+    metrics: int = 9464  # 0: none
+
+    def metrics_of(self, part: int) -> str | None:
+        """host:port of part `part`'s metrics (0 the API, n worker n), or None when off."""
+        return f"127.0.0.1:{self.metrics + part}" if self.metrics else None
 
 
 def _bin(name: str) -> str:
@@ -109,9 +115,9 @@ def run_stack(settings: Settings, ports: Ports, workers: int, state_dir: Path) -
         sandbox_url = f"http://127.0.0.1:{ports.sandbox}"
         _wait_until("sandbox", lambda: _http_ok(f"{sandbox_url}/__sandbox/health"), stack)
         upgrade_database(env["FIFLOW_DATABASE_URL"])
-        stack.spawn("api", [*cli, "api", "--port", str(ports.api)], env)
+        stack.spawn("api", [*cli, "api", "--port", str(ports.api)], _metrics_env(env, ports, 0))
         for n in range(1, workers + 1):
-            stack.spawn(f"worker-{n}", [*cli, "worker"], env)
+            stack.spawn(f"worker-{n}", [*cli, "worker"], _metrics_env(env, ports, n))
         api_url = f"http://127.0.0.1:{ports.api}"
         _wait_until(
             "api",
@@ -260,6 +266,11 @@ def _codec_token(settings: Settings, state_dir: Path) -> str | None:
     return token
 
 
+def _metrics_env(env: dict[str, str], ports: Ports, part: int) -> dict[str, str]:
+    address = ports.metrics_of(part)
+    return {**env, "FIFLOW_METRICS_ADDRESS": address} if address else env
+
+
 def _print_banner(
     settings: Settings, ports: Ports, workers: int, state_dir: Path, codec_token: str | None
 ) -> None:
@@ -277,6 +288,12 @@ def _print_banner(
             "    To read payloads in the Web UI: its codec settings (the UI's data encoder "
             f"icon), endpoint {codec}/t/{codec_token}\n"
         )
+    metrics = ""
+    if ports.metrics:
+        listed = [f"api {ports.metrics_of(0)}"] + [
+            f"worker-{n} {ports.metrics_of(n)}" for n in range(1, workers + 1)
+        ]
+        metrics = f"  Metrics         Prometheus /metrics: {', '.join(listed)}\n"
     print(
         f"""
 fiflow is up ({workers} worker{"s" if workers != 1 else ""}; state in {state_dir}/)
@@ -286,7 +303,7 @@ fiflow is up ({workers} worker{"s" if workers != 1 else ""}; state in {state_dir
   API             http://127.0.0.1:{ports.api}   (docs: /docs, /openapi.json)
   SMS webhook     http://127.0.0.1:{ports.api}/v1/channels/sms/inbound
   SMS auth token  {settings.sms_auth_token.get_secret_value()}   (FIFLOW_SMS_AUTH_TOKEN)
-{payloads}  API keys (X-API-Key, from FIFLOW_API_KEYS):
+{metrics}{payloads}  API keys (X-API-Key, from FIFLOW_API_KEYS):
 {keys}
   Staff keys (X-API-Key, a person each, from FIFLOW_STAFF_KEYS):
 {staff}

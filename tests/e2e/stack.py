@@ -70,6 +70,7 @@ def start_stack(
     workers: int = 2,
     deadline_s: float = 90.0,
     extra_env: dict[str, str] | None = None,
+    metrics_port: int = 0,
 ) -> RunningStack:
     """Start `fiflow up` and wait for its banner (printed once every part answered).
 
@@ -100,6 +101,9 @@ def start_stack(
                 str(ports["api"]),
                 "--codec-port",
                 str(ports["codec"]),
+                # Off unless asked: the API and each worker take consecutive ports.
+                "--metrics-port",
+                str(metrics_port),
                 "--state-dir",
                 str(state_dir),
             ],  # fmt: skip

@@ -1,10 +1,12 @@
-"""Traces and logs on `fiflow up`: with OTEL_EXPORTER_OTLP_ENDPOINT set, one trace runs from
+"""Observability on `fiflow up`: with OTEL_EXPORTER_OTLP_ENDPOINT set, one trace runs from
 `POST /v1/alerts` through the workflow and its activities to the SMS gateway call; logs are
-JSON lines carrying trace, span and workflow ids."""
+JSON lines carrying trace, span and workflow ids; the API and each worker serve the SDK's
+metrics for Prometheus."""
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from tests.e2e.stack import SYSTEM_KEY, RunningStack, start_stack
 from tests.e2e.test_alerts_e2e import alert_body
+from tests.sandbox.servers import free_port
 
 SERVICE = "bank-fiflow-e2e"
 
@@ -110,11 +113,29 @@ def stack(tmp_path_factory: pytest.TempPathFactory, collector: Collector) -> Ite
         "FIFLOW_LOG_FORMAT": "json",
         "FIFLOW_LOG_LEVEL": "INFO",
     }
-    running = start_stack(tmp_path_factory.mktemp("tracing") / "state", workers=1, extra_env=env)
+    running = start_stack(
+        tmp_path_factory.mktemp("observability") / "state",
+        workers=1,
+        extra_env=env,
+        metrics_port=two_free_ports(),
+    )
     try:
         yield running
     finally:
         assert running.stop() == 0, running.output()
+
+
+def two_free_ports() -> int:
+    """A port p such that p and p + 1 are free (the API's and worker-1's metrics)."""
+    for _ in range(50):
+        base = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", base + 1))
+            except OSError:
+                continue
+        return base
+    raise RuntimeError("no two consecutive free ports")
 
 
 def until(check: Any, what: str, within: float = 30.0) -> Any:
@@ -183,3 +204,24 @@ def test_one_trace_from_the_api_through_the_workflow_to_the_sms_gateway(
     assert entry["trace_id"] == started.trace_id
     assert len(entry["span_id"]) == 16 and entry["level"] == "INFO"
     assert entry["activity_type"] == "send_sms"
+
+
+def test_the_api_and_each_worker_serve_sdk_metrics(stack: RunningStack) -> None:
+    banner = stack.output()
+    line = next(ln for ln in banner.splitlines() if "Prometheus /metrics" in ln)
+    api_address = line.split("api ", 1)[1].split(",")[0].strip()
+    worker_address = line.split("worker-1 ", 1)[1].strip()
+
+    def scrape(address: str) -> str:
+        return httpx.get(f"http://{address}/metrics", timeout=5).text
+
+    # The worker has run workflow and activity tasks (the alert test above, or its own
+    # polls at least); the API has made client calls.
+    worker = until(
+        lambda: m if "temporal_" in (m := scrape(worker_address)) else None, "worker metrics"
+    )
+    assert "temporal_workflow_task_execution_latency" in worker or "temporal_num_pollers" in worker
+    api = until(
+        lambda: m if "temporal_request" in (m := scrape(api_address)) else None, "api metrics"
+    )
+    assert 'namespace="default"' in api
