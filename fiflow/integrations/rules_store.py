@@ -12,6 +12,7 @@ import yaml
 from sqlalchemy.exc import SQLAlchemyError
 
 from fiflow.domain.credit_rules import CreditRuleSet, parse_credit_rule_set
+from fiflow.domain.feeds.conditions import ConditionRuleSet, parse_condition_rule_set
 from fiflow.domain.rules import AlertRuleSet, RuleSetError, parse_alert_rule_set
 from fiflow.domain.triggers import TriggerRuleSet, parse_trigger_rule_set
 from fiflow.integrations.rule_versions import RuleVersionStore
@@ -23,6 +24,7 @@ RULE_FILES: dict[str, tuple[str, Parser]] = {
     "alerts": ("alerts.yaml", parse_alert_rule_set),
     "credit": ("credit.yaml", parse_credit_rule_set),
     "triggers": ("triggers.yaml", parse_trigger_rule_set),
+    "conditions": ("conditions.yaml", parse_condition_rule_set),
 }
 
 # Which rule sets need four eyes to activate; not a rule set itself, so not in RULE_FILES.
@@ -48,7 +50,7 @@ def parse_alert_rules_text(text: str, *, source: str) -> AlertRuleSet:
     return parse_alert_rule_set(_load_text(text, source=source), source=source)
 
 
-AnyRuleSet = AlertRuleSet | CreditRuleSet | TriggerRuleSet
+AnyRuleSet = AlertRuleSet | CreditRuleSet | TriggerRuleSet | ConditionRuleSet
 
 
 def read_rules_file(path: Path) -> AnyRuleSet:
@@ -172,4 +174,9 @@ class RuleStore:
     def trigger_rules(self) -> TriggerRuleSet:
         """The current trigger rule set (with the follow-up contact rules)."""
         rules: TriggerRuleSet = self._current("triggers")
+        return rules
+
+    def condition_rules(self) -> ConditionRuleSet:
+        """The current FI alert conditions (screened on the stream and in batch files)."""
+        rules: ConditionRuleSet = self._current("conditions")
         return rules

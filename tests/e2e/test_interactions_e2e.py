@@ -206,7 +206,7 @@ async def test_rules_admin_lists_validates_and_activates(
     r = await http.get(url, headers=ADMIN_KEY)
     assert r.status_code == 200, r.text
     sets = {s["name"]: s for s in r.json()}
-    assert set(sets) == {"alerts", "credit", "triggers"}
+    assert set(sets) == {"alerts", "credit", "triggers", "conditions"}
     assert sets["triggers"]["active_version"] == quick_version
     assert [v["source"] for v in sets["credit"]["versions"]] == ["file"]
 
