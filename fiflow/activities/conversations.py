@@ -41,6 +41,7 @@ class Registration(BaseModel):
     reply_code: str
     conversation_id: str
     merged: bool = False  # over the cap: no SMS of its own, a digest lists it
+    opted_out: bool = False  # the address sent STOP (stored or not yet): no SMS to it
 
 
 def auto_reply_limit(settings: Settings) -> AutoReplyLimit:
@@ -109,4 +110,5 @@ class ConversationActivities:
             reply_code=registration.reply_code,
             conversation_id=workflow_id,
             merged=registration.merged,
+            opted_out=registration.opted_out,
         )

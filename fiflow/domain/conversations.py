@@ -71,6 +71,25 @@ class AlertRegistration(BaseModel):
 
     reply_code: str
     merged: bool = False
+    # The address sent STOP (as far as the conversation knows, stored or not yet): the
+    # alert must not text it, even while the opt-out database has not taken the write.
+    opted_out: bool = False
+
+
+class PendingOptOut(BaseModel):
+    """An opt-out (or opt-in) keyword the conversation has acted on but not yet stored."""
+
+    message_id: str
+    opted_out: bool
+    keyword: str
+    received_at: datetime
+
+
+class SmsOptedOut(BaseModel):
+    """Signal `sms_opted_out` to an open alert: its address sent STOP; no more SMS to it."""
+
+    message_id: str
+    at: datetime
 
 
 class AlertClosed(BaseModel):
@@ -136,6 +155,11 @@ class ConversationState(BaseModel):
     alerts_sent: list[datetime] = Field(default_factory=list)
     digest_due: datetime | None = None
     digests_sent: int = 0
+    # The address's opt-out as this conversation last heard it (None: no keyword seen).
+    # It takes effect here at once; the database learns it through `opt_out_writes`, which
+    # are retried until stored and carried across continue-as-new.
+    sms_opted_out: bool | None = None
+    opt_out_writes: list[PendingOptOut] = Field(default_factory=list)
 
 
 class AutoReplyLimit(BaseModel):
@@ -170,6 +194,8 @@ class ConversationSnapshot(BaseModel):
     pending: int
     answers_suppressed: int = 0
     digests_sent: int = 0
+    sms_opted_out: bool | None = None
+    opt_out_writes_pending: int = 0  # keywords acted on, not yet stored in the database
 
 
 # Everything the conversation says on its own rather than for an alert. An auto-responder

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, FailureError
+from temporalio.exceptions import ActivityError, FailureError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from fiflow.activities.messaging import MessagingActivities, SendSms, SetSmsOptOut
@@ -24,9 +25,11 @@ with workflow.unsafe.imports_passed_through():
         ConversationSnapshot,
         InboundMessage,
         OpenAlert,
+        PendingOptOut,
         RegisterAlert,
         Route,
         RoutingDecision,
+        SmsOptedOut,
         keep_last,
         route_message,
         spend_auto_reply,
@@ -35,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.domain.customers import Channel
     from fiflow.domain.keys import alert_workflow_id, idempotency_key, pick_reply_code
     from fiflow.domain.replies import parse_reply
-    from fiflow.workflows.options import BACKOFFICE, QUICK
+    from fiflow.workflows.options import BACKOFFICE, CRITICAL_WRITE, QUICK
 
 
 @workflow.defn
@@ -47,6 +50,10 @@ class ConversationWorkflow:
         self._inp = inp
         self._state = inp.state.model_copy(deep=True)
         self._seen = set(self._state.seen_message_ids)
+        # Stores the opt-out keywords in the background: the database may be down for days,
+        # and meanwhile replies must still be routed and alerts registered.
+        self._writer: asyncio.Task[None] | None = None
+        self._confirming = False  # the writer is sending a stored keyword's confirmation
 
     # --- handlers (they only record; the main loop does the work, in arrival order) ----
 
@@ -59,15 +66,19 @@ class ConversationWorkflow:
         answer back.
         """
         st = self._state
+        # Known here the moment STOP is routed, stored or not: the alert then sends no SMS.
+        opted_out = st.sms_opted_out is True
         for alert in st.open_alerts:
             if alert.alert_id == req.alert_id:
-                return AlertRegistration(reply_code=alert.reply_code, merged=alert.merged)
+                return AlertRegistration(
+                    reply_code=alert.reply_code, merged=alert.merged, opted_out=opted_out
+                )
         for closed in st.closed_alerts:
             if closed.alert_id == req.alert_id:
-                return AlertRegistration(reply_code=closed.reply_code)
+                return AlertRegistration(reply_code=closed.reply_code, opted_out=opted_out)
         code = pick_reply_code(req.alert_id, {a.reply_code for a in st.open_alerts})
         merged = False
-        if req.cap is not None:
+        if req.cap is not None and not opted_out:  # it sends no SMS: nothing to merge
             now = workflow.now()
             allowed, st.alerts_sent = take_from_window(
                 st.alerts_sent, req.cap.max_alerts, req.cap.window, now
@@ -85,7 +96,7 @@ class ConversationWorkflow:
             )
         )
         self._details()
-        return AlertRegistration(reply_code=code, merged=merged)
+        return AlertRegistration(reply_code=code, merged=merged, opted_out=opted_out)
 
     @workflow.signal(name="alert_closed")
     def alert_closed(self, sig: AlertClosed) -> None:
@@ -117,6 +128,8 @@ class ConversationWorkflow:
             pending=len(st.pending),
             answers_suppressed=st.answers_suppressed,
             digests_sent=st.digests_sent,
+            sms_opted_out=st.sms_opted_out,
+            opt_out_writes_pending=len(st.opt_out_writes),
         )
 
     # --- main loop ------------------------------------------------------------------------
@@ -126,6 +139,7 @@ class ConversationWorkflow:
         """Handle messages until idle with nothing open, continuing-as-new when history grows."""
         st = self._state
         self._details()
+        self._start_writer()  # keywords a previous run acted on but could not store yet
         while True:
             if st.digest_due is not None:
                 # Merged alerts gather until their digest is due: the one timer an address
@@ -151,7 +165,8 @@ class ConversationWorkflow:
                         timeout=inp.idle_timeout,
                     )
                 except TimeoutError:
-                    if not st.open_alerts and not st.pending:
+                    # Never end with an opt-out not yet stored: it would be lost.
+                    if not st.open_alerts and not st.pending and not self._writes_pending():
                         break
             # Checked between messages too: under a steady stream the queue never empties,
             # and what is still queued goes across in the state. Patched: histories written
@@ -162,6 +177,7 @@ class ConversationWorkflow:
                 st.pending.pop(0)
                 st.messages_handled += 1
             if self._history_too_long():
+                await self._stop_writer()
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(inp.model_copy(update={"state": st}))
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -189,7 +205,11 @@ class ConversationWorkflow:
                 await self._send(msg, decision, messages.no_open_alert(fi))
             case Route.EXPIRED:
                 await self._send(msg, decision, messages.expired(fi))
+            case Route.OPT_OUT | Route.OPT_IN if workflow.patched("opt-out-effective-at-once"):
+                await self._opt_out_at_once(msg, decision.route is Route.OPT_OUT)
             case Route.OPT_OUT | Route.OPT_IN:
+                # Histories written before: the keyword was stored inline (a database down
+                # past QUICK's budget failed the conversation).
                 opting_out = decision.route is Route.OPT_OUT
                 changed = await workflow.execute_activity_method(
                     MessagingActivities.set_sms_opt_out,
@@ -243,6 +263,9 @@ class ConversationWorkflow:
     ) -> None:
         """Answer a message; an unsolicited answer only within the address's limit."""
         route = decision.route if route is None else route
+        if not ignore_opt_out and self._state.sms_opted_out is True:
+            # STOP came (stored or not yet): no answer goes out, not even through send_sms.
+            return
         if route in UNSOLICITED_ROUTES and not self._spend_auto_reply(decision):
             return
         key = idempotency_key(workflow.info().workflow_id, f"answer:{msg.message_id}")
@@ -268,6 +291,9 @@ class ConversationWorkflow:
         listed = [a for a in st.open_alerts if a.merged and not a.in_digest]
         if not listed:
             return  # all answered or closed before the digest was due
+        if st.sms_opted_out is True:
+            # The merged alerts run their own escalation (push, callback) without a text.
+            return
         for alert in listed:
             alert.in_digest = True
         st.digests_sent += 1
@@ -287,6 +313,100 @@ class ConversationWorkflow:
             # The merged alerts' own escalation (resend, callback) still runs.
             workflow.logger.warning("alert digest could not be sent: %s", type(err.cause).__name__)
         self._details()
+
+    # --- opt-out: effective at once, stored as soon as the database takes it --------------
+
+    async def _opt_out_at_once(self, msg: InboundMessage, opting_out: bool) -> None:
+        """Act on STOP/START now; the database write is queued and retried until stored."""
+        st = self._state
+        was_out = st.sms_opted_out is True
+        st.sms_opted_out = opting_out
+        st.opt_out_writes.append(
+            PendingOptOut(
+                message_id=msg.message_id,
+                opted_out=opting_out,
+                keyword=msg.body.strip()[:32].upper(),
+                received_at=msg.received_at,
+            )
+        )
+        self._start_writer()
+        if opting_out and not was_out:
+            # Alerts registered before the STOP text through send_sms, which reads the
+            # database: until the write lands they learn it from here.
+            for alert in list(st.open_alerts):
+                handle = workflow.get_external_workflow_handle(alert_workflow_id(alert.alert_id))
+                with contextlib.suppress(FailureError):  # already ended: it texts no more
+                    await handle.signal(
+                        "sms_opted_out", SmsOptedOut(message_id=msg.message_id, at=workflow.now())
+                    )
+
+    def _start_writer(self) -> None:
+        if self._state.opt_out_writes and (self._writer is None or self._writer.done()):
+            self._writer = asyncio.create_task(self._store_opt_outs())
+
+    async def _store_opt_outs(self) -> None:
+        """Store the queued keywords in order, each retried until the database takes it."""
+        st = self._state
+        while st.opt_out_writes:
+            pending = st.opt_out_writes[0]
+            self._details()
+            try:
+                changed = await workflow.execute_activity_method(
+                    MessagingActivities.set_sms_opt_out,
+                    SetSmsOptOut(
+                        address=self._inp.address,
+                        opted_out=pending.opted_out,
+                        keyword=pending.keyword,
+                        source_message_id=pending.message_id,
+                        at=pending.received_at,
+                    ),
+                    **CRITICAL_WRITE,
+                )
+            except ActivityError as err:
+                if is_cancelled_exception(err):
+                    raise  # continuing as new: the write goes across in the state
+                # Only a non-retryable error ends CRITICAL_WRITE (an invalid address).
+                workflow.logger.warning("opt-out not stored: %s", type(err.cause).__name__)
+                changed = False
+            self._confirming = True
+            st.opt_out_writes.pop(0)
+            self._details()
+            if changed:
+                await self._confirm_keyword(pending)
+            self._confirming = False
+
+    async def _confirm_keyword(self, pending: PendingOptOut) -> None:
+        """The confirmation carriers require, once the keyword changed the stored state."""
+        fi = self._inp.fi_name
+        decision = next(
+            (d for d in reversed(self._state.routing_log) if d.message_id == pending.message_id),
+            None,
+        )
+        route = Route.OPT_OUT if pending.opted_out else Route.OPT_IN
+        if decision is None:  # rolled out of the log during a long outage
+            decision = RoutingDecision(
+                message_id=pending.message_id, route=route, reason="keyword", at=workflow.now()
+            )
+        msg = InboundMessage(
+            message_id=pending.message_id, body=pending.keyword, received_at=pending.received_at
+        )
+        text = messages.opted_out(fi) if pending.opted_out else messages.opted_in(fi)
+        await self._send(msg, decision, text, route=route, ignore_opt_out=True)
+
+    def _writes_pending(self) -> bool:
+        return bool(self._state.opt_out_writes) or self._confirming
+
+    async def _stop_writer(self) -> None:
+        """Before continue-as-new: cancel a write still retrying; the state carries it."""
+        writer = self._writer
+        if writer is None or writer.done():
+            return
+        await workflow.wait_condition(lambda: not self._confirming)
+        if writer.done():
+            return
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ActivityError):
+            await writer
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -335,4 +455,12 @@ class ConversationWorkflow:
         workflow.set_current_details(
             f"{len(st.open_alerts)} open alert(s) · {st.messages_handled} message(s) handled"
             + (f" · {st.answers_suppressed} answer(s) suppressed" if st.answers_suppressed else "")
+            + (
+                " · opt-out not yet stored: waiting for the opt-out database, retrying"
+                " (no SMS goes to this address meanwhile)"
+                if st.opt_out_writes and st.opt_out_writes[0].opted_out
+                else " · opt-in not yet stored: waiting for the opt-out database, retrying"
+                if st.opt_out_writes
+                else ""
+            )
         )

@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.domain.text import REASON_MAX, SUBJECT_MAX, clean_text
     from fiflow.domain.triggers import FollowUpRules
     from fiflow.workflows.failures import cause_of
-    from fiflow.workflows.options import BACKOFFICE, QUICK
+    from fiflow.workflows.options import BACKOFFICE, CRITICAL_WRITE, QUICK
     from fiflow.workflows.reach import Message, reach
 
 # Template values that come from outside (a CRM ticket's subject, an interaction's topic).
@@ -246,6 +246,12 @@ class FollowUpWorkflow:
     async def _register(self, status: Literal["waiting", "done"]) -> None:
         """Keep the context store's list of waiting follow-ups right."""
         inp, s = self._inp, self._status
+        # Retried until the context store takes it: an interaction that finds no waiting
+        # follow-up there cannot stop it. The follow-up's own signals are still taken.
+        workflow.set_current_details(
+            f"**{s.state.value}** · ticket {s.ticket_id} · follow-up registration ({status}) "
+            "not yet stored: waiting for the context store, retrying"
+        )
         await workflow.execute_activity_method(
             FollowUpRegistry.record_follow_up,
             RecordFollowUp(
@@ -255,8 +261,9 @@ class FollowUpWorkflow:
                 status=status,
                 outcome=s.outcome.value if s.outcome else None,
             ),
-            **QUICK,
+            **CRITICAL_WRITE,
         )
+        self._details()
 
     def _template_values(self, fi_name: str) -> dict[str, str]:
         inp = self._inp

@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         CustomerReply,
         ReplyOutcome,
     )
-    from fiflow.domain.conversations import AlertClosed
+    from fiflow.domain.conversations import AlertClosed, SmsOptedOut
     from fiflow.domain.customers import Channel, Customer, channel_order, other_channel
     from fiflow.domain.keys import idempotency_key, reply_code_candidates
     from fiflow.domain.push_binding import push_reply_token
@@ -77,6 +77,9 @@ class FraudAlertWorkflow:
         self._customer: Customer | None = None
         self._conversation_id: str | None = None
         self._merged = False  # over the number's alert cap: the conversation's digest texts it
+        # The address sent STOP (the conversation says so before the database may know):
+        # this alert sends it no SMS from then on.
+        self._sms_opted_out = False
         self._search_updates: list[SearchAttributeUpdate] = []
 
     # --- handlers -------------------------------------------------------------------------
@@ -93,6 +96,13 @@ class FraudAlertWorkflow:
             self._status.path.append(f"reply:{reply.outcome.value} via {reply.routed_by}")
         else:
             self._status.ignored_replies.append(reply)
+
+    @workflow.signal(name="sms_opted_out")
+    def sms_opted_out(self, sig: SmsOptedOut) -> None:
+        """The conversation routed a STOP from this alert's number: no more SMS to it."""
+        if not self._sms_opted_out:
+            self._sms_opted_out = True
+            self._status.path.append("address opted out of SMS")
 
     @workflow.query(name="status")
     def status(self) -> AlertStatus:
@@ -113,9 +123,24 @@ class FraudAlertWorkflow:
         s.rule_set_version = rules.version
         self._search_updates.append(sa.RULE_SET_VERSION.value_set(rules.version))
 
-        customer = await workflow.execute_local_activity_method(
-            CrmActivities.get_customer, GetCustomer(customer_id=req.customer_id), **QUICK
+        # Backoffs over a second wait on a workflow timer, not in the worker: a CRM outage
+        # then shows in the history and the workflow task does not stay open for minutes.
+        crm_read = (
+            {**QUICK, "local_retry_threshold": timedelta(seconds=1)}
+            if workflow.patched("crm-read-backs-off-on-timers")
+            else QUICK
         )
+        try:
+            customer = await workflow.execute_local_activity_method(
+                CrmActivities.get_customer, GetCustomer(customer_id=req.customer_id), **crm_read
+            )
+        except FailureError as err:
+            # A local activity whose budget ran out raises its last failure unwrapped (an
+            # ApplicationError), not always an ActivityError: both end the read.
+            # Histories written before failed the alert here (docs/architecture.md, section 7).
+            if not workflow.patched("crm-down-degrades"):
+                raise
+            customer = self._without_profile(err)
         self._customer = customer
         await self._register(customer)
 
@@ -125,7 +150,7 @@ class FraudAlertWorkflow:
             s.card_pre_blocked = await self._card(True, "pre_block", "pre_block_high_amount")
 
         sent: Channel | None
-        if self._merged:
+        if self._merged and not self._sms_opted_out:
             sent = self._merged_into_digest()
         else:
             sent = await self._send_alert(channel_order(customer), "alert")
@@ -194,6 +219,20 @@ class FraudAlertWorkflow:
         self._conversation_id = reg.conversation_id
         self._merged = reg.merged
         s.path.append("registered with SMS conversation")
+        if reg.opted_out:
+            self._sms_opted_out = True
+            s.path.append("address opted out of SMS")
+
+    def _without_profile(self, err: FailureError) -> Customer:
+        """The CRM stayed down past the read's budget: carry on with no way to reach them.
+
+        The rules then decide, as for any customer no channel reaches (`on_no_channel`: a
+        callback through the contact center), rather than the alert failing in silence.
+        """
+        s = self._status
+        s.path.append("customer profile unavailable (CRM down past its retry budget)")
+        self._record("get_customer", "failed", cause_of(err))
+        return Customer(customer_id=self._inp.request.customer_id)
 
     def _merged_into_digest(self) -> Channel:
         """Over the alert cap: no SMS of its own; the conversation's digest lists it."""
@@ -218,6 +257,9 @@ class FraudAlertWorkflow:
         rules, customer, s = self._rules, self._customer, self._status
         assert rules is not None and customer is not None
         values = self._values()
+        if self._sms_opted_out and Channel.SMS in channels:
+            channels = [c for c in channels if c is not Channel.SMS]
+            self._record(f"send_sms:{label}", "skipped", "address opted out")
         push_data = {"alert_id": s.alert_id, "reply_code": s.reply_code or ""}
         device = customer.push_device_id
         if self._inp.push_key and device:
@@ -359,6 +401,8 @@ class FraudAlertWorkflow:
                 **BACKOFFICE,
             )
             self._record(name, "done", "push")
+        elif customer.phone and self._sms_opted_out:
+            self._record(name, "skipped", "address opted out")
         elif customer.phone:
             result = await workflow.execute_activity_method(
                 MessagingActivities.send_sms,
@@ -385,7 +429,7 @@ class FraudAlertWorkflow:
         by the conversation itself, which finds the alert gone.
         """
         customer, rules = self._customer, self._rules
-        if customer is None or not customer.phone or rules is None:
+        if customer is None or not customer.phone or rules is None or self._sms_opted_out:
             return
         answered: set[str] = set()
         while late := [

@@ -61,7 +61,7 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.workflows.failures import cause_of
     from fiflow.workflows.follow_up import FollowUpWorkflow
     from fiflow.workflows.fraud_alert import FraudAlertWorkflow
-    from fiflow.workflows.options import BACKOFFICE, QUICK
+    from fiflow.workflows.options import BACKOFFICE, CRITICAL_WRITE, QUICK
 
 # An interaction nobody ends (a dropped chat, a lost hang-up event) closes after this long
 # without events, as "abandoned".
@@ -412,6 +412,12 @@ class InteractionWorkflow:
 
     async def _write_record(self, status: str) -> None:
         s = self._status
+        # Retried until the context store takes it (a database outage delays the record, it
+        # does not lose it); events keep being accepted meanwhile and are taken afterwards.
+        workflow.set_current_details(
+            f"**{s.state.value}** · {len(s.events)} events · interaction record ({status}) "
+            "not yet stored: waiting for the context store, retrying"
+        )
         await workflow.execute_activity_method(
             InteractionActivities.record_interaction,
             RecordInteraction(
@@ -431,7 +437,10 @@ class InteractionWorkflow:
                 if status == "closed"
                 else None,
             ),
-            **QUICK,
+            **CRITICAL_WRITE,
+        )
+        workflow.set_current_details(
+            f"**{s.state.value}** · {len(s.events)} events · interaction record ({status}) stored"
         )
 
     def _outcome(self) -> str:

@@ -46,3 +46,18 @@ REPORT: dict[str, Any] = {
         initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)
     ),
 }
+
+# Critical writes (an opt-out, a follow-up registration, an interaction record): losing one
+# is worse than waiting for it, so they retry until the store takes them — no
+# schedule-to-close limit, no attempt limit — backing off to one attempt every 5 minutes.
+# A non-retryable (business) error still ends them. The calling workflow stays healthy
+# meanwhile and says in its current details what it waits for.
+CRITICAL_WRITE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+)
+CRITICAL_WRITE: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=10),
+    "retry_policy": CRITICAL_WRITE_RETRY,
+}

@@ -56,8 +56,13 @@ async def test_history_is_ciphertext_and_the_codec_server_decodes_only_for_the_t
         assert secret.encode() not in stored, f"{secret!r} is readable in the raw history"
     found = [(f"{e.event_id}{path}", p) for e in history.events for path, p in payloads_in(e)]
     # Clear by design, and free of personal data: search attributes (the server indexes
-    # them) and the SDK's own local-activity marker data (sequence, attempt, activity type).
-    by_design = (".search_attributes.", ".marker_recorded_event_attributes.details[data].")
+    # them) and the SDK's own marker data: a local activity's sequence, attempt and type, and
+    # a patch's id (a name in our code).
+    by_design = (
+        ".search_attributes.",
+        ".marker_recorded_event_attributes.details[data].",
+        ".marker_recorded_event_attributes.details[patch-data].",
+    )
     found = [(path, p) for path, p in found if not any(d in path for d in by_design)]
     clear = [(path, p.data[:60]) for path, p in found if p.metadata.get("encoding") != ENCRYPTED]
     assert not clear, "\n".join(map(str, clear))

@@ -20,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import Engine
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -85,6 +86,7 @@ class Harness:
     env: WorkflowEnvironment
     settings: Settings
     office: Backoffice
+    engine: Engine | None = None  # the worker's database engine (for outages)
 
     @property
     def client(self) -> Client:
@@ -245,7 +247,7 @@ async def running_harness(
     engine = create_db_engine(db_url)
     activities = all_activities(office, env.client, settings, engine, rules_dir)
     worker = build_worker(env.client, settings, activities)
-    harness = Harness(env, settings, office)
+    harness = Harness(env, settings, office, engine)
     try:
         async with worker:
             yield harness

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlalchemy.engine import Engine
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -57,6 +58,7 @@ class InteractionHarness:
     settings: Settings
     office: LendingOffice
     store: InteractionStore
+    engine: Engine | None = None  # the worker's database engine (for outages)
 
     @property
     def client(self) -> Client:
@@ -169,7 +171,7 @@ async def running_interaction_harness(
     store = InteractionStore(engine)
     activities = all_activities(office, env.client, settings, engine, rules_dir)
     worker = build_worker(env.client, settings, activities)
-    harness = InteractionHarness(env, settings, office, store)
+    harness = InteractionHarness(env, settings, office, store, engine)
     try:
         async with worker:
             yield harness

@@ -360,7 +360,11 @@ async def test_stop_is_confirmed_after_the_limit_start_is_not(h: Harness) -> Non
     assert store.is_opted_out(digest)
 
     await h.reply(phone, "START")
-    snap = await poll_async(lambda: h.snapshot(phone), lambda s: s.messages_handled == 5)
+    # The keyword is stored in the background (retried until the database takes it).
+    snap = await poll_async(
+        lambda: h.snapshot(phone),
+        lambda s: s.messages_handled == 5 and s.opt_out_writes_pending == 0,
+    )
     assert not store.is_opted_out(digest)  # the opt-in took effect; only its answer is silent
     assert len(h.office.sms_to(phone)) == 4
     assert [(d.route, d.suppressed) for d in snap.routing_log[-2:]] == [
