@@ -68,7 +68,8 @@ RECORD_SCENARIOS := \
 	tests/workflows/test_follow_ups.py::test_a_moved_follow_up_contacts_at_the_new_time \
 	tests/workflows/test_interactions.py::test_a_repeat_caller_whose_self_service_failed_gets_priority_and_a_follow_up \
 	tests/workflows/test_interactions.py::test_a_card_dispute_starts_a_fraud_alert_for_the_last_transaction \
-	tests/workflows/test_interactions.py::test_asking_about_a_loan_prepares_a_prefilled_application
+	tests/workflows/test_interactions.py::test_asking_about_a_loan_prepares_a_prefilled_application \
+	tests/workflows/test_retention.py::test_a_retention_pass_deletes_only_what_expired
 
 record-histories: $(VENV)/.installed-dev
 	rm -rf tests/replay/histories

@@ -142,6 +142,18 @@ class InteractionStore:
             rows = conn.execute(stmt).mappings().all()
         return [_event_from_row(r) for r in rows]
 
+    def purge_events(self, older_than: datetime) -> int:
+        """Delete events accepted before `older_than`; how many went.
+
+        The interactions themselves (customer, reason, outcome) stay: repeat-caller rules read
+        them, and they hold no event attributes.
+        """
+        if older_than.tzinfo is None:
+            raise ValueError(f"older_than must be timezone-aware, not {older_than.isoformat()}")
+        stmt = sa.delete(interaction_events).where(_e.accepted_at < older_than.astimezone(UTC))
+        with begin_write(self._engine) as conn:
+            return conn.execute(stmt).rowcount
+
     def upsert_interaction(self, record: InteractionRecord) -> None:
         """Insert or update one interaction; None keeps stored values, started_at the earliest."""
         values = record.model_dump()

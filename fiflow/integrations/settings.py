@@ -180,6 +180,10 @@ class Settings(BaseSettings):
     # Inbound MessageSids are remembered this long to drop replayed webhooks; `fiflow db
     # purge-ledger` forgets older ones.
     sms_ledger_retention_days: int = Field(default=90, ge=1)
+    # The retention schedule (fiflow schedules apply) deletes interaction events older than
+    # this, and ledger entries older than the above, every `retention_every_hours`.
+    interaction_events_retention_days: int = Field(default=90, ge=1)
+    retention_every_hours: float = Field(default=24.0, gt=0)
 
     # Who calls (README "Security"). Staff keys name a person: `person:role=key,...`; the
     # shared role keys of api_keys can read but never review or activate rules.

@@ -22,6 +22,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(rules_app, name="rules")
 app.add_typer(credit_app, name="credit")
+schedules_app = typer.Typer(help="Scheduled jobs (Temporal Schedules).", no_args_is_help=True)
+app.add_typer(schedules_app, name="schedules")
 
 
 def _settings() -> Settings:
@@ -280,6 +282,29 @@ def alerts_show(
 ) -> None:
     """Show an alert's state, reply, decision and actions."""
     show(api_call("GET", f"/v1/alerts/{alert_id}", api_key))
+
+
+@schedules_app.command("apply")
+def schedules_apply() -> None:
+    """Create fiflow's schedules, or update them (a paused one stays paused). Idempotent."""
+    from temporalio.service import RPCError
+
+    from fiflow.integrations.temporal import connect
+    from fiflow.starters.schedules import apply_schedules
+
+    settings = _settings()
+    _checked(settings)
+
+    async def apply() -> None:
+        client = await connect(settings)
+        for applied in await apply_schedules(client, settings):
+            typer.echo(f"{applied.schedule_id}: {applied.outcome}")
+
+    try:
+        asyncio.run(apply())
+    except (RuntimeError, RPCError) as exc:  # Temporal unreachable, bad TLS config...
+        fail(f"applying schedules failed: {exc}", 1)
+    exit_now(0)
 
 
 def main() -> None:

@@ -124,6 +124,7 @@ def run_stack(settings: Settings, ports: Ports, workers: int, state_dir: Path) -
             lambda: _http_ok(f"{api_url}/healthz", lambda r: r.json().get("temporal") == "ok"),
             stack,
         )
+        _apply_schedules(cli, env)
         _print_banner(settings, ports, workers, state_dir, codec_token)
         while True:
             stack.tend()  # restarts what died, with backoff
@@ -266,6 +267,17 @@ def _codec_token(settings: Settings, state_dir: Path) -> str | None:
     return token
 
 
+def _apply_schedules(cli: list[str], env: dict[str, str]) -> None:
+    """Create or update the scheduled jobs (a one-shot `fiflow schedules apply`)."""
+    # A child process: a Temporal client in this long-lived supervisor would pin the SDK's
+    # runtime in it for nothing.
+    applied = subprocess.run(
+        [*cli, "schedules", "apply"], env=env, capture_output=True, text=True, timeout=120
+    )
+    if applied.returncode != 0:
+        raise StartupError(f"applying schedules failed: {applied.stderr.strip()}")
+
+
 def _metrics_env(env: dict[str, str], ports: Ports, part: int) -> dict[str, str]:
     address = ports.metrics_of(part)
     return {**env, "FIFLOW_METRICS_ADDRESS": address} if address else env
@@ -298,7 +310,7 @@ def _print_banner(
         f"""
 fiflow is up ({workers} worker{"s" if workers != 1 else ""}; state in {state_dir}/)
   Temporal        127.0.0.1:{ports.temporal}  (namespace default)
-  Temporal Web UI http://127.0.0.1:{ports.ui}
+  Temporal Web UI http://127.0.0.1:{ports.ui}   (scheduled jobs: its Schedules page)
   Sandbox         http://127.0.0.1:{ports.sandbox}/__sandbox/customers
   API             http://127.0.0.1:{ports.api}   (docs: /docs, /openapi.json)
   SMS webhook     http://127.0.0.1:{ports.api}/v1/channels/sms/inbound

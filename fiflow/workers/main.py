@@ -35,6 +35,7 @@ from fiflow.activities.interactions import (
 )
 from fiflow.activities.messaging import MessagingActivities
 from fiflow.activities.reports import ReportActivities
+from fiflow.activities.retention import RetentionActivities
 from fiflow.activities.rules import RuleActivities
 from fiflow.integrations import telemetry
 from fiflow.integrations.billing import BillingClient
@@ -47,6 +48,7 @@ from fiflow.integrations.database import create_db_engine
 from fiflow.integrations.fraud import FraudClient
 from fiflow.integrations.http import make_client
 from fiflow.integrations.interactions_store import InteractionStore
+from fiflow.integrations.message_ledger import MessageLedger
 from fiflow.integrations.optouts import OptOutStore
 from fiflow.integrations.push import PushClient
 from fiflow.integrations.reports import CreditReportStore
@@ -63,6 +65,7 @@ from fiflow.workflows.credit_prefill import CreditPrefillWorkflow
 from fiflow.workflows.follow_up import FollowUpWorkflow
 from fiflow.workflows.fraud_alert import FraudAlertWorkflow
 from fiflow.workflows.interaction import InteractionWorkflow
+from fiflow.workflows.retention import RetentionWorkflow
 
 log = logging.getLogger("fiflow.worker")
 
@@ -75,6 +78,7 @@ WORKFLOWS: Sequence[type] = (
     InteractionWorkflow,
     FollowUpWorkflow,
     CreditPrefillWorkflow,
+    RetentionWorkflow,
 )
 BACKOFFICE_SYSTEMS = (
     "crm",
@@ -125,6 +129,7 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
         reports = ReportActivities(CreditReportStore(engine, sealer=payload_codec(settings)))
         interaction_store = InteractionStore(engine)
         interactions = InteractionActivities(interaction_store)
+        retention = RetentionActivities(MessageLedger(engine), interaction_store)
         follow_ups = FollowUpRegistry(client, interaction_store)
         tickets = TicketActivities(CrmClient(http["crm"]))
         windows = ContactWindowActivities()
@@ -171,6 +176,8 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
             windows.next_contact_time,
             windows.in_hours,
             alerts_from_calls.prepare,
+            retention.purge_message_ledger,
+            retention.purge_interaction_events,
         ]
 
 

@@ -1,0 +1,100 @@
+"""Scheduled jobs on the real dev server: applied idempotently, paused state kept, and the
+retention job deletes exactly what has expired."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.client import ScheduleActionStartWorkflow, ScheduleIntervalSpec
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from fiflow.activities.retention import RetentionActivities
+from fiflow.integrations.database import create_db_engine, upgrade_database
+from fiflow.integrations.interactions_store import InteractionStore, StoredEvent
+from fiflow.integrations.message_ledger import MessageLedger
+from fiflow.integrations.settings import Settings
+from fiflow.starters.schedules import apply_schedules
+from fiflow.workers.main import build_worker
+from tests.fixtures.temporal import venv_binary
+
+
+@pytest.fixture
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """The real dev server (the time-skipping server has no schedules)."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=venv_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+def event(event_id: str, accepted_at: datetime) -> StoredEvent:
+    return StoredEvent(
+        event_id=event_id,
+        interaction_id="int-1",
+        type="call_started",
+        occurred_at=accepted_at,
+        accepted_at=accepted_at,
+    )
+
+
+async def test_schedules_apply_idempotently_keep_pause_and_the_retention_job_purges(
+    dev_server: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'fiflow.db'}"
+    upgrade_database(url)
+    engine = create_db_engine(url)
+    ledger, interactions = MessageLedger(engine), InteractionStore(engine)
+    now = datetime.now(UTC)
+    ledger.record("SMold", now - timedelta(days=100))
+    ledger.record("SMnew", now - timedelta(days=1))
+    interactions.record_event(event("ev-old", now - timedelta(days=120)))
+    interactions.record_event(event("ev-new", now - timedelta(hours=1)))
+
+    settings = Settings(task_queue=f"tq-{uuid.uuid4().hex[:8]}", database_url=url)
+    client = dev_server.client
+    assert [(a.schedule_id, a.outcome) for a in await apply_schedules(client, settings)] == [
+        ("fiflow-retention", "created")
+    ]
+    assert [a.outcome for a in await apply_schedules(client, settings)] == ["updated"]
+
+    handle = client.get_schedule_handle("fiflow-retention")
+    described = await handle.describe()
+    action = described.schedule.action
+    assert isinstance(action, ScheduleActionStartWorkflow)
+    assert action.workflow == "RetentionWorkflow"
+    assert action.task_queue == settings.task_queue
+    assert described.schedule.spec.intervals == [ScheduleIntervalSpec(every=timedelta(hours=24))]
+
+    # Paused by an operator: applying again (a deploy) must not resume it.
+    await handle.pause(note="maintenance")
+    await apply_schedules(client, settings)
+    assert (await handle.describe()).schedule.state.paused is True
+    await handle.unpause()
+
+    retention = RetentionActivities(ledger, interactions)
+    activities = [retention.purge_message_ledger, retention.purge_interaction_events]
+    async with build_worker(client, settings, activities):
+        await handle.trigger()
+
+        def purged() -> bool:
+            events = [e.event_id for e in interactions.events("int-1")]
+            return not ledger.seen("SMold") and events == ["ev-new"]
+
+        deadline = time.monotonic() + 30
+        while not purged():
+            assert time.monotonic() < deadline, "the retention run did not purge"
+            await asyncio.sleep(0.2)
+        assert ledger.seen("SMnew")  # recent records stay
+    engine.dispose()
