@@ -21,11 +21,17 @@ class Transaction(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    amount: Decimal = Field(gt=0, le=Decimal("10000000"), decimal_places=2)
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    merchant: str = Field(min_length=1, max_length=80)
-    occurred_at: AwareDatetime
-    card_last4: str = Field(pattern=r"^[0-9]{4}$")
+    amount: Decimal = Field(
+        gt=0, le=Decimal("10000000"), decimal_places=2, description="Amount.", examples=["912.00"]
+    )
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.", examples=["USD"])
+    merchant: str = Field(
+        min_length=1, max_length=80, description="Merchant name.", examples=["ACME ELECTRONICS"]
+    )
+    occurred_at: AwareDatetime = Field(description="When, with a UTC offset.")
+    card_last4: str = Field(
+        pattern=r"^[0-9]{4}$", description="The card's last four digits.", examples=["4242"]
+    )
 
     def display_amount(self) -> str:
         """The amount as a customer reads it ("$912.00")."""
@@ -43,10 +49,20 @@ class AlertRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source_event_id: str = Field(pattern=SAFE_ID)
-    customer_id: str = Field(pattern=SAFE_ID)
-    alert_type: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
-    transaction: Transaction
+    source_event_id: str = Field(
+        pattern=SAFE_ID,
+        description="The alerting system's event ID: the same ID always means the same alert.",
+        examples=["fraud-evt-20260105-001"],
+    )
+    customer_id: str = Field(
+        pattern=SAFE_ID, description="The CRM customer ID.", examples=["cust-0001"]
+    )
+    alert_type: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,63}$",
+        description="One of the alert rules' types.",
+        examples=["card_fraud_suspected"],
+    )
+    transaction: Transaction = Field(description="The questionable transaction.")
 
 
 class AlertInput(BaseModel):

@@ -27,8 +27,8 @@ class Consent(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    credit_pull: bool
-    given_at: AwareDatetime
+    credit_pull: bool = Field(description="The applicant agreed to a credit-bureau pull.")
+    given_at: AwareDatetime = Field(description="When, with a UTC offset.")
 
 
 class CreditApplicationRequest(BaseModel):
@@ -38,13 +38,30 @@ class CreditApplicationRequest(BaseModel):
 
     # The channel app's idempotency key: the same ID always means the same application.
     # At most 64 characters: the report store keys on it.
-    application_id: str = Field(pattern=SAFE_ID, max_length=64)
-    customer_id: str = Field(pattern=SAFE_ID)
-    product: Product
-    requested_amount: Decimal = Field(gt=0, le=MAX_AMOUNT, decimal_places=2)
-    term_months: int | None = Field(default=None, ge=1, le=480)
-    stated_monthly_income: Decimal = Field(ge=0, le=MAX_AMOUNT, decimal_places=2)
-    consent: Consent
+    application_id: str = Field(
+        pattern=SAFE_ID,
+        max_length=64,
+        description="The channel app's ID (its idempotency key).",
+        examples=["app-2026-0001"],
+    )
+    customer_id: str = Field(
+        pattern=SAFE_ID, description="The CRM customer ID.", examples=["cust-0001"]
+    )
+    product: Product = Field(description="The credit product.")
+    requested_amount: Decimal = Field(
+        gt=0, le=MAX_AMOUNT, decimal_places=2, description="Amount asked for.", examples=["5000.00"]
+    )
+    term_months: int | None = Field(
+        default=None, ge=1, le=480, description="Term, for loans.", examples=[36]
+    )
+    stated_monthly_income: Decimal = Field(
+        ge=0,
+        le=MAX_AMOUNT,
+        decimal_places=2,
+        description="The applicant's stated monthly income.",
+        examples=["6000.00"],
+    )
+    consent: Consent = Field(description="Consent to the credit-bureau pull.")
 
 
 class ApplicationState(StrEnum):
@@ -287,8 +304,12 @@ class Document(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
-    reference: str = Field(min_length=1, max_length=200)
+    kind: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,63}$", description="What it is.", examples=["payslip"]
+    )
+    reference: str = Field(
+        min_length=1, max_length=200, description="Where it is stored.", examples=["dms:7781"]
+    )
 
 
 class DocumentsRequest(BaseModel):
@@ -296,8 +317,10 @@ class DocumentsRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    submission_id: str = Field(pattern=SAFE_ID)
-    documents: list[Document] = Field(min_length=1, max_length=20)
+    submission_id: str = Field(
+        pattern=SAFE_ID, description="The app's ID for this submission.", examples=["sub-1"]
+    )
+    documents: list[Document] = Field(min_length=1, max_length=20, description="1 to 20.")
 
 
 class DocumentsRecord(BaseModel):

@@ -31,11 +31,17 @@ class FollowUpRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    follow_up_id: str = Field(pattern=SAFE_ID)
-    customer_id: str = Field(pattern=SAFE_ID)
-    ticket_id: str = Field(pattern=SAFE_ID)
-    reason: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
-    follow_up_at: AwareDatetime
+    follow_up_id: str = Field(
+        pattern=SAFE_ID, description="The caller's ID (idempotency key).", examples=["fu-tkt-77"]
+    )
+    customer_id: str = Field(
+        pattern=SAFE_ID, description="The CRM customer ID.", examples=["cust-0001"]
+    )
+    ticket_id: str = Field(pattern=SAFE_ID, description="The CRM ticket.", examples=["tkt-77"])
+    reason: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,63}$", description="Why.", examples=["unresolved"]
+    )
+    follow_up_at: AwareDatetime = Field(description="When to check, at most 90 days ahead.")
 
 
 class FollowUpInput(BaseModel):
@@ -56,8 +62,8 @@ class Reschedule(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    follow_up_at: AwareDatetime
-    requested_by: str = Field(default="customer", max_length=64)
+    follow_up_at: AwareDatetime = Field(description="The new time, at most 90 days ahead.")
+    requested_by: str = Field(default="customer", max_length=64, description="Who asked.")
 
 
 class Resolved(BaseModel):
@@ -65,8 +71,8 @@ class Resolved(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    resolved_by: str = Field(default="agent", max_length=64)
-    note: str = Field(default="", max_length=1000)
+    resolved_by: str = Field(default="agent", max_length=64, description="Who resolved it.")
+    note: str = Field(default="", max_length=1000, description="How.")
 
 
 class CustomerInTouch(BaseModel):

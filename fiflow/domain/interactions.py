@@ -43,16 +43,31 @@ class InteractionEventRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    event_id: str = Field(pattern=SAFE_ID)
-    customer_id: str | None = Field(default=None, pattern=SAFE_ID)
+    event_id: str = Field(
+        pattern=SAFE_ID, description="The source's event ID (dedup).", examples=["ev-1"]
+    )
+    customer_id: str | None = Field(
+        default=None,
+        pattern=SAFE_ID,
+        description="The CRM customer ID; or give `caller`.",
+        examples=["cust-0001"],
+    )
     # The caller's number (any written form, held as E.164), resolved to a customer through
     # CRM; never stored or forwarded.
-    caller: Phone | None = None
-    channel: InteractionChannel
+    caller: Phone | None = Field(
+        default=None, description="The caller's number, resolved through CRM; never stored."
+    )
+    channel: InteractionChannel = Field(description="Where the interaction happens.")
     # A plain string here so an unknown type gets its own error code, not a generic one.
-    type: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
-    attributes: dict[str, AttrValue] = Field(default_factory=dict)
-    occurred_at: AwareDatetime
+    type: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,63}$",
+        description="The event type.",
+        examples=["interaction_started"],
+    )
+    attributes: dict[str, AttrValue] = Field(
+        default_factory=dict, description="Event attributes (flat values)."
+    )
+    occurred_at: AwareDatetime = Field(description="When, with a UTC offset.")
 
     @field_validator("attributes")
     @classmethod

@@ -110,6 +110,31 @@ sms_message_ledger = sa.Table(
     sa.Index("ix_sms_message_ledger_accepted_at", "accepted_at"),
 )
 
+# Inbound customer messages (SMS, push replies) Temporal could not take when they came: the
+# API answered the provider 200 and a relay delivers them, oldest first per address, once
+# Temporal is back. The address is a keyed hash (the queue key); the number and the text
+# the relay needs are in `payload`, sealed with the payload key ring. Delivered rows stay
+# for the retention purge, so a late provider retry still finds its message ID.
+inbound_inbox = sa.Table(
+    "inbound_inbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("address_digest", sa.String(64), nullable=False),
+    sa.Column("message_id", sa.String(128), nullable=False),
+    sa.Column("payload", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+    # A relay's lease on the address's pending rows; a crashed relay's lease just runs out.
+    sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    # The error's type only: driver and RPC messages can quote the payload.
+    sa.Column("last_error", sa.String(128), nullable=True),
+    sa.UniqueConstraint("channel", "message_id", name="uq_inbound_inbox_channel_message_id"),
+    sa.Index("ix_inbound_inbox_address_digest_id", "address_digest", "id"),
+    sa.Index("ix_inbound_inbox_delivered_at", "delivered_at"),
+)
+
 # Every event accepted for an interaction, once per event_id; seq is the acceptance order.
 interaction_events = sa.Table(
     "interaction_events",
@@ -147,31 +172,6 @@ rule_versions = sa.Table(
     sa.Index("ix_rule_versions_name_activated_at", "name", "activated_at"),
 )
 
-
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # Python 3.11's sqlite3 issues its own BEGIN lazily and never BEGIN IMMEDIATE;
-    # switching it to autocommit lets the "begin" hook below own transaction start.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # With WAL, NORMAL survives process crashes; only an OS crash can drop the last commits.
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=5000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-    finally:
-        cursor.close()
-
-
-def _sqlite_on_begin(conn: Connection) -> None:
-    # A deferred transaction that reads and then writes fails with SQLITE_BUSY (no
-    # busy-wait) when another process committed in between; IMMEDIATE takes the write
-    # lock up front, so writers queue on busy_timeout instead.
-    if conn.get_execution_options().get(_SQLITE_IMMEDIATE):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        conn.exec_driver_sql("BEGIN")
-
 # Activations waiting for a second admin (four-eyes rule sets), and how each one ended.
 # Migration 0006 creates it.
 rule_activation_requests = sa.Table(
@@ -197,6 +197,31 @@ rule_activation_requests = sa.Table(
         postgresql_where=sa.text("status = 'pending'"),
     ),
 )
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Python 3.11's sqlite3 issues its own BEGIN lazily and never BEGIN IMMEDIATE;
+    # switching it to autocommit lets the "begin" hook below own transaction start.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # With WAL, NORMAL survives process crashes; only an OS crash can drop the last commits.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    # A deferred transaction that reads and then writes fails with SQLITE_BUSY (no
+    # busy-wait) when another process committed in between; IMMEDIATE takes the write
+    # lock up front, so writers queue on busy_timeout instead.
+    if conn.get_execution_options().get(_SQLITE_IMMEDIATE):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
 
 
 def create_db_engine(url: str) -> Engine:

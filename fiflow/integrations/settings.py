@@ -203,6 +203,17 @@ class Settings(BaseSettings):
     # Binds a push reply to its alert and device (the token travels in the push's data).
     push_token_key: SecretStr = SecretStr(LOCAL_PUSH_TOKEN_KEY)
 
+    # The durable inbox (README "Nothing lost"): an inbound SMS or push reply that Temporal
+    # cannot take within `inbox_deliver_timeout_seconds` is stored and answered 200; each API
+    # process relays stored messages every `inbox_relay_interval_seconds`, backing off up to
+    # `inbox_relay_max_backoff_seconds` while Temporal stays down. Delivered rows are kept
+    # `inbox_retention_days`, then purged by the relay.
+    inbox_deliver_timeout_seconds: float = Field(default=4.0, gt=0, le=10)
+    inbox_relay_interval_seconds: float = Field(default=1.0, gt=0)
+    inbox_relay_max_backoff_seconds: float = Field(default=10.0, gt=0)
+    inbox_retention_days: int = Field(default=7, ge=1)
+    inbox_relay: bool = True  # false: this API process queues but never relays
+
     @field_validator("database_url")
     @classmethod
     def _normalise_db(cls, v: str) -> str:

@@ -227,10 +227,11 @@ def db_purge_ledger() -> None:
 
 @rules_app.command("check")
 def rules_check(
-    path: Path = typer.Argument(..., help="An alert, credit or trigger rule file (YAML or JSON)."),
+    path: Path = typer.Argument(..., help="A rule file of any kind (YAML or JSON)."),
 ) -> None:
     """Validate a rule file; prints its version or the problems found."""
     from fiflow.domain.credit_rules import CreditRuleSet
+    from fiflow.domain.feeds.conditions import ConditionRuleSet
     from fiflow.domain.rules import AlertRuleSet, RuleSetError
     from fiflow.integrations.rules_store import read_rules_file
 
@@ -242,6 +243,8 @@ def rules_check(
         kinds = f"alert types: {', '.join(sorted(rules.alert_types))}"
     elif isinstance(rules, CreditRuleSet):
         kinds = f"products: {', '.join(sorted(p.value for p in rules.products))}"
+    elif isinstance(rules, ConditionRuleSet):
+        kinds = f"conditions: {', '.join(c.id for c in rules.conditions)}"
     else:
         kinds = f"triggers: {', '.join(t.id for t in rules.triggers)}"
     typer.echo(f"{path}: valid {rules.name} rules, version {rules.version}, {kinds}")

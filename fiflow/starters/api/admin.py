@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Path, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fiflow.domain.rules import RuleSetError
 from fiflow.integrations.rule_versions import (
@@ -22,48 +22,77 @@ from fiflow.integrations.rule_versions import (
 from fiflow.integrations.rules_store import RULE_FILES
 from fiflow.starters.api.auth import Identity, require
 from fiflow.starters.api.errors import ApiError
+from fiflow.starters.api.openapi import JSON_BODY, KEYED, PARAMS, errors
 from fiflow.starters.api.state import ApiState, api_state
 
-router = APIRouter(prefix="/v1/admin/rules", tags=["admin"], dependencies=[require("admin")])
+router = APIRouter(
+    prefix="/v1/admin/rules",
+    tags=["admin"],
+    dependencies=[require("admin")],
+    responses=errors(*KEYED),
+)
 
 
 class VersionInfo(BaseModel):
     """One version of a rule set."""
 
-    version: str
-    source: str  # "file" or "api"
-    activated_at: datetime | None = None
-    activated_by: str | None = None
-    approved_by: str | None = None  # the second admin, for a four-eyes rule set
-    active: bool
+    version: str = Field(description="The rule set's version.", examples=["2026-01-05"])
+    source: str = Field(description="`file` (shipped) or `api` (activated).", examples=["api"])
+    activated_at: datetime | None = Field(default=None, description="When it was activated.")
+    activated_by: str | None = Field(
+        default=None, description="The admin who activated it.", examples=["admin-1"]
+    )
+    approved_by: str | None = Field(
+        default=None, description="The second admin, for a four-eyes rule set."
+    )
+    active: bool = Field(description="Whether this is the version new runs use.")
 
 
 class PendingInfo(BaseModel):
     """An activation waiting for a second admin."""
 
-    version: str
-    requested_by: str
-    requested_at: datetime
+    version: str = Field(description="The version waiting for approval.")
+    requested_by: str = Field(description="The admin who asked.", examples=["admin-1"])
+    requested_at: datetime = Field(description="When.")
 
 
 class RuleSetInfo(BaseModel):
     """A rule set and its versions, newest activation first; the file's version last."""
 
-    name: str
-    active_version: str | None
-    versions: list[VersionInfo]
-    second_admin_required: bool = False
-    pending: list[PendingInfo] = []
-    problem: str | None = None
+    name: str = Field(
+        description="`alerts`, `credit`, `triggers` or `conditions`.", examples=["credit"]
+    )
+    active_version: str | None = Field(description="The version new runs use.")
+    versions: list[VersionInfo] = Field(description="Newest activation first; the file's last.")
+    second_admin_required: bool = Field(
+        default=False, description="Whether an activation needs a second admin's approval."
+    )
+    pending: list[PendingInfo] = Field(
+        default=[], description="Activations waiting for a second admin."
+    )
+    problem: str | None = Field(
+        default=None, description="Why the rule file cannot be read, if it cannot."
+    )
 
 
-@router.get("", response_model=list[RuleSetInfo])
+@router.get(
+    "", response_model=list[RuleSetInfo], operation_id="rules_list", summary="List rule sets"
+)
 async def list_rules(state: ApiState = Depends(api_state)) -> list[RuleSetInfo]:
-    """Every rule set (alerts, credit, triggers) with its versions."""
+    """Every rule set (alerts, credit, triggers, conditions) with its versions."""
     return [await asyncio.to_thread(_info, state, name) for name in RULE_FILES]
 
 
-@router.put("/{name}", response_model=RuleSetInfo)
+@router.put(
+    "/{name}",
+    response_model=RuleSetInfo,
+    operation_id="rules_activate",
+    summary="Activate (or ask to activate) a rule version",
+    responses={
+        202: {"model": RuleSetInfo, "description": "Asked: a second admin must approve."},
+        **errors(*JSON_BODY, 404, 409),
+    },
+)
 async def put_rules(
     response: Response,
     name: str = Path(pattern=r"^[a-z]{1,32}$"),
@@ -112,7 +141,13 @@ async def put_rules(
     return await asyncio.to_thread(_info, state, name)
 
 
-@router.post("/{name}/versions/{version}/approve", response_model=RuleSetInfo)
+@router.post(
+    "/{name}/versions/{version}/approve",
+    response_model=RuleSetInfo,
+    operation_id="rules_approve",
+    summary="Approve another admin's activation",
+    responses=errors(404, 409, *PARAMS),
+)
 async def approve_rules(
     name: str = Path(pattern=r"^[a-z]{1,32}$"),
     version: str = Path(min_length=1, max_length=64),

@@ -7,7 +7,7 @@ import logging
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fiflow.domain.alerts import SAFE_ID, AlertRequest, AlertStatus
 from fiflow.domain.rules import RuleSetError
@@ -16,29 +16,45 @@ from fiflow.starters.alerts_client import alert_view, start_alert
 from fiflow.starters.api.auth import Identity, customer_scope, ensure_owner, require
 from fiflow.starters.api.crm_reads import crm_read, unknown_customer
 from fiflow.starters.api.errors import ApiError
+from fiflow.starters.api.openapi import JSON_BODY, KEYED, PARAMS, UPSTREAM, errors
 from fiflow.starters.api.state import ApiState, api_state
 from fiflow.starters.workflow_views import Lookup
 
 log = logging.getLogger("fiflow.api")
-router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
+router = APIRouter(prefix="/v1/alerts", tags=["alerts"], responses=errors(*KEYED))
 
 
 class AlertAccepted(BaseModel):
     """The alert exists (new or the same event again) and will run."""
 
-    alert_id: str
-    status_url: str
+    alert_id: str = Field(description="The alert's ID.", examples=["al-7f3a9c2e"])
+    status_url: str = Field(
+        description="Where to read the alert's state.", examples=["/v1/alerts/al-7f3a9c2e"]
+    )
 
 
 class AlertView(BaseModel):
     """An alert: where it is, the channel, the reply, the decision and the actions taken."""
 
-    alert_id: str
-    run_status: str
-    status: AlertStatus | None
+    alert_id: str = Field(description="The alert's ID.", examples=["al-7f3a9c2e"])
+    run_status: str = Field(
+        description="The workflow run's status (RUNNING, COMPLETED, ...).", examples=["RUNNING"]
+    )
+    status: AlertStatus | None = Field(
+        description="The alert's state, channel, reply, decision and actions; null until the "
+        "run first answers."
+    )
 
 
-@router.post("", status_code=202, response_model=AlertAccepted, dependencies=[require("system")])
+@router.post(
+    "",
+    status_code=202,
+    response_model=AlertAccepted,
+    dependencies=[require("system")],
+    operation_id="alerts_create",
+    summary="Report questionable activity",
+    responses=errors(*JSON_BODY, *UPSTREAM),
+)
 async def post_alert(req: AlertRequest, state: ApiState = Depends(api_state)) -> AlertAccepted:
     """Start a fraud alert; the same `source_event_id` always yields the same alert."""
     await _check_alert_type(state, req.alert_type)
@@ -48,7 +64,13 @@ async def post_alert(req: AlertRequest, state: ApiState = Depends(api_state)) ->
     return AlertAccepted(alert_id=alert_id, status_url=f"/v1/alerts/{alert_id}")
 
 
-@router.get("/{alert_id}", response_model=AlertView)
+@router.get(
+    "/{alert_id}",
+    response_model=AlertView,
+    operation_id="alerts_get",
+    summary="Read an alert",
+    responses=errors(404, *PARAMS, *UPSTREAM),
+)
 async def get_alert(
     alert_id: str = Path(pattern=SAFE_ID),
     state: ApiState = Depends(api_state),

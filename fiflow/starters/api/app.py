@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
@@ -21,8 +22,10 @@ from fiflow.starters.api import (
     errors,
     follow_ups,
     interactions,
+    openapi,
     reports,
 )
+from fiflow.starters.api.inbox_relay import start_relay
 from fiflow.starters.api.limits import BodyLimitMiddleware, BodyTooLarge
 from fiflow.starters.api.rate_limits import (
     RateLimited,
@@ -40,17 +43,27 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await state.open()
+        # Delivers what the durable inbox holds once Temporal is back (see api/inbox_relay.py).
+        relay = start_relay(state) if settings.inbox_relay else None
         try:
             yield
         finally:
+            if relay is not None:
+                relay.cancel()
+                with suppress(asyncio.CancelledError):
+                    await relay
             await state.close()
 
     app = FastAPI(
         title="fiflow",
         version="0.1.0",
         summary="Orchestration of a financial institution's customer processes",
+        description="Every error answers `{code, message, details?}` (the ErrorBody schema) "
+        "with a 4xx or 5xx status; each operation lists the statuses it can answer.",
         lifespan=lifespan,
+        generate_unique_id_function=openapi.operation_id,
     )
+    openapi.install(app)
     app.state.fiflow = state
     app.state.api_keys = state.api_keys
     app.state.rate_limiter = RateLimiter(limits_from_settings(settings))
@@ -75,7 +88,13 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.include_router(follow_ups.router)
     app.include_router(admin.router)
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get(
+        "/healthz",
+        tags=["ops"],
+        operation_id="ops_healthz",
+        summary="Liveness",
+        responses=openapi.errors(500),
+    )
     async def healthz(st: ApiState = Depends(api_state)) -> dict[str, object]:
         """Liveness, and whether Temporal answers (connects on first call)."""
         temporal = "unavailable"

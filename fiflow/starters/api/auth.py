@@ -18,10 +18,24 @@ from fiflow.starters.api.errors import ApiError
 from fiflow.starters.api.rate_limits import RateLimiter
 from fiflow.starters.api.sessions import InvalidSession, session_customer
 
-api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
-bearer_header = HTTPBearer(auto_error=False)
+api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="A role key from FIFLOW_API_KEYS (system, channel, reviewer, admin) or a "
+    "staff person's key from FIFLOW_STAFF_KEYS.",
+)
+bearer_header = HTTPBearer(
+    auto_error=False,
+    scheme_name="StaffBearer",
+    description="A staff person's OIDC access token (when FIFLOW_API_OIDC_ISSUER is set).",
+)
 session_header = APIKeyHeader(
-    name="X-Customer-Session", auto_error=False, scheme_name="CustomerSession"
+    name="X-Customer-Session",
+    auto_error=False,
+    scheme_name="CustomerSession",
+    description="With a channel key: the signed-in customer's session (an HS256 JWT); "
+    "a channel reads and changes only that customer's objects.",
 )
 
 

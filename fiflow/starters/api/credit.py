@@ -28,6 +28,7 @@ from fiflow.integrations.settings import PERSON_ID
 from fiflow.starters.api.auth import Identity, customer_scope, ensure_owner, require
 from fiflow.starters.api.crm_reads import crm_read, unknown_customer
 from fiflow.starters.api.errors import ApiError
+from fiflow.starters.api.openapi import JSON_BODY, KEYED, PARAMS, UPSTREAM, errors
 from fiflow.starters.api.state import ApiState, api_state
 from fiflow.starters.credit_client import (
     Rejected,
@@ -39,23 +40,32 @@ from fiflow.starters.credit_client import (
 from fiflow.starters.workflow_views import Lookup
 
 log = logging.getLogger("fiflow.api")
-router = APIRouter(prefix="/v1/credit-applications", tags=["credit applications"])
+router = APIRouter(
+    prefix="/v1/credit-applications", tags=["credit applications"], responses=errors(*KEYED)
+)
 APPLICATION_ID = Path(pattern=SAFE_ID)
 
 
 class ApplicationAccepted(BaseModel):
     """The application exists (new, or the same application_id again) and runs."""
 
-    application_id: str
-    status_url: str
+    application_id: str = Field(description="The application.", examples=["app-2026-0001"])
+    status_url: str = Field(
+        description="Where to read its state.", examples=["/v1/credit-applications/app-2026-0001"]
+    )
 
 
 class ApplicationView(BaseModel):
     """An application: its state, each child's progress and result, the decision."""
 
-    application_id: str
-    run_status: str
-    status: CreditApplicationStatus | None
+    application_id: str = Field(description="The application.", examples=["app-2026-0001"])
+    run_status: str = Field(
+        description="The workflow run's status (RUNNING, COMPLETED, ...).", examples=["RUNNING"]
+    )
+    status: CreditApplicationStatus | None = Field(
+        description="State, each child's progress and result, the decision; null until the "
+        "run first answers."
+    )
 
 
 class ReviewBody(BaseModel):
@@ -63,22 +73,41 @@ class ReviewBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    decision: ReviewDecision
+    decision: ReviewDecision = Field(description="The reviewer's decision.")
     # Accepted for older clients; it must name the caller (403 otherwise).
-    reviewer_id: str | None = Field(default=None, pattern=PERSON_ID)
-    note: str = Field(default="", max_length=2000)
-    approved_amount: Decimal | None = Field(default=None, gt=0, le=MAX_AMOUNT, decimal_places=2)
+    reviewer_id: str | None = Field(
+        default=None,
+        pattern=PERSON_ID,
+        description="Deprecated: if given, must be the caller's own staff ID (else 403).",
+    )
+    note: str = Field(
+        default="", max_length=2000, description="Why.", examples=["income verified by phone"]
+    )
+    approved_amount: Decimal | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_AMOUNT,
+        decimal_places=2,
+        description="Approve less than requested (approve only).",
+        examples=["4000.00"],
+    )
 
 
 class UpdateAccepted(BaseModel):
     """A review or documents taken by the application."""
 
-    application_id: str
-    state: ApplicationState
+    application_id: str = Field(description="The application.", examples=["app-2026-0001"])
+    state: ApplicationState = Field(description="The application's state after taking it.")
 
 
 @router.post(
-    "", status_code=202, response_model=ApplicationAccepted, dependencies=[require("channel")]
+    "",
+    status_code=202,
+    response_model=ApplicationAccepted,
+    dependencies=[require("channel")],
+    operation_id="credit_applications_create",
+    summary="Submit a credit application",
+    responses=errors(*JSON_BODY, 409, *UPSTREAM),
 )
 async def post_application(
     req: CreditApplicationRequest, state: ApiState = Depends(api_state)
@@ -95,7 +124,13 @@ async def post_application(
     )
 
 
-@router.get("/{application_id}", response_model=ApplicationView)
+@router.get(
+    "/{application_id}",
+    response_model=ApplicationView,
+    operation_id="credit_applications_get",
+    summary="Read a credit application",
+    responses=errors(404, *PARAMS, *UPSTREAM),
+)
 async def get_application(
     application_id: str = APPLICATION_ID,
     state: ApiState = Depends(api_state),
@@ -113,7 +148,13 @@ async def get_application(
     )
 
 
-@router.post("/{application_id}/review", response_model=UpdateAccepted)
+@router.post(
+    "/{application_id}/review",
+    response_model=UpdateAccepted,
+    operation_id="credit_applications_review",
+    summary="Review a referred application",
+    responses=errors(*JSON_BODY, 404, 409, *UPSTREAM),
+)
 async def post_review(
     body: ReviewBody,
     application_id: str = APPLICATION_ID,
@@ -142,7 +183,13 @@ async def post_review(
     return UpdateAccepted(application_id=application_id, state=status.state)
 
 
-@router.post("/{application_id}/documents", response_model=UpdateAccepted)
+@router.post(
+    "/{application_id}/documents",
+    response_model=UpdateAccepted,
+    operation_id="credit_applications_documents",
+    summary="Provide requested documents",
+    responses=errors(*JSON_BODY, 404, 409, *UPSTREAM),
+)
 async def post_documents(
     docs: DocumentsRequest,
     application_id: str = APPLICATION_ID,

@@ -3,28 +3,41 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fiflow.domain.alerts import SAFE_ID
 from fiflow.domain.credit_prefill import PrefillStatus
 from fiflow.domain.keys import prefill_workflow_id
 from fiflow.starters.api.auth import Identity, customer_scope, ensure_owner, require
 from fiflow.starters.api.errors import ApiError
+from fiflow.starters.api.openapi import KEYED, PARAMS, UPSTREAM, errors
 from fiflow.starters.api.state import ApiState, api_state
 from fiflow.starters.workflow_views import Lookup, workflow_view
 
-router = APIRouter(prefix="/v1/credit-prefills", tags=["credit applications"])
+router = APIRouter(
+    prefix="/v1/credit-prefills", tags=["credit applications"], responses=errors(*KEYED)
+)
 
 
 class PrefillView(BaseModel):
     """A pre-fill: still preparing, or the values to put in front of the customer."""
 
-    prefill_id: str
-    run_status: str
-    status: PrefillStatus | None
+    prefill_id: str = Field(description="The pre-fill.", examples=["pf-ia-1"])
+    run_status: str = Field(
+        description="The workflow run's status (RUNNING, COMPLETED, ...).", examples=["COMPLETED"]
+    )
+    status: PrefillStatus | None = Field(
+        description="Preparing, or the values to show; null until the run first answers."
+    )
 
 
-@router.get("/{prefill_id}", response_model=PrefillView)
+@router.get(
+    "/{prefill_id}",
+    response_model=PrefillView,
+    operation_id="credit_prefills_get",
+    summary="Read a credit pre-fill",
+    responses=errors(404, *PARAMS, *UPSTREAM),
+)
 async def get_prefill(
     prefill_id: str = Path(pattern=SAFE_ID),
     state: ApiState = Depends(api_state),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fiflow.domain.alerts import SAFE_ID
 from fiflow.domain.follow_ups import (
@@ -20,12 +20,13 @@ from fiflow.domain.keys import follow_up_workflow_id
 from fiflow.starters.api.auth import Identity, customer_scope, ensure_owner, require
 from fiflow.starters.api.crm_reads import crm_read
 from fiflow.starters.api.errors import ApiError
+from fiflow.starters.api.openapi import JSON_BODY, KEYED, PARAMS, UPSTREAM, errors
 from fiflow.starters.api.state import ApiState, api_state
 from fiflow.starters.interactions_client import follow_up_view, start_follow_up
 from fiflow.starters.workflow_views import Lookup
 from fiflow.workflows.follow_up import FollowUpWorkflow
 
-router = APIRouter(prefix="/v1/follow-ups", tags=["follow-ups"])
+router = APIRouter(prefix="/v1/follow-ups", tags=["follow-ups"], responses=errors(*KEYED))
 FOLLOW_UP_ID = Path(pattern=SAFE_ID)
 MAX_AHEAD = timedelta(days=90)
 
@@ -33,16 +34,22 @@ MAX_AHEAD = timedelta(days=90)
 class FollowUpAccepted(BaseModel):
     """The follow-up exists (new, or the same follow_up_id again)."""
 
-    follow_up_id: str
-    status_url: str
+    follow_up_id: str = Field(description="The follow-up.", examples=["fu-tkt-77"])
+    status_url: str = Field(
+        description="Where to read its state.", examples=["/v1/follow-ups/fu-tkt-77"]
+    )
 
 
 class FollowUpView(BaseModel):
     """A follow-up: when it checks next, its attempts, how it ended."""
 
-    follow_up_id: str
-    run_status: str
-    status: FollowUpStatus | None
+    follow_up_id: str = Field(description="The follow-up.", examples=["fu-tkt-77"])
+    run_status: str = Field(
+        description="The workflow run's status (RUNNING, COMPLETED, ...).", examples=["RUNNING"]
+    )
+    status: FollowUpStatus | None = Field(
+        description="Next check, attempts, outcome; null until the run first answers."
+    )
 
 
 @router.post(
@@ -50,6 +57,9 @@ class FollowUpView(BaseModel):
     status_code=202,
     response_model=FollowUpAccepted,
     dependencies=[require("channel", "system")],
+    operation_id="follow_ups_create",
+    summary="Follow up on a CRM ticket",
+    responses=errors(*JSON_BODY, *UPSTREAM),
 )
 async def post_follow_up(
     req: FollowUpRequest, state: ApiState = Depends(api_state)
@@ -78,7 +88,13 @@ async def post_follow_up(
     )
 
 
-@router.get("/{follow_up_id}", response_model=FollowUpView)
+@router.get(
+    "/{follow_up_id}",
+    response_model=FollowUpView,
+    operation_id="follow_ups_get",
+    summary="Read a follow-up",
+    responses=errors(404, *PARAMS, *UPSTREAM),
+)
 async def get_follow_up(
     follow_up_id: str = FOLLOW_UP_ID,
     state: ApiState = Depends(api_state),
@@ -97,7 +113,13 @@ async def _view(state: ApiState, follow_up_id: str, scope: str | None) -> Follow
     return FollowUpView(follow_up_id=follow_up_id, run_status=view.run_status, status=view.status)
 
 
-@router.post("/{follow_up_id}/resolved", response_model=FollowUpView)
+@router.post(
+    "/{follow_up_id}/resolved",
+    response_model=FollowUpView,
+    operation_id="follow_ups_resolved",
+    summary="Mark the ticket resolved",
+    responses=errors(*JSON_BODY, 404, 409, *UPSTREAM),
+)
 async def post_resolved(
     body: Resolved,
     follow_up_id: str = FOLLOW_UP_ID,
@@ -113,7 +135,13 @@ async def post_resolved(
     return await _view(state, follow_up_id, scope)
 
 
-@router.post("/{follow_up_id}/reschedule", response_model=FollowUpView)
+@router.post(
+    "/{follow_up_id}/reschedule",
+    response_model=FollowUpView,
+    operation_id="follow_ups_reschedule",
+    summary="Move the follow-up",
+    responses=errors(*JSON_BODY, 404, 409, *UPSTREAM),
+)
 async def post_reschedule(
     body: Reschedule,
     follow_up_id: str = FOLLOW_UP_ID,

@@ -7,7 +7,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fiflow.domain.alerts import SAFE_ID
 from fiflow.domain.interactions import (
@@ -21,12 +21,13 @@ from fiflow.integrations.interactions_store import StoredEvent
 from fiflow.starters.api.auth import Identity, customer_scope, ensure_owner, require
 from fiflow.starters.api.crm_reads import crm_read, unknown_customer
 from fiflow.starters.api.errors import ApiError
+from fiflow.starters.api.openapi import JSON_BODY, KEYED, PARAMS, UPSTREAM, errors
 from fiflow.starters.api.state import ApiState, api_state
 from fiflow.starters.interactions_client import deliver_event, interaction_view
 from fiflow.starters.workflow_views import Lookup
 
 log = logging.getLogger("fiflow.api")
-router = APIRouter(prefix="/v1/interactions", tags=["interactions"])
+router = APIRouter(prefix="/v1/interactions", tags=["interactions"], responses=errors(*KEYED))
 INTERACTION_ID = Path(pattern=SAFE_ID, max_length=64)
 # Interaction systems' clocks drift; an event from further ahead than this is a bug upstream.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -40,18 +41,25 @@ class EventAccepted(BaseModel):
     event is stored with the interaction's record but fires no triggers.
     """
 
-    interaction_id: str
-    event_id: str
-    status: str
+    interaction_id: str = Field(description="The interaction.", examples=["ia-call-981"])
+    event_id: str = Field(description="The event.", examples=["ev-1"])
+    status: str = Field(description="`accepted`, `duplicate` or `late`.", examples=["accepted"])
 
 
 class InteractionView(BaseModel):
     """Events, triggers fired and pending next-best actions; late events listed apart."""
 
-    interaction_id: str
-    run_status: str
-    status: InteractionStatus | None
-    late_events: list[StoredEvent]
+    interaction_id: str = Field(description="The interaction.", examples=["ia-call-981"])
+    run_status: str = Field(
+        description="The workflow run's status (RUNNING, COMPLETED, ..., or unknown).",
+        examples=["RUNNING"],
+    )
+    status: InteractionStatus | None = Field(
+        description="Events, triggers fired, next-best actions; null without a run."
+    )
+    late_events: list[StoredEvent] = Field(
+        description="Events that arrived after the interaction closed."
+    )
 
 
 @router.post(
@@ -59,6 +67,9 @@ class InteractionView(BaseModel):
     status_code=202,
     response_model=EventAccepted,
     dependencies=[require("channel")],
+    operation_id="interactions_events_create",
+    summary="Post an interaction event",
+    responses=errors(*JSON_BODY, *UPSTREAM),
 )
 async def post_event(
     body: InteractionEventRequest,
@@ -108,7 +119,13 @@ async def post_event(
     return EventAccepted(interaction_id=interaction_id, event_id=body.event_id, status=status)
 
 
-@router.get("/{interaction_id}", response_model=InteractionView)
+@router.get(
+    "/{interaction_id}",
+    response_model=InteractionView,
+    operation_id="interactions_get",
+    summary="Read an interaction",
+    responses=errors(404, *PARAMS, *UPSTREAM),
+)
 async def get_interaction(
     interaction_id: str = INTERACTION_ID,
     state: ApiState = Depends(api_state),

@@ -6,30 +6,40 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, Field
 
 from fiflow.domain.alerts import SAFE_ID
 from fiflow.domain.credit import Decision, Product
 from fiflow.integrations.reports import DEFAULT_LIMIT, MAX_LIMIT, InvalidCursor
 from fiflow.starters.api.auth import require
 from fiflow.starters.api.errors import ApiError
+from fiflow.starters.api.openapi import KEYED, PARAMS, errors
 from fiflow.starters.api.state import ApiState, api_state
 
 router = APIRouter(
     prefix="/v1/reports/credit-applications",
     tags=["reports"],
     dependencies=[require("reviewer", "admin")],
+    responses=errors(*KEYED),
 )
 
 
 class ReportList(BaseModel):
     """One page of reports, oldest completion first; pass `next_cursor` for the next page."""
 
-    items: list[dict[str, Any]]
-    next_cursor: str | None
+    items: list[dict[str, Any]] = Field(description="The reports of this page.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
 
 
-@router.get("", response_model=ReportList)
+@router.get(
+    "",
+    response_model=ReportList,
+    operation_id="reports_list",
+    summary="List credit reports",
+    responses=errors(400, *PARAMS),
+)
 async def list_reports(
     from_: AwareDatetime | None = Query(
         default=None, alias="from", description="completed at or after (ISO 8601, with offset)"
@@ -59,7 +69,12 @@ async def list_reports(
     return ReportList(items=[r.report for r in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/{application_id}")
+@router.get(
+    "/{application_id}",
+    operation_id="reports_get",
+    summary="Read one credit report",
+    responses=errors(404, *PARAMS),
+)
 async def get_report(
     application_id: str = Path(pattern=SAFE_ID), state: ApiState = Depends(api_state)
 ) -> dict[str, Any]:

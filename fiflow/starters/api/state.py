@@ -13,6 +13,7 @@ from temporalio.client import Client
 from fiflow.integrations.crm import CrmClient
 from fiflow.integrations.database import create_db_engine
 from fiflow.integrations.http import make_client
+from fiflow.integrations.inbox import Inbox
 from fiflow.integrations.interactions_store import InteractionStore
 from fiflow.integrations.message_ledger import MessageLedger
 from fiflow.integrations.oidc import OidcVerifier
@@ -49,7 +50,8 @@ class ApiState:
         self.rules = RuleStore(settings.rules_dir, self.rule_versions)
         self.interactions = InteractionStore(self.engine)
         self.message_ledger = MessageLedger(self.engine)
-        self._reports = CreditReportStore(self.engine, sealer=payload_codec(settings))
+        self._inbox: Inbox | None = None
+        self._reports: CreditReportStore | None = None
         self._client = client
         self._lock = asyncio.Lock()
         self._crm_http: httpx.AsyncClient | None = None
@@ -66,8 +68,16 @@ class ApiState:
             await self._crm_http.aclose()
         self.engine.dispose()
 
+    def inbox(self) -> Inbox:
+        """The durable inbox; built on first use, as it needs the payload key ring."""
+        if self._inbox is None:
+            self._inbox = Inbox(self.engine, payload_codec(self.settings))
+        return self._inbox
+
     def reports(self) -> CreditReportStore:
-        """The credit report store."""
+        """The credit report store; built on first use, as it needs the payload key ring."""
+        if self._reports is None:
+            self._reports = CreditReportStore(self.engine, sealer=payload_codec(self.settings))
         return self._reports
 
     async def client(self) -> Client:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from fiflow.integrations.database import create_db_engine, upgrade_database
 from fiflow.integrations.message_ledger import MessageLedger
@@ -29,10 +30,13 @@ class FakeDelivery:
     def __init__(self) -> None:
         self.message_ids: list[str] = []
         self.failing = False
+        self.error: Exception = ApiError(
+            503, "temporal_unavailable", "the workflow service is unavailable"
+        )
 
     async def __call__(self, _client: Any, _settings: Any, **kwargs: Any) -> str:
         if self.failing:
-            raise ApiError(503, "temporal_unavailable", "the workflow service is unavailable")
+            raise self.error
         self.message_ids.append(kwargs["message_id"])
         return "conversation-id"
 
@@ -98,9 +102,11 @@ async def test_a_replay_is_answered_but_not_delivered(
 async def test_a_failed_delivery_is_not_recorded_so_the_retry_gets_through(
     api: httpx.AsyncClient, delivery: FakeDelivery, db_url: str
 ) -> None:
+    # Temporal refusing the call (not merely unreachable: that one queues in the inbox).
     delivery.failing = True
+    delivery.error = RPCError("refused", RPCStatusCode.INTERNAL, b"")
     failed = await _post(api, "SMretry")
-    assert failed.status_code == 503
+    assert failed.status_code == 502
     assert not _ledger_seen(db_url, "SMretry")
 
     delivery.failing = False
