@@ -76,6 +76,7 @@ class FraudAlertWorkflow:
         self._rules: AlertRules | None = None
         self._customer: Customer | None = None
         self._conversation_id: str | None = None
+        self._late_answered: set[str] = set()  # late SMS replies told "not applied"
         self._merged = False  # over the number's alert cap: the conversation's digest texts it
         # The address sent STOP (the conversation says so before the database may know):
         # this alert sends it no SMS from then on.
@@ -190,6 +191,11 @@ class FraudAlertWorkflow:
             await self._answer_late_replies()
         await self._close_in_conversation(outcome)
         await workflow.wait_condition(workflow.all_handlers_finished)
+        # A forward the conversation began before it took the closing signal can land now:
+        # answer it too (a reply arriving with the completion re-runs this task, so none slips).
+        if workflow.patched("answer-late-replies-after-close"):
+            await self._answer_late_replies()
+            await workflow.wait_condition(workflow.all_handlers_finished)
         s.timings["completed"] = workflow.now()
         return s
 
@@ -431,14 +437,13 @@ class FraudAlertWorkflow:
         customer, rules = self._customer, self._rules
         if customer is None or not customer.phone or rules is None or self._sms_opted_out:
             return
-        answered: set[str] = set()
         while late := [
             r
             for r in self._status.ignored_replies
-            if r.channel is Channel.SMS and r.message_id not in answered
+            if r.channel is Channel.SMS and r.message_id not in self._late_answered
         ]:
             for reply in late:
-                answered.add(reply.message_id)
+                self._late_answered.add(reply.message_id)
                 name = f"answer_late_reply:{reply.message_id}"
                 try:
                     await workflow.execute_activity_method(
