@@ -4,33 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 from temporalio.client import Client
 
 from tests.e2e.conftest import CustomerPool
 from tests.e2e.stack import CHANNEL_KEY, SYSTEM_KEY, RunningStack
+from tests.e2e.waiting import eventually
 
 CODE = re.compile(r"Reply YES (\d{4})")
-
-
-async def eventually(
-    get: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], within: float = 20.0
-) -> Any:
-    """Poll until `ok(value)`; fail with the last value seen."""
-    deadline = time.monotonic() + within
-    value = await get()
-    while not ok(value):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {within}s; last value: {value!r}")
-        await asyncio.sleep(0.1)
-        value = await get()
-    return value
 
 
 def alert_body(customer: dict, amount: str = "912.00", merchant: str = "ACME Inc") -> dict:

@@ -18,7 +18,8 @@ from tests.e2e.stack import (
     RunningStack,
     channel_for,
 )
-from tests.e2e.test_alerts_e2e import eventually, outbox
+from tests.e2e.test_alerts_e2e import outbox
+from tests.e2e.waiting import eventually
 
 ADMIN_KEY = {"X-API-Key": "local-admin-key"}
 

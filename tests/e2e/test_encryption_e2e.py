@@ -15,7 +15,8 @@ from temporalio.client import Client
 
 from tests.e2e.conftest import CustomerPool
 from tests.e2e.stack import RunningStack
-from tests.e2e.test_alerts_e2e import alert_body, eventually, outbox, post_alert
+from tests.e2e.test_alerts_e2e import alert_body, outbox, post_alert
+from tests.e2e.waiting import eventually
 
 ENCRYPTED = b"binary/encrypted"
 

@@ -22,7 +22,8 @@ import sqlalchemy as sa
 from fiflow.integrations.database import create_db_engine
 from tests.e2e.conftest import CustomerPool
 from tests.e2e.stack import RunningStack, start_stack
-from tests.e2e.test_alerts_e2e import alert, alert_with_its_sms, calls, eventually
+from tests.e2e.test_alerts_e2e import alert, alert_with_its_sms, calls
+from tests.e2e.waiting import eventually
 
 OUTCOMES = {"YES": ("confirmed", "confirm", "genuine"), "NO": ("contested", "contest", "fraud")}
 

@@ -13,9 +13,11 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import CustomerPool
+from tests.e2e.quick_rules import quick_triggers
 from tests.e2e.stack import CHANNEL_KEY, REVIEWER_KEY, SYSTEM_KEY, RunningStack
-from tests.e2e.test_alerts_e2e import eventually, outbox
+from tests.e2e.test_alerts_e2e import outbox
 from tests.e2e.test_api_bad_input import assert_error
+from tests.e2e.waiting import eventually
 
 # Activating rules needs an admin person (triggers need no second admin).
 ADMIN_KEY = {"X-API-Key": "local-admin-1-key"}
@@ -26,20 +28,7 @@ def quick_rules(version: str) -> dict[str, Any]:
     """The shipped triggers with seconds instead of days, and no hours limits."""
     data: dict[str, Any] = yaml.safe_load(SHIPPED_TRIGGERS.read_text(encoding="utf-8"))
     data["version"] = version
-    data["grace_period"] = "PT1S"
-    for trigger in data["triggers"]:
-        trigger.pop("only_during", None)
-        for action in trigger["actions"]:
-            if action["type"] == "start_follow_up":
-                action["after"] = "PT2S"
-    data["follow_up"].update(
-        business_hours=None,
-        quiet_hours=None,
-        max_attempts=1,
-        attempt_window="P1D",
-        retry_after="PT2S",
-        give_up_after="PT15S",
-    )
+    quick_triggers(data, give_up_after="PT15S")
     return data
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from tests.e2e.stack import SYSTEM_KEY, RunningStack, start_stack
 from tests.e2e.test_alerts_e2e import alert_body
+from tests.e2e.waiting import until
 from tests.sandbox.servers import free_port
 
 SERVICE = "bank-fiflow-e2e"
@@ -138,16 +138,6 @@ def two_free_ports() -> int:
     raise RuntimeError("no two consecutive free ports")
 
 
-def until(check: Any, what: str, within: float = 30.0) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"not within {within}s: {what}")
-
-
 def _is_gateway_call(span: Span) -> bool:
     """The SMS gateway's HTTP call (Twilio's Messages.json) made by the send activity."""
     url = str(span.attributes.get("url.full") or span.attributes.get("http.url") or "")
@@ -173,7 +163,9 @@ def test_one_trace_from_the_api_through_the_workflow_to_the_sms_gateway(
     alert_id = r.json()["alert_id"]
 
     [started] = until(
-        lambda: collector.find("StartWorkflow:FraudAlertWorkflow"), "the start span is exported"
+        lambda: collector.find("StartWorkflow:FraudAlertWorkflow"),
+        "the start span is exported",
+        within=30,
     )
 
     def complete() -> list[Span] | None:
@@ -181,7 +173,11 @@ def test_one_trace_from_the_api_through_the_workflow_to_the_sms_gateway(
         sent = any(s.name == "RunActivity:send_sms" for s in spans)
         return spans if sent and any(_is_gateway_call(s) for s in spans) else None
 
-    trace = until(complete, "the workflow's SMS send and its gateway call, in the same trace")
+    trace = until(
+        complete,
+        "the workflow's SMS send and its gateway call, in the same trace",
+        within=30,
+    )
     names = {s.name for s in trace}
     # The API's server span, the workflow, its activities and the gateway call: one trace.
     assert any(n.startswith("POST /v1/alerts") for n in names), sorted(names)
@@ -199,6 +195,7 @@ def test_one_trace_from_the_api_through_the_workflow_to_the_sms_gateway(
             and e.get("workflow_id") == f"alert-{alert_id}"
         ],
         "the worker's JSON log line for the SMS",
+        within=30,
     )
     entry = lines[0]
     assert entry["trace_id"] == started.trace_id
@@ -218,10 +215,14 @@ def test_the_api_and_each_worker_serve_sdk_metrics(stack: RunningStack) -> None:
     # The worker has run workflow and activity tasks (the alert test above, or its own
     # polls at least); the API has made client calls.
     worker = until(
-        lambda: m if "temporal_" in (m := scrape(worker_address)) else None, "worker metrics"
+        lambda: m if "temporal_" in (m := scrape(worker_address)) else None,
+        "worker metrics",
+        within=30,
     )
     assert "temporal_workflow_task_execution_latency" in worker or "temporal_num_pollers" in worker
     api = until(
-        lambda: m if "temporal_request" in (m := scrape(api_address)) else None, "api metrics"
+        lambda: m if "temporal_request" in (m := scrape(api_address)) else None,
+        "api metrics",
+        within=30,
     )
     assert 'namespace="default"' in api

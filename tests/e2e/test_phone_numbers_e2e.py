@@ -16,11 +16,11 @@ from tests.e2e.test_alerts_e2e import (
     alert,
     alert_body,
     alert_with_its_sms,
-    eventually,
     outbox,
     post_alert,
 )
 from tests.e2e.test_api_bad_input import assert_error
+from tests.e2e.waiting import eventually
 
 E164 = "+12025550107"  # how the SMS provider writes cust-0007's number
 INVALID = "+15550000001"  # area code 555 does not exist

@@ -23,7 +23,7 @@ import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,9 @@ import pytest
 import yaml
 from temporalio.client import Client
 
+from tests.e2e.quick_rules import quick_triggers
 from tests.e2e.stack import CHANNEL_KEY, REVIEWER_KEY, SYSTEM_KEY, RunningStack, start_stack
+from tests.e2e.waiting import eventually
 
 RULES = Path(__file__).resolve().parents[2] / "fiflow" / "rules"
 CANARY_1 = "cust-canary-01"  # approved outright (strong profile)
@@ -57,20 +59,7 @@ def quick_rules(target: Path) -> Path:
     for step in alerts["alert_types"]["card_fraud_suspected"]["escalation"]:
         step["wait"] = "PT2S"
     triggers = yaml.safe_load((RULES / "triggers.yaml").read_text(encoding="utf-8"))
-    triggers["grace_period"] = "PT1S"
-    for trigger in triggers["triggers"]:
-        trigger.pop("only_during", None)
-        for action in trigger["actions"]:
-            if action["type"] == "start_follow_up":
-                action["after"] = "PT2S"
-    triggers["follow_up"].update(
-        business_hours=None,
-        quiet_hours=None,
-        max_attempts=1,
-        attempt_window="P1D",
-        retry_after="PT2S",
-        give_up_after="PT10S",
-    )
+    quick_triggers(triggers, give_up_after="PT10S")
     (target / "alerts.yaml").write_text(yaml.safe_dump(alerts), encoding="utf-8")
     (target / "triggers.yaml").write_text(yaml.safe_dump(triggers), encoding="utf-8")
     return target
@@ -91,20 +80,6 @@ def canary_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSt
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=10) as client:
         yield client
-
-
-async def eventually(
-    get: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], within: float = 30.0
-) -> Any:
-    """Poll until `ok(value)`; fail with the last value seen."""
-    deadline = time.monotonic() + within
-    value = await get()
-    while not ok(value):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {within}s; last value: {value!r}")
-        await asyncio.sleep(0.2)
-        value = await get()
-    return value
 
 
 class Run:
@@ -191,7 +166,9 @@ async def three_alerts(run: Run, canary: dict[str, Any]) -> None:
     ]
     # The canary's credit flows text the same number meanwhile: count the alerts' texts.
     texts = await eventually(
-        lambda: run.outbox(phone), lambda m: sum(bool(CODE.search(t["body"])) for t in m) >= 3
+        lambda: run.outbox(phone),
+        lambda m: sum(bool(CODE.search(t["body"])) for t in m) >= 3,
+        30.0,
     )
     codes = [m.group(1) for t in texts if (m := CODE.search(t["body"]))]
     assert len(codes) == 3, texts
@@ -256,6 +233,7 @@ async def interaction_with_follow_up(run: Run, canary: dict[str, Any]) -> None:
         await eventually(
             lambda: run.http.post(f"{run.stack.api}{path}", json=body, headers=CHANNEL_KEY),
             lambda r: r.status_code != 503 or run.error_bodies.append((path, r.text)),
+            30.0,
         )
         await run.api("POST", path, CHANNEL_KEY, 202, json=body)
 

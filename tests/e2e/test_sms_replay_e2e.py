@@ -12,7 +12,8 @@ from fiflow.domain.keys import address_hash, conversation_workflow_id
 from fiflow.integrations.settings import LOCAL_ADDRESS_HASH_KEY
 from tests.e2e.conftest import CustomerPool
 from tests.e2e.stack import RunningStack
-from tests.e2e.test_alerts_e2e import eventually, outbox
+from tests.e2e.test_alerts_e2e import outbox
+from tests.e2e.waiting import eventually
 
 
 async def _inbound(http: httpx.AsyncClient, stack: RunningStack, phone: str, sid: str) -> None:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 
 from tests.e2e.stack import SYSTEM_KEY, RunningStack, start_stack
+from tests.e2e.waiting import until
 from tests.sandbox.servers import REPO_ROOT
 
 PARTS = ["temporal", "codec", "sandbox", "api", "worker-1"]
@@ -43,16 +43,6 @@ def parts(stack: RunningStack) -> dict[str, dict[str, Any]]:
 
     data = json.loads((stack.state_dir / "status.json").read_text())
     return {p["name"]: p for p in data["parts"]}
-
-
-def until(check: Any, what: str, within: float = 60.0) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"not within {within}s: {what}")
 
 
 def kill(stack: RunningStack, name: str) -> int:
@@ -92,6 +82,7 @@ def an_alert_gets_its_sms(stack: RunningStack) -> None:
             else None
         ),
         "the API takes an alert",
+        within=60,
     )
     assert r.status_code == 202
 
@@ -114,14 +105,15 @@ def test_dead_parts_come_back_and_the_stack_still_works(tmp_path: Path) -> None:
         assert set(parts(stack)) == set(PARTS)
 
         old = kill(stack, "worker-1")
-        until(lambda: restarted(stack, "worker-1", old, 1), "worker-1 restarted")
+        until(lambda: restarted(stack, "worker-1", old, 1), "worker-1 restarted", within=60)
         assert "worker-1 exited with code -9; restarting" in stack.output()
 
         old = kill(stack, "temporal")  # even the dev server: its state is in the state dir
-        until(lambda: restarted(stack, "temporal", old, 1), "temporal restarted")
+        until(lambda: restarted(stack, "temporal", old, 1), "temporal restarted", within=60)
         until(
             lambda: httpx.get(f"{stack.api}/healthz", timeout=2).json().get("temporal") == "ok",
             "the API reaches Temporal again",
+            within=60,
         )
         an_alert_gets_its_sms(stack)
 
@@ -144,7 +136,9 @@ def test_a_part_that_keeps_dying_stops_the_stack(tmp_path: Path) -> None:
     try:
         for n in range(1, 5):
             old = kill(stack, "sandbox")
-            until(lambda n=n, old=old: restarted(stack, "sandbox", old, n), f"restart {n}")
+            until(
+                lambda n=n, old=old: restarted(stack, "sandbox", old, n), f"restart {n}", within=60
+            )
         kill(stack, "sandbox")  # the fifth exit within the window
         until(lambda: stack.proc.poll() is not None, "fiflow up stops", within=60)
     finally:

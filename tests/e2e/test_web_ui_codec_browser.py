@@ -14,7 +14,8 @@ from temporalio.client import Client
 
 from tests.e2e.conftest import CustomerPool
 from tests.e2e.stack import RunningStack
-from tests.e2e.test_alerts_e2e import alert_body, eventually, outbox, post_alert
+from tests.e2e.test_alerts_e2e import alert_body, outbox, post_alert
+from tests.e2e.waiting import eventually
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; `make test` installs it when missing
 # The machine's network is closed: without the background-networking flags Chromium's own

@@ -7,7 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,12 +16,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from fiflow.activities.retention import RetentionActivities
-from fiflow.integrations.database import create_db_engine, upgrade_database
-from fiflow.integrations.interactions_store import InteractionStore, StoredEvent
-from fiflow.integrations.message_ledger import MessageLedger
 from fiflow.integrations.settings import Settings
 from fiflow.starters.schedules import apply_schedules
 from fiflow.workers.main import build_worker
+from tests.fixtures.retention import seeded_stores
 from tests.fixtures.temporal import venv_binary
 
 
@@ -39,28 +37,15 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
-def event(event_id: str, accepted_at: datetime) -> StoredEvent:
-    return StoredEvent(
-        event_id=event_id,
-        interaction_id="int-1",
-        type="call_started",
-        occurred_at=accepted_at,
-        accepted_at=accepted_at,
-    )
-
-
 async def test_schedules_apply_idempotently_keep_pause_and_the_retention_job_purges(
     dev_server: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'fiflow.db'}"
-    upgrade_database(url)
-    engine = create_db_engine(url)
-    ledger, interactions = MessageLedger(engine), InteractionStore(engine)
-    now = datetime.now(UTC)
-    ledger.record("SMold", now - timedelta(days=100))
-    ledger.record("SMnew", now - timedelta(days=1))
-    interactions.record_event(event("ev-old", now - timedelta(days=120)))
-    interactions.record_event(event("ev-new", now - timedelta(hours=1)))
+    url, engine, ledger, interactions = seeded_stores(
+        tmp_path,
+        messages={"SMold": timedelta(days=100), "SMnew": timedelta(days=1)},
+        events={"ev-old": timedelta(days=120), "ev-new": timedelta(hours=1)},
+        interaction_id="int-1",
+    )
 
     settings = Settings(task_queue=f"tq-{uuid.uuid4().hex[:8]}", database_url=url)
     client = dev_server.client

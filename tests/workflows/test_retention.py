@@ -2,42 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
 from fiflow.activities.retention import RetentionActivities
 from fiflow.domain.retention import RetentionInput
-from fiflow.integrations.database import create_db_engine, upgrade_database
-from fiflow.integrations.interactions_store import InteractionStore, StoredEvent
-from fiflow.integrations.message_ledger import MessageLedger
 from fiflow.integrations.settings import Settings
 from fiflow.workers.main import build_worker
 from fiflow.workflows.retention import RetentionWorkflow
+from tests.fixtures.retention import seeded_stores
 
 
 async def test_a_retention_pass_deletes_only_what_expired(
     time_skipping_env: WorkflowEnvironment, task_queue: str, tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'fiflow.db'}"
-    upgrade_database(url)
-    engine = create_db_engine(url)
-    ledger, interactions = MessageLedger(engine), InteractionStore(engine)
     # The workflow measures retention from its own clock: the test server's.
-    now = datetime.now(UTC)
-    for sid, age in (("SM1", 40), ("SM2", 20), ("SM3", 1)):
-        ledger.record(sid, now - timedelta(days=age))
-    for eid, age in (("ev1", 15), ("ev2", 5)):
-        interactions.record_event(
-            StoredEvent(
-                event_id=eid,
-                interaction_id="int-9",
-                type="call_started",
-                occurred_at=now - timedelta(days=age),
-                accepted_at=now - timedelta(days=age),
-            )
-        )
+    url, engine, ledger, interactions = seeded_stores(
+        tmp_path,
+        messages={"SM1": timedelta(days=40), "SM2": timedelta(days=20), "SM3": timedelta(days=1)},
+        events={"ev1": timedelta(days=15), "ev2": timedelta(days=5)},
+        interaction_id="int-9",
+    )
     retention = RetentionActivities(ledger, interactions)
     settings = Settings(task_queue=task_queue, database_url=url)
     worker = build_worker(
