@@ -39,7 +39,12 @@ class OptOutStore:
         source_message_id: str | None,
         at: datetime,
     ) -> bool:
-        """Record STOP (True) or START (False); True only if this call changed the state."""
+        """Record STOP (True) or START (False); True if this keyword changed the state.
+
+        Idempotent per message: the same keyword message stored again (an activity retried
+        after its commit, or a write carried across continue-as-new) answers True again, so
+        the confirmation carriers require is not lost; another message's repeat is False.
+        """
         values = {
             "opted_out": opted_out,
             "keyword": keyword,
@@ -58,7 +63,20 @@ class OptOutStore:
                 .returning(_t.address_hash)
             )
         with begin_write(self._engine) as conn:
-            return conn.execute(stmt).first() is not None
+            if conn.execute(stmt).first() is not None:
+                return True
+            if source_message_id is None:
+                return False
+            already = conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(sms_opt_outs)
+                .where(
+                    _t.address_hash == address_hash,
+                    _t.opted_out.is_(opted_out),
+                    _t.source_message_id == source_message_id,
+                )
+            )
+            return bool(already)
 
     def _stop_upsert(self, address_hash: str, values: dict[str, Any]) -> sa.Insert:
         # The conflict update's WHERE is re-checked against the latest committed row after

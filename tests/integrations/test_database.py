@@ -191,6 +191,18 @@ def test_repeated_stop_does_not_change_state(store: OptOutStore) -> None:
     assert store.is_opted_out(HASH) is True
 
 
+def test_the_same_keyword_message_stored_again_still_counts_as_its_change(
+    store: OptOutStore,
+) -> None:
+    # A retried activity (or a write carried across continue-as-new) after the commit.
+    assert _stop(store, message_id="SM1") is True
+    assert _stop(store, message_id="SM1") is True
+    assert _stop(store, message_id="SM2") is False  # another STOP changed nothing
+    assert _start(store, message_id="SM3") is True
+    assert _start(store, message_id="SM3") is True
+    assert _stop(store, message_id="SM1") is True  # SM1 again: it is a change once more
+
+
 def test_start_after_stop_changes_state(store: OptOutStore) -> None:
     assert _stop(store) is True
     assert _start(store) is True
