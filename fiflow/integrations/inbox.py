@@ -168,6 +168,19 @@ class Inbox:
         with begin_write(self._engine) as conn:
             conn.execute(stmt)
 
+    def renew(self, ids: Iterable[int], until: datetime) -> None:
+        """Extend the lease on messages still pending (a relay working through a backlog)."""
+        ids = list(ids)
+        if not ids:
+            return
+        stmt = (
+            sa.update(inbound_inbox)
+            .where(_t.id.in_(ids), _t.delivered_at.is_(None))
+            .values(claimed_until=_utc(until, "until"))
+        )
+        with begin_write(self._engine) as conn:
+            conn.execute(stmt)
+
     def release(self, ids: Iterable[int]) -> None:
         """Give the lease on these messages back, for the next relay round (any process)."""
         ids = list(ids)

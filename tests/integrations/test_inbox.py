@@ -82,6 +82,22 @@ def test_claim_leases_whole_addresses_and_skips_held_ones(inbox: Inbox) -> None:
     assert [m.message_id for m in again] == ["SM0", "SM1", "SM2", "SM9"]
 
 
+def test_a_renewed_lease_keeps_a_long_backlog_with_its_relay(inbox: Inbox) -> None:
+    for n in range(3):
+        inbox.add("sms", "a", f"SM{n}", _sms(n), T0)
+    claimed = inbox.claim(T0, LEASE)
+    # The holder delivers one message late in its lease and renews the rest.
+    late = T0 + LEASE - timedelta(seconds=5)
+    inbox.mark_delivered(claimed[0].id, late)
+    inbox.renew([m.id for m in claimed[1:]], late + LEASE)
+    # Past the first lease, another relay still cannot take the address.
+    assert inbox.claim(T0 + LEASE + timedelta(seconds=1), LEASE) == []
+    assert [m.message_id for m in inbox.claim(late + LEASE + timedelta(seconds=1), LEASE)] == [
+        "SM1",
+        "SM2",
+    ]
+
+
 def test_a_failure_is_counted_and_released_for_the_next_round(inbox: Inbox) -> None:
     inbox.add("sms", "a", "SM0", _sms(0), T0)
     inbox.add("sms", "a", "SM1", _sms(1), T0)

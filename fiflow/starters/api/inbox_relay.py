@@ -212,6 +212,10 @@ class InboxRelay:
                 return not unavailable
             await asyncio.to_thread(inbox.mark_delivered, message.id, datetime.now(UTC))
             log.info("queued %s message %s delivered", message.channel, message.id)
+            # A long backlog must not outlive its lease: another relay would then take the
+            # address and deliver its later messages ahead of the rest of these.
+            rest = [m.id for m in messages[n + 1 :]]
+            await asyncio.to_thread(inbox.renew, rest, datetime.now(UTC) + LEASE)
         return True
 
     async def _maybe_purge(self, inbox: Inbox) -> None:
