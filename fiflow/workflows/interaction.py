@@ -88,6 +88,7 @@ class InteractionWorkflow:
         self._prior: list[PriorInteraction] = []
         self._customer: Customer | None = None
         self._last_event_at: datetime | None = None
+        self._recorded_reason: str | None = None  # the reason the context store has
 
     @workflow.signal(name="event")
     def event(self, ev: InteractionEvent) -> None:
@@ -124,6 +125,7 @@ class InteractionWorkflow:
             while self._pending:
                 ev = self._pending.pop(0)
                 self._take(ev)
+                await self._record_reason_when_known()
                 if ev.type is EventType.INTERACTION_ENDED and close_at is None:
                     s.state = InteractionState.ENDED
                     s.ended_at = workflow.now()
@@ -402,6 +404,19 @@ class InteractionWorkflow:
         except ActivityError as exc:
             # They still stop when they wake: each checks the context store before calling.
             workflow.logger.warning("could not stop waiting follow-ups: %s", cause_of(exc))
+
+    async def _record_reason_when_known(self) -> None:
+        """Store the reason as soon as an event names it, not only when the call closes.
+
+        A caller whose call dropped and who calls straight back must already count as a
+        repeat caller: the second call reads the first one's reason from the context store.
+        """
+        reason = self._status.reason
+        if reason is None or reason == self._recorded_reason:
+            return
+        if workflow.patched("record-reason-when-known"):
+            self._recorded_reason = reason
+            await self._record("open")
 
     async def _record(self, status: str) -> None:
         try:

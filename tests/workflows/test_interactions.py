@@ -88,6 +88,29 @@ async def test_a_repeat_caller_whose_self_service_failed_gets_priority_and_a_fol
     assert (await follow_up.describe()).status is WorkflowExecutionStatus.RUNNING
 
 
+async def test_a_caller_whose_call_dropped_and_who_calls_straight_back_is_a_repeat_caller(
+    ih: InteractionHarness,
+) -> None:
+    customer = ih.customer()
+    cid = customer.customer_id
+    first = new_id()
+    dropped = await ih.send(first, cid, "d1", EventType.SELF_SERVICE_FAILED, topic="tech_support")
+    # The call drops: no interaction_ended, the first interaction is still open. Its reason
+    # is in the context store already.
+    await poll(
+        lambda: getattr(ih.store.get_interaction(first), "reason", None),
+        lambda reason: reason == "tech_support",
+    )
+    second = new_id()
+    handle = await ih.send(second, cid, "d2", EventType.MENU_SELECTED, topic="tech_support")
+    await ih.send(second, cid, "d3", EventType.SELF_SERVICE_FAILED, topic="tech_support")
+
+    status = await ih.status(handle, lambda s: bool(s.fired))
+    assert status.repeat_of == [first]
+    assert [a.action for a in status.next_actions] == ["priority_routing"]
+    assert (await dropped.describe()).status is WorkflowExecutionStatus.RUNNING
+
+
 async def test_a_first_time_caller_or_another_reason_is_not_a_repeat_caller(
     ih: InteractionHarness,
 ) -> None:
