@@ -13,6 +13,14 @@ from fiflow.domain.phones import Phone
 
 AttrValue = str | int | float | bool
 MAX_ATTRIBUTES = 32
+# Events one interaction takes; past it further events are rejected (with that reason), but
+# `interaction_ended` always counts, so a long call still closes.
+MAX_EVENTS = 500
+
+
+def takes_event(taken: int, event_type: EventType) -> bool:
+    """Whether an interaction that has taken `taken` events takes one more of this type."""
+    return taken < MAX_EVENTS or event_type is EventType.INTERACTION_ENDED
 
 
 class InteractionChannel(StrEnum):

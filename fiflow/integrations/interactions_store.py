@@ -131,6 +131,16 @@ class InteractionStore:
         with begin_write(self._engine) as conn:
             return conn.execute(stmt).first() is not None
 
+    def event_count(self, interaction_id: str) -> int:
+        """How many events one interaction has taken (late ones included)."""
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(interaction_events)
+            .where(_e.interaction_id == interaction_id)
+        )
+        with self._engine.connect() as conn:
+            return int(conn.scalar(stmt) or 0)
+
     def events(self, interaction_id: str) -> list[StoredEvent]:
         """The events of one interaction in the order they were accepted."""
         stmt = (

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.domain.customers import Customer
     from fiflow.domain.follow_ups import FollowUpInput
     from fiflow.domain.interactions import (
+        MAX_EVENTS,
         EventType,
         FiredTrigger,
         InteractionEvent,
@@ -38,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         InteractionStatus,
         NextBestAction,
         PriorInteraction,
+        takes_event,
     )
     from fiflow.domain.keys import (
         alert_workflow_id,
@@ -67,7 +69,6 @@ with workflow.unsafe.imports_passed_through():
 # without events, as "abandoned".
 IDLE_CLOSE = timedelta(hours=2)
 # Bounds the history of a runaway sender; later events are still stored by the API.
-MAX_EVENTS = 500
 
 
 @workflow.defn
@@ -93,7 +94,14 @@ class InteractionWorkflow:
     @workflow.signal(name="event")
     def event(self, ev: InteractionEvent) -> None:
         """An accepted event; duplicates (the same event_id) are dropped."""
-        if ev.event_id in self._seen or len(self._seen) >= MAX_EVENTS:
+        if ev.event_id in self._seen:
+            return
+        # Past the cap only the end of the call still counts (the API says `rejected` to the
+        # rest); histories from before the patch kept dropping it too.
+        past_cap = len(self._seen) >= MAX_EVENTS
+        if past_cap and not (
+            workflow.patched("end-taken-past-cap") and takes_event(len(self._seen), ev.type)
+        ):
             return
         self._seen.add(ev.event_id)
         self._pending.append(ev.model_copy(update={"accepted_at": workflow.now()}))

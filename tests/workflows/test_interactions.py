@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -14,7 +15,13 @@ from temporalio.testing import WorkflowEnvironment
 from fiflow.domain.alerts import Transaction
 from fiflow.domain.credit import CustomerSummary, Product
 from fiflow.domain.credit_prefill import PrefillStatus
-from fiflow.domain.interactions import EventType, InteractionChannel, InteractionState
+from fiflow.domain.interactions import (
+    MAX_EVENTS,
+    EventType,
+    InteractionChannel,
+    InteractionEvent,
+    InteractionState,
+)
 from fiflow.domain.keys import alert_workflow_id, follow_up_workflow_id, prefill_workflow_id
 from tests.workflows.credit_harness import statement_rows
 from tests.workflows.harness import poll
@@ -280,3 +287,37 @@ async def test_asking_about_a_loan_prepares_a_prefilled_application(
     assert result.prefill.customer_since == date(2019, 4, 1)
     # A pre-fill never pulls credit: that needs the applicant's consent when they apply.
     assert ih.office.pulls == []
+
+
+async def test_past_the_event_cap_only_the_end_of_the_call_still_counts(
+    ih: InteractionHarness,
+) -> None:
+    customer = ih.customer()
+    iid = new_id()
+    handle = await ih.send(iid, customer.customer_id, "c0", EventType.MENU_SELECTED)
+    now = datetime.now(UTC)
+    events = [
+        InteractionEvent(
+            event_id=f"c{n}",
+            channel=InteractionChannel.IVR,
+            type=EventType.MENU_SELECTED,
+            occurred_at=now,
+            accepted_at=now,
+        )
+        for n in range(1, MAX_EVENTS + 5)  # a few past the cap
+    ]
+    await asyncio.gather(*(handle.signal("event", e) for e in events))
+    end = InteractionEvent(
+        event_id="the-end",
+        channel=InteractionChannel.IVR,
+        type=EventType.INTERACTION_ENDED,
+        occurred_at=now,
+        accepted_at=now,
+    )
+    await handle.signal("event", end)
+
+    result = await ih.finish(handle)
+    taken = [e.event_id for e in result.events]
+    assert len(taken) == MAX_EVENTS + 1  # the cap, and the end of the call
+    assert taken[-1] == "the-end"
+    assert result.state is InteractionState.CLOSED and result.outcome != "abandoned"

@@ -11,11 +11,13 @@ from pydantic import BaseModel, Field
 
 from fiflow.domain.alerts import SAFE_ID
 from fiflow.domain.interactions import (
+    MAX_EVENTS,
     EventType,
     InteractionEvent,
     InteractionEventRequest,
     InteractionInput,
     InteractionStatus,
+    takes_event,
 )
 from fiflow.integrations.interactions_store import StoredEvent
 from fiflow.starters.api.auth import Identity, customer_scope, ensure_owner, require
@@ -38,12 +40,18 @@ class EventAccepted(BaseModel):
 
     `accepted`: delivered to the running interaction. `duplicate`: this event_id was
     already taken (nothing happens twice). `late`: the interaction had already closed; the
-    event is stored with the interaction's record but fires no triggers.
+    event is stored with the interaction's record but fires no triggers. `rejected`: not
+    taken, `reason` says why (an interaction past its event cap takes only its end).
     """
 
     interaction_id: str = Field(description="The interaction.", examples=["ia-call-981"])
     event_id: str = Field(description="The event.", examples=["ev-1"])
-    status: str = Field(description="`accepted`, `duplicate` or `late`.", examples=["accepted"])
+    status: str = Field(
+        description="`accepted`, `duplicate`, `late` or `rejected`.", examples=["accepted"]
+    )
+    reason: str | None = Field(
+        default=None, description="Why a `rejected` event was not taken.", examples=[None]
+    )
 
 
 class InteractionView(BaseModel):
@@ -86,6 +94,15 @@ async def post_event(
             422,
             "occurred_at_in_future",
             "occurred_at is more than 5 minutes ahead of fiflow's clock",
+        )
+    taken = await asyncio.to_thread(state.interactions.event_count, interaction_id)
+    if not takes_event(taken, EventType(body.type)):
+        return EventAccepted(
+            interaction_id=interaction_id,
+            event_id=body.event_id,
+            status="rejected",
+            reason=f"the interaction has taken {MAX_EVENTS} events, the most it takes; "
+            "only interaction_ended still counts",
         )
     customer_id = await _customer_of(state, body)
     event = InteractionEvent(
