@@ -11,7 +11,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 
 from fiflow.activities.conversations import auto_reply_limit
-from fiflow.domain.alerts import AlertOutcome, AlertRequest
+from fiflow.domain.alerts import AlertOutcome, AlertRequest, AlertState
 from fiflow.domain.conversations import AutoReplyLimit, ConversationInput, Route
 from fiflow.domain.keys import address_hash, alert_id_for, reply_code_candidates
 from fiflow.integrations.database import create_db_engine
@@ -404,3 +404,24 @@ async def test_a_steady_stream_still_continues_as_new_and_loses_nothing(h: Harne
     )
     # It continued as new while messages were still queued, not after the queue emptied.
     assert desc.history_length < 40 + 30, desc.history_length
+
+
+async def test_an_alert_to_an_opted_out_sms_only_customer_says_why_it_waits_for_nobody(
+    h: Harness,
+) -> None:
+    customer = h.add(sms_customer())
+    phone = customer.phone or ""
+    await h.reply(phone, "STOP")
+    await h.wait_for_sms(phone, 1)  # the opt-out confirmation
+
+    result = await h.finish(await h.start(alert_request(customer)))
+
+    # Not "awaiting a reply" from someone who will never get the question: the alert says
+    # why and runs the rules' no-channel actions at once.
+    assert result.outcome is AlertOutcome.NO_CHANNEL
+    assert result.state is not AlertState.AWAITING_REPLY
+    assert "no reachable channel" in result.path
+    skipped = [a for a in result.actions if a.action == "send_sms:alert"]
+    assert [(a.status, a.detail) for a in skipped] == [("skipped", "address opted out")]
+    assert len(h.office.sms_to(phone)) == 1  # nothing after the confirmation
+    assert [c.body["priority"] for c in h.office.of("contact_center")] == ["high"]
