@@ -7,8 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel
 from temporalio import activity
-from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
 
 from fiflow.domain.conversations import (
     AlertCap,
@@ -17,7 +18,7 @@ from fiflow.domain.conversations import (
     ConversationInput,
     RegisterAlert,
 )
-from fiflow.domain.keys import address_hash, conversation_workflow_id
+from fiflow.domain.keys import address_hash, alert_workflow_id, conversation_workflow_id
 from fiflow.integrations.settings import Settings
 
 # Names, not imports: activities sit below workflows and must not import them.
@@ -33,6 +34,12 @@ class RegisterAlertWithConversation(BaseModel):
     summary: str
     registered_at: datetime
     cap: AlertCap | None = None  # set when the alert goes out by SMS
+
+
+class AlertsStillRunning(BaseModel):
+    """Alerts a conversation holds open; which of them still run?"""
+
+    alert_ids: list[str]
 
 
 class Registration(BaseModel):
@@ -112,3 +119,20 @@ class ConversationActivities:
             merged=registration.merged,
             opted_out=registration.opted_out,
         )
+
+    @activity.defn(name="alerts_still_running")
+    async def alerts_still_running(self, req: AlertsStillRunning) -> list[str]:
+        """Of these alerts, the ones whose workflow still runs (the rest failed, were
+        terminated or timed out without telling their conversation)."""
+        running = []
+        for alert_id in req.alert_ids:
+            handle = self._client.get_workflow_handle(alert_workflow_id(alert_id))
+            try:
+                described = await handle.describe()
+            except RPCError as exc:
+                if exc.status is RPCStatusCode.NOT_FOUND:
+                    continue
+                raise  # unsure: retried, and no alert is dropped on a guess
+            if described.status is WorkflowExecutionStatus.RUNNING:
+                running.append(alert_id)
+        return running

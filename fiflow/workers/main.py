@@ -156,6 +156,7 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
             messaging.send_push,
             messaging.set_sms_opt_out,
             conversations.register_alert,
+            conversations.alerts_still_running,
             rules.load_credit_rules,
             bureau.pull,
             core.summary,

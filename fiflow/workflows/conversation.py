@@ -10,6 +10,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, FailureError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from fiflow.activities.conversations import AlertsStillRunning, ConversationActivities
     from fiflow.activities.messaging import MessagingActivities, SendSms, SetSmsOptOut
     from fiflow.domain import messages
     from fiflow.domain.alerts import CustomerReply
@@ -39,6 +40,11 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.domain.keys import alert_workflow_id, idempotency_key, pick_reply_code
     from fiflow.domain.replies import parse_reply
     from fiflow.workflows.options import BACKOFFICE, CRITICAL_WRITE, QUICK
+
+
+# Routes whose answer asks the customer to choose among the open alerts: worth making sure
+# each of them still runs (rare, unlike a plain YES or NO, so the look costs little).
+LISTS_OPEN_ALERTS = frozenset({Route.CLARIFY, Route.UNKNOWN_CODE})
 
 
 @workflow.defn
@@ -188,6 +194,20 @@ class ConversationWorkflow:
         decision = route_message(
             msg.message_id, parse_reply(msg.body), st.open_alerts, st.closed_alerts, workflow.now()
         )
+        # About to ask the customer to choose among open alerts: drop any whose workflow
+        # ended without telling us (terminated by an operator, failed), then decide again.
+        if (
+            decision.route in LISTS_OPEN_ALERTS
+            and workflow.patched("prune-ended-alerts")
+            and await self._prune_ended_alerts()
+        ):
+            decision = route_message(
+                msg.message_id,
+                parse_reply(msg.body),
+                st.open_alerts,
+                st.closed_alerts,
+                workflow.now(),
+            )
         st.routing_log = keep_last([*st.routing_log, decision], ROUTING_LOG_KEPT)
         match decision.route:
             case Route.FORWARD:
@@ -407,6 +427,24 @@ class ConversationWorkflow:
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, ActivityError):
             await writer
+
+    async def _prune_ended_alerts(self) -> bool:
+        """Close the open alerts whose workflows no longer run; True if any was."""
+        st = self._state
+        try:
+            running = set(
+                await workflow.execute_local_activity_method(
+                    ConversationActivities.alerts_still_running,
+                    AlertsStillRunning(alert_ids=[a.alert_id for a in st.open_alerts]),
+                    **QUICK,
+                )
+            )
+        except ActivityError:
+            return False  # unsure: keep them all, as before
+        ended = [a.alert_id for a in st.open_alerts if a.alert_id not in running]
+        for alert_id in ended:
+            self._close(alert_id, AlertClosed(alert_id=alert_id, closed_at=workflow.now()))
+        return bool(ended)
 
     # --- helpers --------------------------------------------------------------------------
 

@@ -60,6 +60,13 @@ def all_activities(
     interaction_store = InteractionStore(engine)
     interactions = InteractionActivities(interaction_store)
     follow_ups = FollowUpRegistry(client, interaction_store)
+    conversations = ConversationActivities(
+        client,
+        settings.address_hash_key.get_secret_value(),
+        settings.fi_name,
+        settings.fi_help_text,
+        auto_replies=auto_reply_limit(settings),
+    )
     return [
         rules.load_alert_rules,
         rules.load_credit_rules,
@@ -72,13 +79,8 @@ def all_activities(
         messaging.send_sms,
         messaging.send_push,
         messaging.set_sms_opt_out,
-        ConversationActivities(
-            client,
-            settings.address_hash_key.get_secret_value(),
-            settings.fi_name,
-            settings.fi_help_text,
-            auto_replies=auto_reply_limit(settings),
-        ).register_alert,
+        conversations.register_alert,
+        conversations.alerts_still_running,
         BureauActivities(stand_in).pull,
         core.summary,
         core.statement_page,

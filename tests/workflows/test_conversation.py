@@ -425,3 +425,24 @@ async def test_an_alert_to_an_opted_out_sms_only_customer_says_why_it_waits_for_
     assert [(a.status, a.detail) for a in skipped] == [("skipped", "address opted out")]
     assert len(h.office.sms_to(phone)) == 1  # nothing after the confirmation
     assert [c.body["priority"] for c in h.office.of("contact_center")] == ["high"]
+
+
+async def test_an_alert_terminated_by_an_operator_leaves_the_conversation_too(h: Harness) -> None:
+    customer = h.add(sms_customer())
+    phone = customer.phone or ""
+    kept = await h.start(alert_request(customer, merchant="ACME Inc"))
+    await h.wait_for_sms(phone, 1)
+    dropped = await h.start(alert_request(customer, amount="48.10", merchant="Corner Cafe"))
+    await h.wait_for_sms(phone, 2)
+    await dropped.terminate("stuck run, ended by ops")
+
+    # A code-less reply: with two open alerts it would be a clarifying question; the
+    # terminated one is found gone, so the reply goes to the one that still runs.
+    await h.reply(phone, "YES")
+    result = await h.finish(kept)
+    assert result.outcome is AlertOutcome.CONFIRM
+    texts = h.office.sms_to(phone)
+    assert not any("open alerts" in t for t in texts), texts
+    snap = await poll_async(lambda: h.snapshot(phone), lambda s: s.pending == 0)
+    assert snap.open_alerts == []
+    assert [d.route for d in snap.routing_log] == [Route.FORWARD]
