@@ -170,26 +170,20 @@ class Inbox:
 
     def renew(self, ids: Iterable[int], until: datetime) -> None:
         """Extend the lease on messages still pending (a relay working through a backlog)."""
-        ids = list(ids)
-        if not ids:
-            return
-        stmt = (
-            sa.update(inbound_inbox)
-            .where(_t.id.in_(ids), _t.delivered_at.is_(None))
-            .values(claimed_until=_utc(until, "until"))
-        )
-        with begin_write(self._engine) as conn:
-            conn.execute(stmt)
+        self._lease(ids, _utc(until, "until"))
 
     def release(self, ids: Iterable[int]) -> None:
         """Give the lease on these messages back, for the next relay round (any process)."""
+        self._lease(ids, None)
+
+    def _lease(self, ids: Iterable[int], until: datetime | None) -> None:
         ids = list(ids)
         if not ids:
             return
         stmt = (
             sa.update(inbound_inbox)
             .where(_t.id.in_(ids), _t.delivered_at.is_(None))
-            .values(claimed_until=None)
+            .values(claimed_until=until)
         )
         with begin_write(self._engine) as conn:
             conn.execute(stmt)

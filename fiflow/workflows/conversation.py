@@ -288,21 +288,32 @@ class ConversationWorkflow:
             return
         if route in UNSOLICITED_ROUTES and not self._spend_auto_reply(decision):
             return
-        key = idempotency_key(workflow.info().workflow_id, f"answer:{msg.message_id}")
+        await self._text(
+            body,
+            f"conversation:{route.value}",
+            f"answer:{msg.message_id}",
+            ignore_opt_out=ignore_opt_out,
+        )
+
+    async def _text(
+        self, body: str, purpose: str, step: str, *, ignore_opt_out: bool = False
+    ) -> None:
+        """One SMS to this address; a send that fails for good is logged (nothing else waits)."""
         try:
             await workflow.execute_activity_method(
                 MessagingActivities.send_sms,
                 SendSms(
                     to=self._inp.address,
                     body=body,
-                    purpose=f"conversation:{route.value}",
-                    idempotency_key=key,
+                    purpose=purpose,
+                    idempotency_key=idempotency_key(workflow.info().workflow_id, step),
                     ignore_opt_out=ignore_opt_out,
                 ),
                 **BACKOFFICE,
             )
         except ActivityError as err:
-            workflow.logger.warning("answer to a message could not be sent: %s", err.cause)
+            # A digest's alerts still run their own escalation (resend, callback).
+            workflow.logger.warning("%s could not be sent: %s", purpose, type(err.cause).__name__)
 
     async def _send_digest(self) -> None:
         """One SMS listing every merged alert still open that no digest listed yet."""
@@ -317,21 +328,8 @@ class ConversationWorkflow:
         for alert in listed:
             alert.in_digest = True
         st.digests_sent += 1
-        key = idempotency_key(workflow.info().workflow_id, f"digest:{st.digests_sent}")
-        try:
-            await workflow.execute_activity_method(
-                MessagingActivities.send_sms,
-                SendSms(
-                    to=self._inp.address,
-                    body=messages.digest(self._inp.fi_name, listed),
-                    purpose="alert:digest",
-                    idempotency_key=key,
-                ),
-                **BACKOFFICE,
-            )
-        except ActivityError as err:
-            # The merged alerts' own escalation (resend, callback) still runs.
-            workflow.logger.warning("alert digest could not be sent: %s", type(err.cause).__name__)
+        body = messages.digest(self._inp.fi_name, listed)
+        await self._text(body, "alert:digest", f"digest:{st.digests_sent}")
         self._details()
 
     # --- opt-out: effective at once, stored as soon as the database takes it --------------

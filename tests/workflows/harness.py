@@ -26,7 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from fiflow.domain.alerts import AlertInput, AlertRequest, AlertStatus, Transaction
-from fiflow.domain.conversations import ConversationSnapshot
+from fiflow.domain.conversations import ConversationInput, ConversationSnapshot
 from fiflow.domain.customers import Card, Channel, Customer
 from fiflow.domain.keys import address_hash, alert_id_for, conversation_workflow_id
 from fiflow.domain.push_binding import alert_push_key
@@ -35,6 +35,7 @@ from fiflow.integrations.settings import Settings
 from fiflow.sandbox.seed import AREA_CODES
 from fiflow.starters.alerts_client import deliver_sms, start_alert
 from fiflow.workers.main import build_worker
+from fiflow.workflows.conversation import ConversationWorkflow
 from fiflow.workflows.fraud_alert import FraudAlertWorkflow
 from tests.workflows.standin_activities import all_activities
 from tests.workflows.standins import Backoffice, LendingOffice
@@ -163,6 +164,23 @@ class Harness:
         return conversation_workflow_id(
             "sms", address_hash(self.settings.address_hash_key.get_secret_value(), phone)
         )
+
+    async def start_conversation(self, phone: str, **fields: Any) -> str:
+        """Start the number's conversation with some inputs of the test's; its first run ID."""
+        conv_id = self.conversation_id(phone)
+        handle = await self.client.start_workflow(
+            ConversationWorkflow.run,
+            ConversationInput(
+                address=phone,
+                address_digest=conv_id.removeprefix("conv-sms-"),
+                fi_name=self.settings.fi_name,
+                help_text=self.settings.fi_help_text,
+                **fields,
+            ),
+            id=conv_id,
+            task_queue=self.settings.task_queue,
+        )
+        return str(handle.result_run_id)
 
     async def snapshot(self, phone: str) -> ConversationSnapshot:
         """The conversation's snapshot query.

@@ -145,19 +145,7 @@ async def test_continue_as_new_keeps_open_alerts_seen_ids_and_opt_out(h: Harness
     phone = customer.phone or ""
     conv_id = h.conversation_id(phone)
     # A conversation that continues-as-new after very few events, so the test sees it happen.
-    conv = await h.client.start_workflow(
-        ConversationWorkflow.run,
-        ConversationInput(
-            address=phone,
-            address_digest=conv_id.removeprefix("conv-sms-"),
-            fi_name=h.settings.fi_name,
-            help_text=h.settings.fi_help_text,
-            continue_as_new_after_events=40,
-        ),
-        id=conv_id,
-        task_queue=h.settings.task_queue,
-    )
-    first_run = conv.result_run_id
+    first_run = await h.start_conversation(phone, continue_as_new_after_events=40)
     first = await h.start(alert_request(customer, merchant="ACME Inc"))
     second = await h.start(alert_request(customer, merchant="Corner Cafe"))
     texts = await h.wait_for_sms(phone, 2)
@@ -377,20 +365,12 @@ async def test_a_steady_stream_still_continues_as_new_and_loses_nothing(h: Harne
     customer = h.add(sms_customer())
     phone = customer.phone or ""
     conv_id = h.conversation_id(phone)
-    conv = await h.client.start_workflow(
-        ConversationWorkflow.run,
-        ConversationInput(
-            address=phone,
-            address_digest=conv_id.removeprefix("conv-sms-"),
-            fi_name=h.settings.fi_name,
-            continue_as_new_after_events=40,
-            # Every message gets an answer (an activity): the queue drains slowly.
-            auto_replies=AutoReplyLimit(max_answers=100, window=timedelta(hours=1)),
-        ),
-        id=conv_id,
-        task_queue=h.settings.task_queue,
+    first_run = await h.start_conversation(
+        phone,
+        continue_as_new_after_events=40,
+        # Every message gets an answer (an activity): the queue drains slowly.
+        auto_replies=AutoReplyLimit(max_answers=100, window=timedelta(hours=1)),
     )
-    first_run = conv.result_run_id
     await asyncio.gather(*(h.reply(phone, f"hello {n}") for n in range(30)))
     snap = await poll_async(
         lambda: h.snapshot(phone), lambda s: s.messages_handled == 30 and s.pending == 0, within=30
