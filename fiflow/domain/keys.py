@@ -32,6 +32,16 @@ def alert_workflow_id(alert_id: str) -> str:
     return f"alert-{alert_id}"
 
 
+def notice_id_for(key: str, source_event_id: str) -> str:
+    """The informational alert ID for a screened transaction (or a batch digest's key)."""
+    return "nt-" + keyed_hash(key, "notice:" + source_event_id, length=24)
+
+
+def notice_workflow_id(notice_id: str) -> str:
+    """Workflow ID of an InformationalAlertWorkflow."""
+    return f"notice-{notice_id}"
+
+
 def conversation_workflow_id(channel: str, address_digest: str) -> str:
     """Workflow ID of the conversation for one channel address."""
     return f"conv-{channel}-{address_digest}"

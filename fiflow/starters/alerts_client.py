@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime
 
 from temporalio.client import Client
-from temporalio.common import (
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from fiflow.activities.conversations import auto_reply_limit
-from fiflow.domain.alert_start import alert_details, alert_search_attributes, alert_summary
 from fiflow.domain.alerts import (
-    AlertInput,
     AlertRequest,
     AlertStatus,
     CustomerReply,
@@ -25,12 +17,11 @@ from fiflow.domain.conversations import ConversationInput, InboundMessage
 from fiflow.domain.customers import Channel
 from fiflow.domain.keys import (
     address_hash,
-    alert_id_for,
     alert_workflow_id,
     conversation_workflow_id,
 )
 from fiflow.domain.phones import normalise_phone
-from fiflow.domain.push_binding import alert_push_key
+from fiflow.integrations.alert_starts import start_fraud_alert
 from fiflow.integrations.settings import Settings
 from fiflow.starters.workflow_views import View, workflow_view
 from fiflow.workflows.conversation import ConversationWorkflow
@@ -41,29 +32,7 @@ async def start_alert(
     client: Client, settings: Settings, req: AlertRequest, received_at: datetime
 ) -> str:
     """Start the alert's workflow once per source event; returns the alert ID either way."""
-    alert_id = alert_id_for(settings.address_hash_key.get_secret_value(), req.source_event_id)
-    inp = AlertInput(
-        alert_id=alert_id,
-        request=req,
-        received_at=received_at,
-        fi_name=settings.fi_name,
-        push_key=alert_push_key(settings.push_token_key.get_secret_value(), alert_id),
-    )
-    # A finished alert is never redone: the same event gets the same alert ID back.
-    with contextlib.suppress(WorkflowAlreadyStartedError):
-        await client.start_workflow(
-            FraudAlertWorkflow.run,
-            inp,
-            id=alert_workflow_id(alert_id),
-            task_queue=settings.task_queue,
-            # Concurrent duplicates join the running alert; a finished one is never redone.
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=alert_search_attributes(inp),
-            static_summary=alert_summary(inp),
-            static_details=alert_details(inp),
-        )
-    return alert_id
+    return await start_fraud_alert(client, settings, req, received_at)
 
 
 async def alert_view(client: Client, alert_id: str) -> View[AlertStatus]:

@@ -1,0 +1,60 @@
+"""Starting alerts on Temporal, once per source event, from any process.
+
+The API (`POST /v1/alerts`), the stream consumer and the batch workflow's activities all
+start alerts through these two functions, so an alert started from a stream message, from a
+batch file row and from the FI's alerting system for the same event is one alert. Workflows
+are named by type here (not imported): integrations sit below the workflow layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from fiflow.domain.alert_start import alert_details, alert_search_attributes, alert_summary
+from fiflow.domain.alerts import AlertInput, AlertRequest
+from fiflow.domain.feeds.matches import NoticeRequest
+from fiflow.domain.keys import alert_id_for, alert_workflow_id, notice_id_for
+from fiflow.domain.push_binding import alert_push_key
+from fiflow.integrations.settings import Settings
+
+FRAUD_ALERT_WORKFLOW = "FraudAlertWorkflow"
+NOTICE_WORKFLOW = "InformationalAlertWorkflow"
+
+
+async def start_fraud_alert(
+    client: Client, settings: Settings, req: AlertRequest, received_at: datetime
+) -> str:
+    """Start the alert's workflow once per source event; returns the alert ID either way."""
+    alert_id = alert_id_for(settings.address_hash_key.get_secret_value(), req.source_event_id)
+    inp = AlertInput(
+        alert_id=alert_id,
+        request=req,
+        received_at=received_at,
+        fi_name=settings.fi_name,
+        push_key=alert_push_key(settings.push_token_key.get_secret_value(), alert_id),
+    )
+    # A finished alert is never redone: the same event gets the same alert ID back.
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await client.start_workflow(
+            FRAUD_ALERT_WORKFLOW,
+            inp,
+            id=alert_workflow_id(alert_id),
+            task_queue=settings.task_queue,
+            # Concurrent duplicates join the running alert; a finished one is never redone.
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=alert_search_attributes(inp),
+            static_summary=alert_summary(inp),
+            static_details=alert_details(inp),
+        )
+    return alert_id
+
+
+def notice_id(settings: Settings, req: NoticeRequest) -> str:
+    """The notice's ID: the same source event always names the same notice."""
+    return notice_id_for(settings.address_hash_key.get_secret_value(), req.source_event_id)
