@@ -24,6 +24,7 @@ from fiflow.sandbox.routes import (
     crm,
     crm_inspection,
     crm_tickets,
+    feeds,
     fraud,
     inbound,
     inspection,
@@ -113,7 +114,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
         core_banking,
         billing,
     )
-    views = (inspection, credit_inspection, crm_inspection, inbound, control)
+    views = (inspection, credit_inspection, crm_inspection, inbound, control, feeds)
     for module in (*systems, *views):
         app.include_router(module.router)
     return app

@@ -30,3 +30,7 @@ class SandboxConfig(BaseSettings):
     log_level: LogLevel = "warning"
     # Pins the calendar (tenures, statement months) for reproducible dates; default: UTC today.
     today: date | None = None
+    # Where generated feed files are written (default: a folder in the system's temp dir).
+    feeds_dir: str | None = None
+    # The JetStream server generated transactions are published to.
+    nats_url: str = "nats://127.0.0.1:4222"
