@@ -43,9 +43,10 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix fiflow tests bench
 	$(BIN)/ruff format fiflow tests bench
 
-## make bench: run the alert benchmark against a stack started with `make up`
+## make bench: against a stack started with `make up`: the floor flow's knee, the alert's knee,
+## a run at half the alert knee, the ratios (one table, one JSON line); see bench/README.md
 bench: $(VENV)/.installed-run
-	$(BIN)/python bench/alerts.py $(ARGS)
+	$(BIN)/python -m bench.alertbench $(ARGS)
 
 ## make record-histories: refresh the replay gate's recorded histories (deliberately: see
 ## docs/architecture.md, "Changing workflows with runs in flight")
