@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from fiflow.activities.errors import business_errors_are_final
-from fiflow.domain.credit import BureauReport, CustomerSummary, StatementPage
+from fiflow.domain.credit import BureauReport, CustomerSummary, OpenedAccount, StatementPage
 from fiflow.integrations.billing import BillingClient
 from fiflow.integrations.bureau import BureauClient
 from fiflow.integrations.core_banking import CoreBankingClient
@@ -47,6 +47,12 @@ class OpenCreditAccount(BaseModel):
     product: str
     amount: Decimal
     reference: str
+    idempotency_key: str
+
+
+class FindAccount(BaseModel):
+    """An opening whose outcome is unknown: look its account up by the opening's key."""
+
     idempotency_key: str
 
 
@@ -126,6 +132,12 @@ class CoreBankingActivities:
         return await self._core.open_account(
             req.customer_id, req.product, req.amount, req.reference, req.idempotency_key
         )
+
+    @activity.defn(name="find_account_by_key")
+    @business_errors_are_final
+    async def find_account(self, req: FindAccount) -> OpenedAccount | None:
+        """The account an opening with this idempotency key created; None if it took no effect."""
+        return await self._core.find_account(req.idempotency_key)
 
     @activity.defn(name="close_account")
     @business_errors_are_final

@@ -9,6 +9,7 @@ from typing import NamedTuple
 from pydantic import BaseModel, Field
 
 from fiflow.domain.alerts import AlertOutcome, ReplyOutcome
+from fiflow.domain.keys import pick_reply_code
 from fiflow.domain.replies import ParsedReply, ReplyKind
 
 SEEN_MESSAGE_IDS_KEPT = 500
@@ -296,6 +297,83 @@ def route_message(
     if closed_alerts:
         return decide(Route.EXPIRED, "latest alert closed", alert_id=closed_alerts[-1].alert_id)
     return decide(Route.NO_OPEN_ALERT, "no alert open")
+
+
+def accept_inbound(state: ConversationState, msg: InboundMessage) -> bool:
+    """Queue a message for routing; False for a provider retry of a message ID already seen."""
+    if msg.message_id in state.seen_message_ids:
+        return False
+    state.seen_message_ids = keep_last(
+        [*state.seen_message_ids, msg.message_id], SEEN_MESSAGE_IDS_KEPT
+    )
+    state.pending.append(msg)
+    return True
+
+
+def register_alert(
+    state: ConversationState, req: RegisterAlert, now: datetime, *, skip_closed_codes: bool
+) -> AlertRegistration:
+    """Open an alert on this address (or answer as before for one registered already).
+
+    Its reply code is one no open alert uses and, with `skip_closed_codes`, none of the
+    recently closed ones either: a late reply to a closed alert then reads "expired" rather
+    than landing on a newer alert that happened to draw the same code.
+    """
+    # Known here the moment STOP is routed, stored or not: the alert then sends no SMS.
+    opted_out = state.sms_opted_out is True
+    for alert in state.open_alerts:
+        if alert.alert_id == req.alert_id:
+            return AlertRegistration(
+                reply_code=alert.reply_code, merged=alert.merged, opted_out=opted_out
+            )
+    for closed in state.closed_alerts:
+        if closed.alert_id == req.alert_id:
+            return AlertRegistration(reply_code=closed.reply_code, opted_out=opted_out)
+    in_use = {a.reply_code for a in state.open_alerts}
+    if skip_closed_codes:
+        in_use |= {c.reply_code for c in state.closed_alerts}
+    code = pick_reply_code(req.alert_id, in_use)
+    merged = False
+    if req.cap is not None and not opted_out:  # it sends no SMS: nothing to merge
+        allowed, state.alerts_sent = take_from_window(
+            state.alerts_sent, req.cap.max_alerts, req.cap.window, now
+        )
+        merged = not allowed
+        if merged and state.digest_due is None:
+            state.digest_due = now + req.cap.merge_wait
+    state.open_alerts.append(
+        OpenAlert(
+            alert_id=req.alert_id,
+            reply_code=code,
+            summary=req.summary,
+            registered_at=req.registered_at,
+            merged=merged,
+        )
+    )
+    return AlertRegistration(reply_code=code, merged=merged, opted_out=opted_out)
+
+
+def close_alert(
+    state: ConversationState,
+    alert_id: str,
+    closed_at: datetime,
+    outcome: AlertOutcome | None = None,
+) -> None:
+    """The alert takes no more replies; a later reply with its code is told it expired."""
+    found = [a for a in state.open_alerts if a.alert_id == alert_id]
+    state.open_alerts = [a for a in state.open_alerts if a.alert_id != alert_id]
+    for closed in state.closed_alerts:
+        if closed.alert_id == alert_id:
+            closed.outcome = outcome or closed.outcome
+            return
+    if found:
+        entry = ClosedAlert(
+            alert_id=alert_id,
+            reply_code=found[0].reply_code,
+            outcome=outcome,
+            closed_at=closed_at,
+        )
+        state.closed_alerts = keep_last([*state.closed_alerts, entry], CLOSED_ALERTS_KEPT)
 
 
 def keep_last(items: list, limit: int) -> list:

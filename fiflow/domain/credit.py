@@ -196,6 +196,13 @@ class CoreAccount(BaseModel):
     opened_on: date | None = None
 
 
+class OpenedAccount(BaseModel):
+    """An account core banking opened, as a look-up by the opening's idempotency key finds it."""
+
+    account_id: str
+    status: Literal["open", "closed"]
+
+
 class CustomerSummary(BaseModel):
     """The customer's relationship with the bank: since when, and which accounts."""
 

@@ -89,8 +89,12 @@ def _answer(words: str) -> ReplyKind | None:
     return None
 
 
-def parse_reply(text: str) -> ParsedReply:
-    """Classify one inbound message; keywords win only when they are the whole message."""
+def parse_reply(text: str, *, glue_across_spaces: bool = False) -> ParsedReply:
+    """Classify one inbound message; keywords win only when they are the whole message.
+
+    `glue_across_spaces` is the old reading, kept for histories that took it: it read every
+    message ending in a code as a word glued to it, so "not me 4821" was not understood.
+    """
     norm = _normalise(text)
     if not norm:
         return ParsedReply(kind=ReplyKind.UNKNOWN)
@@ -102,7 +106,7 @@ def parse_reply(text: str) -> ParsedReply:
     if norm in HELP_WORDS:
         return ParsedReply(kind=ReplyKind.HELP)
 
-    glued = GLUED.match(compact)
+    glued = GLUED.match(compact if glue_across_spaces else norm)
     if glued:
         kind = _answer(glued.group(1))
         return ParsedReply(kind=kind or ReplyKind.UNKNOWN, code=glued.group(2) if kind else None)

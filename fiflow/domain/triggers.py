@@ -328,6 +328,18 @@ def current_reason(events: list[InteractionEvent]) -> str | None:
     return next((t for e in reversed(events) if (t := e.topic()) is not None), None)
 
 
+def latest_reason(events: list[InteractionEvent]) -> str | None:
+    """The topic of the event that occurred last among those naming one.
+
+    Unlike `current_reason` it does not depend on the order the events arrived in: a straggler
+    delivered late does not replace a newer reason. Equal times go to the greater event ID.
+    """
+    named = [e for e in events if e.topic() is not None]
+    if not named:
+        return None
+    return max(named, key=lambda e: (e.occurred_at, e.event_id)).topic()
+
+
 def repeat_of(
     rule: RepeatCaller, reason: str | None, prior: list[PriorInteraction], now: datetime
 ) -> list[str]:

@@ -7,7 +7,7 @@ from decimal import Decimal
 import httpx
 
 from fiflow.domain.alerts import Transaction
-from fiflow.domain.credit import CustomerSummary, StatementPage
+from fiflow.domain.credit import CustomerSummary, OpenedAccount, StatementPage
 from fiflow.integrations.http import idem, send
 
 SYSTEM = "core_banking"
@@ -51,6 +51,16 @@ class CoreBankingClient:
             SYSTEM, self._http, "POST", "/core-banking/accounts", json=body, headers=idem(key)
         )
         return str(data["account_id"])
+
+    async def find_account(self, key: str) -> OpenedAccount | None:
+        """The account an opening sent with this idempotency key created, if it took effect."""
+        data = await send(
+            SYSTEM, self._http, "GET", "/core-banking/accounts", params={"idempotency_key": key}
+        )
+        items = data.get("items", []) if isinstance(data, dict) else []
+        if not items:
+            return None
+        return OpenedAccount(account_id=str(items[0]["account_id"]), status=items[0]["status"])
 
     async def close_account(self, account_id: str, reason: str, key: str) -> str:
         """Close an account (closing a closed one succeeds); returns its status."""

@@ -25,6 +25,8 @@ class CoreAccount:
     opened_at: str
     closed_at: str | None = None
     close_reason: str | None = None
+    # The Idempotency-Key it was opened with: a caller whose opening timed out finds it by that.
+    idempotency_key: str | None = None
 
     def opened_view(self) -> dict[str, Any]:
         """The response to opening it."""
@@ -51,6 +53,20 @@ class CoreAccount:
             "balance": balance,
         }
 
+    def lookup_view(self) -> dict[str, Any]:
+        """What a look-up by idempotency key answers."""
+        return {
+            "account_id": self.account_id,
+            "customer_id": self.customer_id,
+            "product": self.product,
+            "amount": self.amount,
+            "currency": self.currency,
+            "reference": self.reference,
+            "status": self.status,
+            "opened_at": self.opened_at,
+            "closed_at": self.closed_at,
+        }
+
     def view(self) -> dict[str, Any]:
         """Everything about it, for inspection."""
         return asdict(self)
@@ -67,7 +83,13 @@ class CoreAccounts:
         self._accounts: dict[str, CoreAccount] = {}
 
     def open(
-        self, customer_id: str, product: Product, amount: float, currency: str, reference: str
+        self,
+        customer_id: str,
+        product: Product,
+        amount: float,
+        currency: str,
+        reference: str,
+        idempotency_key: str | None = None,
     ) -> CoreAccount:
         """Open a new account."""
         account = CoreAccount(
@@ -79,9 +101,16 @@ class CoreAccounts:
             reference=reference,
             status="open",
             opened_at=iso_now(),
+            idempotency_key=idempotency_key,
         )
         self._accounts[account.account_id] = account
         return account
+
+    def by_key(self, idempotency_key: str) -> CoreAccount | None:
+        """The account opened with that Idempotency-Key, if any."""
+        return next(
+            (a for a in self._accounts.values() if a.idempotency_key == idempotency_key), None
+        )
 
     def get(self, account_id: str) -> CoreAccount | None:
         """The opened account with that ID, if any."""

@@ -114,19 +114,28 @@ async def handle_call(
         if guard is not None:
             guard()
         fault = state.faults.trip(system)
+        lost: SandboxError | None = None  # an after-write fault's answer
         if fault is not None:
             error = injected_error(system, fault.status_code, echo=fault.echo, request=echoed)
-            record(error.status_code, fault=True)
-            return error.response()
+            if not fault.after_write:
+                record(error.status_code, fault=True)
+                return error.response()
+            lost = error
         if key is not None and (stored := state.idempotency.get(system, key)) is not None:
             status_code, payload = stored
+            if lost is not None:  # replayed, and that answer is lost too
+                record(lost.status_code, replayed=True, fault=True)
+                return lost.response()
             record(status_code, replayed=True)
             return JSONResponse(payload, status_code, headers={"Idempotent-Replayed": "true"})
         status_code, payload = action()
     except SandboxError as error:
         record(error.status_code)
         return error.response()
-    record(status_code)
     if key is not None and 200 <= status_code < 300:
         state.idempotency.put(system, key, status_code, payload)
+    if lost is not None:  # the effect stays, the answer is lost
+        record(lost.status_code, fault=True)
+        return lost.response()
+    record(status_code)
     return JSONResponse(payload, status_code)

@@ -118,6 +118,10 @@ class Fault(BaseModel):
     # +1... is not a valid phone number"): with echo, the injected error does the same, so
     # tests can check that such texts never travel further than the client.
     echo: bool = False
+    # The call takes effect (and a write's answer is kept for its Idempotency-Key), then the
+    # error is answered: a gateway timing out after the system committed. The caller cannot
+    # tell that from a call that did nothing.
+    after_write: bool = False
 
 
 class FaultBook:

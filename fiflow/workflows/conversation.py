@@ -15,30 +15,28 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.domain import messages
     from fiflow.domain.alerts import CustomerReply
     from fiflow.domain.conversations import (
-        CLOSED_ALERTS_KEPT,
         ROUTING_LOG_KEPT,
-        SEEN_MESSAGE_IDS_KEPT,
         UNSOLICITED_ROUTES,
         AlertClosed,
         AlertRegistration,
-        ClosedAlert,
         ConversationInput,
         ConversationSnapshot,
         InboundMessage,
-        OpenAlert,
         PendingOptOut,
         RegisterAlert,
         Route,
         RoutingDecision,
         SmsOptedOut,
+        accept_inbound,
+        close_alert,
         keep_last,
+        register_alert,
         route_message,
         spend_auto_reply,
-        take_from_window,
     )
     from fiflow.domain.customers import Channel
-    from fiflow.domain.keys import alert_workflow_id, idempotency_key, pick_reply_code
-    from fiflow.domain.replies import parse_reply
+    from fiflow.domain.keys import alert_workflow_id, idempotency_key
+    from fiflow.domain.replies import ParsedReply, parse_reply
     from fiflow.workflows.options import BACKOFFICE, CRITICAL_WRITE, QUICK
 
 
@@ -55,7 +53,6 @@ class ConversationWorkflow:
     def __init__(self, inp: ConversationInput) -> None:
         self._inp = inp
         self._state = inp.state.model_copy(deep=True)
-        self._seen = set(self._state.seen_message_ids)
         # Stores the opt-out keywords in the background: the database may be down for days,
         # and meanwhile replies must still be routed and alerts registered.
         self._writer: asyncio.Task[None] | None = None
@@ -72,37 +69,14 @@ class ConversationWorkflow:
         answer back.
         """
         st = self._state
-        # Known here the moment STOP is routed, stored or not: the alert then sends no SMS.
-        opted_out = st.sms_opted_out is True
-        for alert in st.open_alerts:
-            if alert.alert_id == req.alert_id:
-                return AlertRegistration(
-                    reply_code=alert.reply_code, merged=alert.merged, opted_out=opted_out
-                )
-        for closed in st.closed_alerts:
-            if closed.alert_id == req.alert_id:
-                return AlertRegistration(reply_code=closed.reply_code, opted_out=opted_out)
-        code = pick_reply_code(req.alert_id, {a.reply_code for a in st.open_alerts})
-        merged = False
-        if req.cap is not None and not opted_out:  # it sends no SMS: nothing to merge
-            now = workflow.now()
-            allowed, st.alerts_sent = take_from_window(
-                st.alerts_sent, req.cap.max_alerts, req.cap.window, now
-            )
-            merged = not allowed
-            if merged and st.digest_due is None:
-                st.digest_due = now + req.cap.merge_wait
-        st.open_alerts.append(
-            OpenAlert(
-                alert_id=req.alert_id,
-                reply_code=code,
-                summary=req.summary,
-                registered_at=req.registered_at,
-                merged=merged,
-            )
-        )
+        known = {a.alert_id for a in st.open_alerts} | {c.alert_id for c in st.closed_alerts}
+        if req.alert_id in known:
+            return register_alert(st, req, workflow.now(), skip_closed_codes=False)
+        # Histories written before drew codes among the open alerts' only (section 7).
+        skip_closed = workflow.patched("reply-codes-skip-recently-closed")
+        registration = register_alert(st, req, workflow.now(), skip_closed_codes=skip_closed)
         self._details()
-        return AlertRegistration(reply_code=code, merged=merged, opted_out=opted_out)
+        return registration
 
     @workflow.signal(name="alert_closed")
     def alert_closed(self, sig: AlertClosed) -> None:
@@ -112,15 +86,7 @@ class ConversationWorkflow:
     @workflow.signal(name="inbound_message")
     def inbound_message(self, msg: InboundMessage) -> None:
         """A message from the customer; provider retries of the same message ID are dropped."""
-        if msg.message_id in self._seen:
-            return
-        self._seen.add(msg.message_id)
-        st = self._state
-        st.seen_message_ids = keep_last(
-            [*st.seen_message_ids, msg.message_id], SEEN_MESSAGE_IDS_KEPT
-        )
-        self._seen = set(st.seen_message_ids)
-        st.pending.append(msg)
+        accept_inbound(self._state, msg)
 
     @workflow.query(name="snapshot")
     def snapshot(self) -> ConversationSnapshot:
@@ -191,8 +157,9 @@ class ConversationWorkflow:
 
     async def _handle(self, msg: InboundMessage) -> None:
         st, fi = self._state, self._inp.fi_name
+        parsed = self._parse(msg.body)
         decision = route_message(
-            msg.message_id, parse_reply(msg.body), st.open_alerts, st.closed_alerts, workflow.now()
+            msg.message_id, parsed, st.open_alerts, st.closed_alerts, workflow.now()
         )
         # About to ask the customer to choose among open alerts: drop any whose workflow
         # ended without telling us (terminated by an operator, failed), then decide again.
@@ -202,11 +169,7 @@ class ConversationWorkflow:
             and await self._prune_ended_alerts()
         ):
             decision = route_message(
-                msg.message_id,
-                parse_reply(msg.body),
-                st.open_alerts,
-                st.closed_alerts,
-                workflow.now(),
+                msg.message_id, parsed, st.open_alerts, st.closed_alerts, workflow.now()
             )
         st.routing_log = keep_last([*st.routing_log, decision], ROUTING_LOG_KEPT)
         match decision.route:
@@ -248,6 +211,16 @@ class ConversationWorkflow:
             case Route.HELP:
                 await self._send(msg, decision, self._inp.help_text, ignore_opt_out=True)
         self._details()
+
+    @staticmethod
+    def _parse(body: str) -> ParsedReply:
+        """The message's meaning; "not me 4821" is read as NO 4821 where the patch applies."""
+        parsed = parse_reply(body)
+        old = parse_reply(body, glue_across_spaces=True)
+        # Asked only when the readings differ, so other messages' histories get no marker.
+        if parsed != old and not workflow.patched("answer-words-before-code"):
+            return old
+        return parsed
 
     async def _forward(self, msg: InboundMessage, decision: RoutingDecision) -> bool:
         """Signal the reply to its alert; False if the alert is no longer running."""
@@ -459,21 +432,7 @@ class ConversationWorkflow:
         return allowed
 
     def _close(self, alert_id: str, sig: AlertClosed) -> None:
-        st = self._state
-        found = [a for a in st.open_alerts if a.alert_id == alert_id]
-        st.open_alerts = [a for a in st.open_alerts if a.alert_id != alert_id]
-        for closed in st.closed_alerts:
-            if closed.alert_id == alert_id:
-                closed.outcome = sig.outcome or closed.outcome
-                return
-        if found:
-            entry = ClosedAlert(
-                alert_id=alert_id,
-                reply_code=found[0].reply_code,
-                outcome=sig.outcome,
-                closed_at=sig.closed_at,
-            )
-            st.closed_alerts = keep_last([*st.closed_alerts, entry], CLOSED_ALERTS_KEPT)
+        close_alert(self._state, alert_id, sig.closed_at, sig.outcome)
         self._details()
 
     def _has_work(self) -> bool:

@@ -58,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         Verdict,
         current_reason,
         evaluate,
+        latest_reason,
     )
     from fiflow.workflows.credit_prefill import CreditPrefillWorkflow
     from fiflow.workflows.failures import cause_of
@@ -176,7 +177,14 @@ class InteractionWorkflow:
         if s.events and ev.occurred_at < max(e.occurred_at for e in s.events):
             ev = ev.model_copy(update={"out_of_order": True})
         s.events.append(ev)
-        s.reason = current_reason(s.events) or s.reason
+        reason = current_reason(s.events)
+        # By when the events occurred, not when they arrived (a late straggler's topic must
+        # not replace a newer one). Asked only where the two differ; histories written before
+        # kept the arrival order (docs/architecture.md, section 7).
+        latest = latest_reason(s.events)
+        if latest != reason and workflow.patched("reason-from-latest-occurrence"):
+            reason = latest
+        s.reason = reason or s.reason
         self._last_event_at = workflow.now()
         workflow.set_current_details(
             f"**{s.state.value}** · {len(s.events)} events · reason {s.reason or '-'} · "

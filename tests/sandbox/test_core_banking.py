@@ -289,3 +289,51 @@ async def test_fault_then_success(sandbox: httpx.AsyncClient) -> None:
         (True, 503),
         (False, 200),
     ]
+
+
+async def test_an_opening_is_found_by_its_idempotency_key(sandbox: httpx.AsyncClient) -> None:
+    key = {"Idempotency-Key": "credit-app-9:open_account"}
+    lookup = {"idempotency_key": key["Idempotency-Key"]}
+    assert (await sandbox.get("/core-banking/accounts", params=lookup)).json() == {"items": []}
+    opened = (await sandbox.post("/core-banking/accounts", json=OPEN_CARD, headers=key)).json()
+    await sandbox.post("/core-banking/accounts", json={**OPEN_CARD, "reference": "app-2"})
+
+    found = await sandbox.get("/core-banking/accounts", params=lookup)
+    assert found.status_code == 200
+    [item] = found.json()["items"]
+    assert (item["account_id"], item["status"], item["reference"]) == (
+        opened["account_id"],
+        "open",
+        "app-1",
+    )
+    await sandbox.post(
+        f"/core-banking/accounts/{opened['account_id']}/close", json={"reason": "test"}
+    )
+    again = await sandbox.get("/core-banking/accounts", params=lookup)
+    assert [i["status"] for i in again.json()["items"]] == ["closed"]
+    assert_error(await sandbox.get("/core-banking/accounts"), 422, "invalid_request")
+
+
+async def test_an_after_write_fault_applies_the_write_and_loses_the_answer(
+    sandbox: httpx.AsyncClient,
+) -> None:
+    await sandbox.post(
+        "/__sandbox/faults",
+        json={"system": "core_banking", "status_code": 504, "after_write": True, "remaining": 2},
+    )
+    key = {"Idempotency-Key": "k-after-write"}
+    first = await sandbox.post("/core-banking/accounts", json=OPEN_CARD, headers=key)
+    second = await sandbox.post("/core-banking/accounts", json=OPEN_CARD, headers=key)
+    third = await sandbox.post("/core-banking/accounts", json=OPEN_CARD, headers=key)
+
+    assert [first.status_code, second.status_code, third.status_code] == [504, 504, 201]
+    # One account, opened by the first call; the third call's answer is its replay.
+    accounts = await view(sandbox, "/__sandbox/core-banking/accounts", customer_id="cust-0001")
+    assert [a["account_id"] for a in accounts] == [third.json()["account_id"]]
+    assert third.headers.get("Idempotent-Replayed") == "true"
+    recorded = await calls(sandbox, system="core_banking")
+    assert [(c["status_code"], c["fault"], c["replayed"]) for c in recorded] == [
+        (504, True, False),
+        (504, True, True),
+        (201, False, True),
+    ]

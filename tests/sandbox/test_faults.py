@@ -63,6 +63,7 @@ async def test_error_rate_fails_a_fraction(sandbox: httpx.AsyncClient) -> None:
             "latency_ms": 0,
             "remaining": None,
             "echo": False,
+            "after_write": False,
         }
     ]
     cleared = await sandbox.delete("/__sandbox/faults", params={"system": "crm"})

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
@@ -208,10 +208,20 @@ class Harness:
     async def wait_status(
         self, handle: WorkflowHandle[Any, AlertStatus], check: Callable[[AlertStatus], bool]
     ) -> AlertStatus:
-        async def get() -> AlertStatus:
-            return await handle.query(FraudAlertWorkflow.status)
+        async def get() -> AlertStatus | None:
+            try:
+                return await handle.query(FraudAlertWorkflow.status)
+            except WorkflowQueryFailedError as err:
+                # Seen only on a loaded machine: a query sent while the run is out of the
+                # worker's cache with a local activity in flight is answered by a replay of
+                # the history so far, which the SDK refused as nondeterministic (a patch
+                # marker right after a local activity). The run itself carries on; the next
+                # query, once the run is cached again, answers. Reported in the issue notes.
+                if "Nondeterminism" not in str(err):
+                    raise
+                return None
 
-        return await poll_async(get, check)
+        return await poll_async(get, lambda status: status is not None and check(status))
 
 
 REPLY_CODE = re.compile(r"Reply YES (\d{4})")

@@ -13,7 +13,13 @@ from decimal import Decimal
 from typing import Any
 
 from fiflow.domain.alerts import Transaction
-from fiflow.domain.credit import BureauReport, CustomerSummary, StatementPage, StatementRow
+from fiflow.domain.credit import (
+    BureauReport,
+    CustomerSummary,
+    OpenedAccount,
+    StatementPage,
+    StatementRow,
+)
 from fiflow.domain.customers import Customer
 from fiflow.domain.follow_ups import Ticket
 from fiflow.integrations.http import BusinessError, TransientError
@@ -188,6 +194,13 @@ class LendingOffice(Backoffice):
 
         account: str = self._once(key, make)
         return account
+
+    async def find_account(self, key: str) -> OpenedAccount | None:
+        self._maybe_fail("core_banking")
+        account_id = self._answers.get(key)
+        if account_id is None:
+            return None
+        return OpenedAccount(account_id=account_id, status=self.accounts[account_id])
 
     async def close_account(self, account_id: str, reason: str, key: str) -> str:
         self._maybe_fail("core_banking")

@@ -321,3 +321,21 @@ async def test_past_the_event_cap_only_the_end_of_the_call_still_counts(
     assert len(taken) == MAX_EVENTS + 1  # the cap, and the end of the call
     assert taken[-1] == "the-end"
     assert result.state is InteractionState.CLOSED and result.outcome != "abandoned"
+
+
+async def test_a_straggler_delivered_late_does_not_replace_a_newer_reason(
+    ih: InteractionHarness,
+) -> None:
+    customer = ih.customer()
+    iid, cid = f"ivr-{uuid.uuid4().hex[:8]}", customer.customer_id
+    said_at = datetime.now(UTC)
+    menu, earlier = EventType.MENU_SELECTED, said_at - timedelta(minutes=1)
+    handle = await ih.send(iid, cid, "s1", menu, occurred_at=said_at, topic="billing")
+    # The caller chose card_lost a minute before billing; that event arrives last.
+    await ih.send(iid, cid, "s0", menu, occurred_at=earlier, topic="card_lost")
+    await ih.send(iid, cid, "s1", menu, occurred_at=said_at, topic="billing")  # a retry
+
+    status = await ih.status(handle, lambda s: len(s.events) == 2)
+
+    assert [(e.event_id, e.out_of_order) for e in status.events] == [("s1", False), ("s0", True)]
+    assert status.reason == "billing"

@@ -11,7 +11,7 @@ from fiflow.sandbox.credit_profiles import CreditProfile
 from fiflow.sandbox.errors import SandboxError, card_not_found, customer_not_found
 from fiflow.sandbox.models import OpenAccountRequest, ReasonRequest
 from fiflow.sandbox.months import last_complete_month
-from fiflow.sandbox.pipeline import handle_call
+from fiflow.sandbox.pipeline import handle_call, idempotency_key
 from fiflow.sandbox.seed import Customer
 from fiflow.sandbox.state import SandboxState, get_state
 from fiflow.sandbox.statement_pages import statement_page
@@ -113,10 +113,29 @@ async def open_account(
             command.amount,
             command.currency,
             command.reference,
+            idempotency_key(request),
         )
         return 201, account.opened_view()
 
     return await handle_call(state, request, "core_banking", action, body=await request.json())
+
+
+@router.get("/accounts")
+async def find_accounts(
+    request: Request,
+    idempotency_key: str = Query(
+        min_length=1, max_length=200, description="the Idempotency-Key an opening was sent with"
+    ),
+    state: SandboxState = Depends(get_state),
+) -> Response:
+    """The account opened with that Idempotency-Key (none or one): how a caller whose opening
+    timed out learns whether it took effect."""
+
+    def action() -> tuple[int, Any]:
+        account = state.core_accounts.by_key(idempotency_key)
+        return 200, {"items": [account.lookup_view()] if account is not None else []}
+
+    return await handle_call(state, request, "core_banking", action, write=False)
 
 
 @router.post("/accounts/{account_id}/close")
