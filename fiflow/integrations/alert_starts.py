@@ -1,7 +1,7 @@
 """Starting alerts on Temporal, once per source event, from any process.
 
 The API (`POST /v1/alerts`), the stream consumer and the batch workflow's activities all
-start alerts through these two functions, so an alert started from a stream message, from a
+start alerts through these functions, so an alert started from a stream message, from a
 batch file row and from the FI's alerting system for the same event is one alert. Workflows
 are named by type here (not imported): integrations sit below the workflow layer.
 """
@@ -18,7 +18,13 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from fiflow.domain.alert_start import alert_details, alert_search_attributes, alert_summary
 from fiflow.domain.alerts import AlertInput, AlertRequest
 from fiflow.domain.feeds.matches import NoticeRequest
-from fiflow.domain.keys import alert_id_for, alert_workflow_id, notice_id_for
+from fiflow.domain.keys import alert_id_for, alert_workflow_id, notice_id_for, notice_workflow_id
+from fiflow.domain.notices import (
+    NoticeInput,
+    notice_details,
+    notice_search_attributes,
+    notice_summary,
+)
 from fiflow.domain.push_binding import alert_push_key
 from fiflow.integrations.settings import Settings
 
@@ -58,3 +64,25 @@ async def start_fraud_alert(
 def notice_id(settings: Settings, req: NoticeRequest) -> str:
     """The notice's ID: the same source event always names the same notice."""
     return notice_id_for(settings.address_hash_key.get_secret_value(), req.source_event_id)
+
+
+async def start_notice(
+    client: Client, settings: Settings, req: NoticeRequest, received_at: datetime
+) -> str:
+    """Start the notice's workflow once per source event; returns the notice ID either way."""
+    nid = notice_id(settings, req)
+    inp = NoticeInput(notice_id=nid, request=req, received_at=received_at, fi_name=settings.fi_name)
+    # Same policies as a fraud alert: a redelivered event never tells the customer twice.
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await client.start_workflow(
+            NOTICE_WORKFLOW,
+            inp,
+            id=notice_workflow_id(nid),
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=notice_search_attributes(inp),
+            static_summary=notice_summary(inp),
+            static_details=notice_details(inp),
+        )
+    return nid

@@ -198,6 +198,21 @@ rule_activation_requests = sa.Table(
     ),
 )
 
+# Each customer's alert preferences, one versioned document (fiflow.domain.feeds.preferences):
+# a write names the version it replaces, so two app sessions never overwrite each other
+# silently. Migration 0008 creates it.
+alert_preferences = sa.Table(
+    "alert_preferences",
+    metadata,
+    sa.Column("customer_id", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column(
+        "preferences", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
+    ),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_by", sa.String(64), nullable=True),
+)
+
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # Python 3.11's sqlite3 issues its own BEGIN lazily and never BEGIN IMMEDIATE;

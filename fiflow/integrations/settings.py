@@ -214,6 +214,51 @@ class Settings(BaseSettings):
     inbox_retention_days: int = Field(default=7, ge=1)
     inbox_relay: bool = True  # false: this API process queues but never relays
 
+    # The real-time feed on NATS JetStream (docs/feeds.md "The stream"). A comma-separated
+    # URL list for a cluster; credentials as user and password, a token, or a .creds file
+    # (JWT + NKey); TLS from the CA (and client certificate) files, or a tls:// URL.
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
+    nats_token: SecretStr | None = None
+    nats_creds_file: Path | None = None
+    nats_tls_ca_file: Path | None = None
+    nats_tls_cert_file: Path | None = None
+    nats_tls_key_file: Path | None = None
+    # The FI's core publishes one JSON transaction per message to feed_subject; the stream
+    # holds every subject under feed_subjects. Malformed messages go to the dead-letter subject.
+    feed_stream: str = "FIFLOW_TRANSACTIONS"
+    feed_subjects: str = "fiflow.transactions.>"
+    feed_subject: str = "fiflow.transactions.card"
+    feed_dead_letter_stream: str = "FIFLOW_DEAD_LETTERS"
+    feed_dead_letter_subject: str = "fiflow.deadletter.transactions"
+    feed_consumer: str = "fiflow-feed"  # the durable consumer every `fiflow feed` shares
+    feed_window_bucket: str = "fiflow_windows"  # KV bucket of the windows' state
+    feed_batch_size: int = Field(default=64, ge=1, le=1000)
+    feed_ack_wait_seconds: float = Field(default=30.0, gt=0)
+    feed_max_deliver: int = Field(default=1000, ge=2)
+    # `POST /v1/feeds/transactions`: at most this many NDJSON lines and bytes per request.
+    feed_ingest_max_lines: int = Field(default=1000, ge=1, le=10_000)
+    feed_ingest_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    # Batch files (docs/feeds.md, "Batch files"). Every file is copied into this
+    # content-addressed store (`<sha256>.<ext>`) before its run starts; each worker reads its
+    # chunks from here, so workers on several hosts need it on a shared volume.
+    batch_dir: Path = Path(".fiflow/batches")
+    # Files dropped here (or in a subdirectory named after their source) are taken in by the
+    # inbox sweep schedule every `batch_inbox_every_minutes`; None: `<batch_dir>/inbox`.
+    batch_inbox_dir: Path | None = None
+    batch_inbox_every_minutes: float = Field(default=5.0, gt=0)
+    # A file younger than this is left for the next sweep (it may still be being written).
+    batch_inbox_min_age_seconds: float = Field(default=10.0, ge=0)
+    # Valid rows per chunk activity; chunks run on any worker, `batch_parallelism` at once.
+    batch_chunk_rows: int = Field(default=50_000, ge=1)
+    batch_parallelism: int = Field(default=8, ge=1, le=256)
+    # Alert starts per second of one batch: a large file cannot flood customers or the cluster.
+    batch_alerts_per_second: float = Field(default=20.0, gt=0)
+    # The largest file `POST /v1/feeds/batches` takes (the inbox has no limit).
+    batch_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+
     @field_validator("database_url")
     @classmethod
     def _normalise_db(cls, v: str) -> str:
@@ -240,6 +285,11 @@ class Settings(BaseSettings):
     def api_key_roles(self) -> dict[str, str]:
         """Map of API key to role."""
         return parse_api_keys(self.api_keys.get_secret_value())
+
+    @property
+    def batch_inbox(self) -> Path:
+        """The directory the inbox sweep takes batch files from."""
+        return self.batch_inbox_dir or self.batch_dir / "inbox"
 
     def system_url(self, system: str) -> str:
         """Base URL of one back-office system (its own setting, else the sandbox)."""

@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from fiflow.integrations.settings import Settings
 from fiflow.starters.cli_support import api_call, exit_now, fail, show
 from fiflow.starters.credit_cli import credit_app
+from fiflow.starters.feed_cli import feed_app
+from fiflow.starters.temporal_setup import temporal_app
 
 app = typer.Typer(help="fiflow: FI customer processes on Temporal.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -22,8 +24,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(rules_app, name="rules")
 app.add_typer(credit_app, name="credit")
+app.add_typer(feed_app, name="feed")
 schedules_app = typer.Typer(help="Scheduled jobs (Temporal Schedules).", no_args_is_help=True)
 app.add_typer(schedules_app, name="schedules")
+app.add_typer(temporal_app, name="temporal")
 
 
 def _settings() -> Settings:
@@ -58,11 +62,15 @@ def _checked(settings: Settings, *, bind_host: str | None = None, codec: bool = 
 @app.command()
 def up(
     workers: int = typer.Option(2, min=0, max=32, help="Worker processes."),
+    feed_consumers: int = typer.Option(
+        1, min=0, max=32, help="Stream consumer processes (`fiflow feed`)."
+    ),
     temporal_port: int = typer.Option(7233, help="Temporal gRPC port."),
     ui_port: int = typer.Option(8233, help="Temporal Web UI port."),
     sandbox_port: int = typer.Option(8100, help="Sandbox port."),
     api_port: int = typer.Option(8000, help="API port."),
     codec_port: int = typer.Option(8089, help="Codec server port (decodes for the Web UI)."),
+    nats_port: int = typer.Option(4222, help="NATS (JetStream) port: the transaction stream."),
     metrics_port: int = typer.Option(
         9464, help="Prometheus metrics: the API on this port, worker N on port+N; 0 for none."
     ),
@@ -70,7 +78,8 @@ def up(
         Path(".fiflow"), help="Where Temporal's and fiflow's data live."
     ),
 ) -> None:
-    """Run Temporal (with Web UI), the sandbox, the API and workers until Ctrl-C."""
+    """Run Temporal (with Web UI), NATS, the sandbox, the API, workers and feed consumers until
+    Ctrl-C."""
     from fiflow.starters.stack import Ports, run_stack
 
     ports = Ports(
@@ -79,9 +88,10 @@ def up(
         sandbox=sandbox_port,
         api=api_port,
         codec=codec_port,
+        nats=nats_port,
         metrics=metrics_port,
     )
-    raise typer.Exit(run_stack(_settings(), ports, workers, state_dir))
+    raise typer.Exit(run_stack(_settings(), ports, workers, state_dir, feed_consumers))
 
 
 @app.command()

@@ -24,12 +24,14 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
+from fiflow.domain.feeds.batches import SweepInbox
 from fiflow.domain.retention import RetentionInput
 from fiflow.integrations.settings import Settings
 
 # Names, not imports: starters may import workflows, but the type name is what a
 # schedule stores, and it must not change with a refactor.
 RETENTION_WORKFLOW = "RetentionWorkflow"
+BATCH_INBOX_WORKFLOW = "BatchInboxSweepWorkflow"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,27 @@ def schedules(settings: Settings) -> dict[str, Schedule]:
             # A slow pass is not doubled by the next one; a missed one runs once, late.
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
             state=ScheduleState(note="fiflow: deletes expired records (see README, Operate)"),
+        ),
+        "fiflow-batch-inbox": Schedule(
+            action=ScheduleActionStartWorkflow(
+                BATCH_INBOX_WORKFLOW,
+                SweepInbox(),
+                id="batch-inbox",  # the schedule appends the start time: one ID per run
+                task_queue=settings.task_queue,
+                static_summary="Batch inbox: take in transaction files",
+            ),
+            spec=ScheduleSpec(
+                intervals=[
+                    ScheduleIntervalSpec(
+                        every=timedelta(minutes=settings.batch_inbox_every_minutes)
+                    )
+                ]
+            ),
+            # Two sweeps at once would race for the same files; a slow one is not doubled.
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            state=ScheduleState(
+                note="fiflow: starts a batch screening per file in the inbox (docs/feeds.md)"
+            ),
         ),
     }
 

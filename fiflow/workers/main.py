@@ -24,6 +24,7 @@ from fiflow.activities.backoffice import (
     CrmActivities,
     FraudActivities,
 )
+from fiflow.activities.batch_screening import BatchActivities
 from fiflow.activities.conversations import ConversationActivities, auto_reply_limit
 from fiflow.activities.credit import BillingActivities, BureauActivities, CoreBankingActivities
 from fiflow.activities.interactions import (
@@ -34,10 +35,12 @@ from fiflow.activities.interactions import (
     TicketActivities,
 )
 from fiflow.activities.messaging import MessagingActivities
+from fiflow.activities.notices import NoticeActivities
 from fiflow.activities.reports import ReportActivities
 from fiflow.activities.retention import RetentionActivities
 from fiflow.activities.rules import RuleActivities
 from fiflow.integrations import telemetry
+from fiflow.integrations.batch_store import BatchStore
 from fiflow.integrations.billing import BillingClient
 from fiflow.integrations.bureau import BureauClient
 from fiflow.integrations.cards import CardClient
@@ -50,6 +53,7 @@ from fiflow.integrations.http import make_client
 from fiflow.integrations.interactions_store import InteractionStore
 from fiflow.integrations.message_ledger import MessageLedger
 from fiflow.integrations.optouts import OptOutStore
+from fiflow.integrations.preferences_store import PreferenceStore
 from fiflow.integrations.push import PushClient
 from fiflow.integrations.reports import CreditReportStore
 from fiflow.integrations.rule_versions import RuleVersionStore
@@ -58,12 +62,14 @@ from fiflow.integrations.settings import Settings
 from fiflow.integrations.sms import SmsClient
 from fiflow.integrations.temporal import connect, payload_codec
 from fiflow.workflows.account_history import AccountHistoryWorkflow
+from fiflow.workflows.batch_screening import BatchInboxSweepWorkflow, BatchScreeningWorkflow
 from fiflow.workflows.conversation import ConversationWorkflow
 from fiflow.workflows.credit_application import CreditApplicationWorkflow
 from fiflow.workflows.credit_check import CreditCheckWorkflow
 from fiflow.workflows.credit_prefill import CreditPrefillWorkflow
 from fiflow.workflows.follow_up import FollowUpWorkflow
 from fiflow.workflows.fraud_alert import FraudAlertWorkflow
+from fiflow.workflows.informational_alert import InformationalAlertWorkflow
 from fiflow.workflows.interaction import InteractionWorkflow
 from fiflow.workflows.retention import RetentionWorkflow
 
@@ -79,6 +85,9 @@ WORKFLOWS: Sequence[type] = (
     FollowUpWorkflow,
     CreditPrefillWorkflow,
     RetentionWorkflow,
+    BatchScreeningWorkflow,
+    BatchInboxSweepWorkflow,
+    InformationalAlertWorkflow,
 )
 BACKOFFICE_SYSTEMS = (
     "crm",
@@ -123,6 +132,14 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
             rule_store,
         )
         rules = RuleActivities(rule_store)
+        batches = BatchActivities(
+            BatchStore(engine, sealer=payload_codec(settings)),
+            rule_store,
+            settings,
+            client,
+            PreferenceStore(engine),
+        )
+        notices = NoticeActivities(rule_store)
         bureau = BureauActivities(BureauClient(http["bureau"]))
         core = CoreBankingActivities(CoreBankingClient(http["core_banking"]))
         billing = BillingActivities(BillingClient(http["billing"]))
@@ -162,6 +179,7 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
             core.summary,
             core.statement_page,
             core.open_account,
+            core.find_account,
             core.close_account,
             billing.create_account,
             billing.add_schedule,
@@ -179,6 +197,14 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
             alerts_from_calls.prepare,
             retention.purge_message_ledger,
             retention.purge_interaction_events,
+            batches.prepare,
+            batches.screen_chunk,
+            batches.begin_alerting,
+            batches.start_alerts,
+            batches.finish,
+            batches.sweep_inbox,
+            notices.load_notice_rules,
+            notices.notice_send_time,
         ]
 
 

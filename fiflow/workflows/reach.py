@@ -35,6 +35,7 @@ class Attempt:
     outcome: str  # done | skipped (opted out) | failed
     detail: str
     idempotency_key: str
+    provider_id: str | None = None  # the provider's message ID when it went out
 
 
 async def reach(
@@ -85,6 +86,6 @@ async def reach(
         if result.delivery is not Delivery.SENT:
             attempts.append(Attempt(channel, "skipped", result.delivery.skip_reason(), key))
             continue
-        attempts.append(Attempt(channel, "done", "", key))
+        attempts.append(Attempt(channel, "done", "", key, result.provider_id))
         return channel, attempts
     return None, attempts

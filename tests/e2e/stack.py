@@ -45,6 +45,7 @@ class RunningStack:
     codec: str
     state_dir: Path
     log: Path
+    nats: str = ""  # nats://127.0.0.1:<port>: the transaction stream
 
     def data_converter(self) -> DataConverter:
         """The stack's own converter: its payloads are encrypted with the state dir's key."""
@@ -71,12 +72,13 @@ def start_stack(
     deadline_s: float = 90.0,
     extra_env: dict[str, str] | None = None,
     metrics_port: int = 0,
+    feed_consumers: int = 1,
 ) -> RunningStack:
     """Start `fiflow up` and wait for its banner (printed once every part answered).
 
     `extra_env` is set on top of the cleaned environment (e.g. a rules directory).
     """
-    ports = {name: free_port() for name in ("temporal", "ui", "sandbox", "api", "codec")}
+    ports = {name: free_port() for name in ("temporal", "ui", "sandbox", "api", "codec", "nats")}
     log = state_dir.parent / f"{state_dir.name}-up.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FIFLOW_", "TEMPORAL_"))}
     # Each test takes customers nobody else used: seed enough for the whole e2e suite.
@@ -101,6 +103,10 @@ def start_stack(
                 str(ports["api"]),
                 "--codec-port",
                 str(ports["codec"]),
+                "--nats-port",
+                str(ports["nats"]),
+                "--feed-consumers",
+                str(feed_consumers),
                 # Off unless asked: the API and each worker take consecutive ports.
                 "--metrics-port",
                 str(metrics_port),
@@ -121,6 +127,7 @@ def start_stack(
         codec=f"http://127.0.0.1:{ports['codec']}",
         state_dir=state_dir,
         log=log,
+        nats=f"nats://127.0.0.1:{ports['nats']}",
     )
     deadline = time.monotonic() + deadline_s
     while "fiflow is up" not in stack.output():

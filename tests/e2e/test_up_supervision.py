@@ -18,7 +18,7 @@ from tests.e2e.stack import SYSTEM_KEY, RunningStack, start_stack
 from tests.e2e.waiting import until
 from tests.sandbox.servers import REPO_ROOT
 
-PARTS = ["temporal", "codec", "sandbox", "api", "worker-1"]
+PARTS = ["temporal", "nats", "codec", "sandbox", "api", "worker-1", "feed-1"]
 
 
 def status(stack: RunningStack) -> subprocess.CompletedProcess[str]:

@@ -12,13 +12,33 @@ from typing import Any
 import polars as pl
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from fiflow.domain.feeds.conditions import CompiledRules, parse_condition_rule_set
+from fiflow.domain.feeds.matches import Match
+from fiflow.domain.feeds.preferences import (
+    TEMPLATES,
+    AlertPreferences,
+    BalanceRecord,
+    PreferenceKind,
+    balance_matches,
+    preference_matches,
+)
 from fiflow.domain.feeds.transactions import Transaction
 from fiflow.domain.feeds.windows import Windows, WindowState
-from fiflow.integrations.screening import prepare, screen, screen_matches, transactions_frame
+from fiflow.integrations.screening import (
+    balances_frame,
+    preference_match,
+    preference_matches_by_transaction,
+    preferences_frame,
+    prepare,
+    screen,
+    screen_balances,
+    screen_matches,
+    screen_preferences,
+    transactions_frame,
+)
 
 SHIPPED = Path(__file__).resolve().parents[2] / "fiflow" / "rules" / "conditions.yaml"
 T0 = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)
@@ -223,3 +243,177 @@ def test_prepare_refuses_bad_frames() -> None:
         prepare(pl.concat([good, good]))
     rules = parse_condition_rule_set(shipped()).compiled()
     assert screen(good.clear(), rules).is_empty()
+
+
+# --- customers' alert preferences: the same two paths, proved equal ---------------------------
+
+THRESHOLDS = ["0", "0.01", "10", "99.99", "100", "2000", "2000.01", "4999.9999", "5000", "1e6"]
+PARAMETERS: dict[PreferenceKind, st.SearchStrategy[dict[str, Any]]] = {
+    PreferenceKind.AMOUNT_OVER: st.fixed_dictionaries({"amount": st.sampled_from(THRESHOLDS)}),
+    PreferenceKind.MERCHANT_CATEGORY: st.fixed_dictionaries(
+        {
+            "mccs": st.lists(
+                st.sampled_from([*MCCS, "0000", "9999"]), min_size=1, max_size=4, unique=True
+            )
+        }
+    ),
+    PreferenceKind.CARD_ACTIVITY: st.fixed_dictionaries(
+        {
+            "cards": st.lists(
+                st.sampled_from(["4242", "1111", "0005", "9999"]), min_size=1, unique=True
+            )
+        }
+    ),
+    PreferenceKind.BALANCE_BELOW: st.fixed_dictionaries(
+        {
+            "amount": st.sampled_from(THRESHOLDS),
+            "currency": st.sampled_from([None, "USD", "EUR"]),
+        }
+    ),
+}
+
+
+@st.composite
+def preference_set(draw: st.DrawFn) -> AlertPreferences:
+    """One customer's preferences: any kinds, in any order, with boundary-prone parameters."""
+    entries = []
+    for kind in draw(st.lists(st.sampled_from(list(PreferenceKind)), unique=True, max_size=7)):
+        entries.append(
+            {
+                "kind": kind.value,
+                "channel": draw(st.sampled_from(["sms", "push", "preferred"])),
+                "quiet_hours_ok": draw(st.booleans()),
+                **(draw(PARAMETERS[kind]) if kind in PARAMETERS else {}),
+            }
+        )
+    return AlertPreferences.model_validate({"preferences": entries})
+
+
+# Every kind, with parameters the generated traffic meets: some customers always hold it, so
+# each kind's comparison is exercised whatever sets are drawn.
+EVERY_KIND = AlertPreferences.model_validate(
+    {
+        "preferences": [
+            {"kind": "card_activity", "cards": ["0005"], "channel": "sms"},
+            {"kind": "amount_over", "amount": "2000", "quiet_hours_ok": True},
+            {"kind": "international", "channel": "push"},
+            {"kind": "card_not_present"},
+            {"kind": "declined"},
+            {"kind": "merchant_category", "mccs": ["7995", "6051"]},
+            {"kind": "balance_below", "amount": "100", "currency": "USD"},
+        ]
+    }
+)
+
+
+def _balances(rng: random.Random, customers: list[str], count: int) -> list[BalanceRecord]:
+    return [
+        BalanceRecord(
+            customer_id=rng.choice(customers),
+            account_id=f"acc-{n:05d}",
+            balance=Decimal(rng.choice(["-12.5", "0", "0.01", "99.99", "100", "5000", "1e6"])),
+            currency=rng.choice(["USD", "USD", "EUR", "CAD"]),
+            as_of=T0 + timedelta(hours=rng.randrange(48)),
+        )
+        for n in range(count)
+    ]
+
+
+# No shrinking: an example is 10,000 transactions; the failure message names what differs.
+@settings(
+    max_examples=1,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+@given(seed=st.integers(0, 2**32 - 1), sets=st.lists(preference_set(), min_size=16, max_size=32))
+def test_realtime_and_batch_agree_on_preferences(seed: int, sets: list[AlertPreferences]) -> None:
+    rule_set = parse_condition_rule_set(shipped())
+    rng = random.Random(seed)
+    txns = generate(rng, 10_000, customers=400)
+    customers = sorted({t.customer_id for t in txns})
+    # Most customers stored a set (many share one, as real customers share defaults-like
+    # choices); one in ten stored none and is screened with the FI's defaults.
+    prefs = {c: rng.choice(sets) if rng.random() > 0.1 else rule_set.defaults() for c in customers}
+    prefs.update({c: EVERY_KIND for c in customers[::20]})
+    assert len(txns) >= 10_000 and len(customers) >= 300
+
+    started = time.perf_counter()
+    found = screen_preferences(
+        transactions_frame(txns), preferences_frame(prefs), rule_set.settings
+    )
+    batch = preference_matches_by_transaction(found)
+    batch_seconds = time.perf_counter() - started
+    stream: dict[str, list[Match]] = {}
+    for t in txns:
+        matched = preference_matches(t, prefs[t.customer_id], rule_set.settings)
+        if matched:
+            stream[t.transaction_id] = matched
+    print(f"{len(txns)} transactions, {len(customers)} customers: batch {batch_seconds:.2f}s")
+
+    only_stream = sorted(set(stream) - set(batch))[:5]
+    only_batch = sorted(set(batch) - set(stream))[:5]
+    assert set(stream) == set(batch), f"only real-time: {only_stream}, only batch: {only_batch}"
+    differ = [t for t in stream if stream[t] != batch[t]][:3]
+    assert not differ, [(t, stream[t], batch[t]) for t in differ]
+    # Not vacuous: every transaction kind fired somewhere, and not everywhere.
+    fired = {m.rule_id for ms in stream.values() for m in ms}
+    assert fired == {k.value for k in TEMPLATES}, fired
+    assert 0 < len(stream) < len(txns)
+
+    records = _balances(rng, customers, 3_000)
+    by_record: dict[str, list[Match]] = {}
+    for r in records:
+        if matched := balance_matches(r, prefs[r.customer_id]):
+            by_record[r.account_id] = matched
+    rows = screen_balances(balances_frame(records), preferences_frame(prefs))
+    batch_records = {
+        row["account_id"]: [preference_match(row)] for row in rows.iter_rows(named=True)
+    }
+    assert batch_records == by_record
+    assert 0 < len(by_record) < len(records)
+    assert batch_seconds < 30  # generous: a guard against a per-row path, not a benchmark
+
+
+def test_preference_frames_are_checked() -> None:
+    settings_ = parse_condition_rule_set(shipped()).settings
+    one = [
+        Transaction(
+            transaction_id="t1", customer_id="c1", card_last4="4242", amount=Decimal("600"),
+            currency="USD", merchant="m", mcc="5411", country="US", card_present=True,
+            status="approved", occurred_at=T0,
+        )
+    ]  # fmt: skip
+    prefs = AlertPreferences.model_validate(
+        {"preferences": [{"kind": "amount_over", "amount": 500}]}
+    )
+    frame = preferences_frame({"c1": prefs})
+    assert screen_preferences(transactions_frame(one), frame, settings_)["rule_id"].to_list() == [
+        "amount_over"
+    ]
+    assert screen_preferences(transactions_frame(one), frame.clear(), settings_).is_empty()
+    assert screen_preferences(transactions_frame([]), frame, settings_).is_empty()
+    # Preferences of customers without transactions (and the reverse) simply do not meet.
+    assert screen_preferences(
+        transactions_frame(one), preferences_frame({"c2": prefs}), settings_
+    ).is_empty()
+    with pytest.raises(ValueError, match="one row per customer and kind"):
+        screen_preferences(transactions_frame(one), pl.concat([frame, frame]), settings_)
+    with pytest.raises(ValueError, match="lacks column"):
+        screen_preferences(transactions_frame(one), frame.drop("p_amount"), settings_)
+    records = balances_frame(
+        [BalanceRecord(customer_id="c1", account_id="a1", balance=Decimal("1"), currency="USD",
+                       as_of=T0)]
+    )  # fmt: skip
+    low = preferences_frame(
+        {
+            "c1": AlertPreferences.model_validate(
+                {"preferences": [{"kind": "balance_below", "amount": 5}]}
+            )
+        }
+    )
+    assert screen_balances(records, low)["account_id"].to_list() == ["a1"]
+    with pytest.raises(ValueError, match="not a float"):
+        screen_balances(records.with_columns(pl.col("balance").cast(pl.Float64)), low)
+    with pytest.raises(ValueError, match="malformed"):
+        screen_balances(records.with_columns(balance=pl.lit("1.234567")), low)

@@ -50,9 +50,10 @@ async def test_schedules_apply_idempotently_keep_pause_and_the_retention_job_pur
     settings = Settings(task_queue=f"tq-{uuid.uuid4().hex[:8]}", database_url=url)
     client = dev_server.client
     assert [(a.schedule_id, a.outcome) for a in await apply_schedules(client, settings)] == [
-        ("fiflow-retention", "created")
+        ("fiflow-retention", "created"),
+        ("fiflow-batch-inbox", "created"),
     ]
-    assert [a.outcome for a in await apply_schedules(client, settings)] == ["updated"]
+    assert [a.outcome for a in await apply_schedules(client, settings)] == ["updated", "updated"]
 
     handle = client.get_schedule_handle("fiflow-retention")
     described = await handle.describe()

@@ -25,6 +25,7 @@ from fiflow.activities.interactions import (
     TicketActivities,
 )
 from fiflow.activities.messaging import MessagingActivities
+from fiflow.activities.notices import NoticeActivities
 from fiflow.activities.reports import ReportActivities
 from fiflow.activities.rules import RuleActivities
 from fiflow.integrations.interactions_store import InteractionStore
@@ -85,6 +86,7 @@ def all_activities(
         core.summary,
         core.statement_page,
         core.open_account,
+        core.find_account,
         core.close_account,
         billing.create_account,
         billing.add_schedule,
@@ -101,4 +103,6 @@ def all_activities(
         FraudAlertFromInteraction(
             stand_in, settings.address_hash_key.get_secret_value(), settings.fi_name
         ).prepare,
+        NoticeActivities(rule_store).load_notice_rules,
+        NoticeActivities(rule_store).notice_send_time,
     ]

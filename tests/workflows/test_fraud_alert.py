@@ -26,7 +26,7 @@ async def test_confirm_records_genuine_and_thanks_the_customer(h: Harness) -> No
     assert result.state is AlertState.CONFIRMED
     assert result.reply is not None and result.reply.outcome is ReplyOutcome.CONFIRM
     assert result.reply.routed_by == "single open alert"
-    assert result.rule_set_version == "2026.11.1"
+    assert result.rule_set_version == "2026.12.1"
     assert [c.body["outcome"] for c in h.office.of("fraud")] == ["genuine"]
     assert h.office.of("card") == []  # never pre-blocked, so nothing to unblock
     assert h.office.of("contact_center") == []

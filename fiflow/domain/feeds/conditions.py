@@ -10,14 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from fiflow.domain.feeds.expressions import CompiledCondition, ConditionError, compile_condition
 from fiflow.domain.feeds.transactions import COUNTRY, CURRENCY, FeedSettings, Transaction
 from fiflow.domain.feeds.windows import Windows, evaluate, observe
 from fiflow.domain.rules import validate_rules
+
+if TYPE_CHECKING:
+    from fiflow.domain.feeds.preferences import AlertPreferences
 
 CONDITION_ID = r"^[a-z][a-z0-9_]{0,62}$"
 
@@ -64,7 +67,11 @@ class ConditionRuleSet(BaseModel):
     # "foreign_currency" means a currency other than the card's home currency, this by default.
     home_currency: str = Field(default="USD", pattern=CURRENCY)
     conditions: list[Condition] = Field(min_length=1, max_length=200)
+    # The alert preferences of a customer who stored none (fiflow.domain.feeds.preferences);
+    # no card_activity here: a default cannot name a customer's card.
+    default_preferences: list[dict[str, Any]] = Field(default_factory=list, max_length=20)
     _compiled: tuple[CompiledCondition, ...] = PrivateAttr(default=())
+    _defaults: Any = PrivateAttr(default=None)
 
     @property
     def settings(self) -> FeedSettings:
@@ -84,7 +91,13 @@ class ConditionRuleSet(BaseModel):
             except ConditionError as exc:
                 raise ValueError(f"condition {c.id!r}: {exc}") from None
         self._compiled = tuple(compiled)
+        self._defaults = _default_preferences(self.default_preferences)
         return self
+
+    def defaults(self) -> AlertPreferences:
+        """The FI's default alert preferences, for customers who stored none."""
+        defaults: AlertPreferences = self._defaults
+        return defaults
 
     def compiled(self) -> CompiledRules:
         """The conditions compiled, for either engine."""
@@ -115,6 +128,23 @@ class CompiledRules:
     def matches(self, txn: Transaction, windows: Windows) -> list[Condition]:
         """The conditions the transaction meets, in rule-file order."""
         return [c for c, compiled in self.conditions if evaluate(compiled, txn, windows)]
+
+
+def _default_preferences(entries: list[dict[str, Any]]) -> AlertPreferences:
+    # Imported here: preferences builds on this module (Starts) and on matches, which does too.
+    from fiflow.domain.feeds.preferences import AlertPreferences, CardActivity
+
+    try:
+        prefs = AlertPreferences.model_validate({"preferences": entries})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'default_preferences'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ValueError(f"default_preferences: {problems}") from None
+    if any(isinstance(e, CardActivity) for e in prefs.preferences):
+        raise ValueError("default_preferences: card_activity names one customer's card")
+    return prefs
 
 
 def parse_condition_rule_set(data: Any, *, source: str = "rule file") -> ConditionRuleSet:

@@ -52,6 +52,9 @@ class MixFields(BaseModel):
     international_share: float = Field(default=0.05, ge=0, le=1)
     start: datetime | None = Field(default=None, description="First transaction time (UTC).")
     span_hours: float = Field(default=24, gt=0, le=24 * 366)
+    customers: list[str] | None = Field(
+        default=None, min_length=1, max_length=10_000, description="Only these customers' cards."
+    )
 
     def mix(self) -> FeedMix:
         return FeedMix(
@@ -116,12 +119,20 @@ def _feeds_dir(state: SandboxState) -> Path:
     return path
 
 
-def _transactions(state: SandboxState, req: MixFields, rows: int) -> pl.DataFrame:
+def _transactions(
+    state: SandboxState, req: MixFields, rows: int, start: datetime | None = None
+) -> pl.DataFrame:
+    customers = state.directory.customers
+    if req.customers is not None:
+        unknown = sorted(set(req.customers) - {c.customer_id for c in customers})
+        if unknown:
+            raise SandboxError(422, "unknown_customer", f"no customer {unknown[0]}")
+        customers = [c for c in customers if c.customer_id in set(req.customers)]
     return generate_transactions(
-        cards_frame(state.directory.customers),
+        cards_frame(customers),
         rows,
         seed=req.seed,
-        start=req.start,
+        start=req.start or start,
         span=timedelta(hours=req.span_hours),
         mix=req.mix(),
     )
@@ -171,7 +182,9 @@ async def _publish(state: SandboxState, run: StreamRun, req: StreamRequest) -> N
     """Publish the run's transactions at its rate; JetStream dedups by transaction id."""
     import nats  # the stream is optional for the sandbox: imported only when used
 
-    frame = await asyncio.to_thread(_transactions, state, req, run.planned)
+    # Live transactions happen now: by default the run's simulated span ends at its start.
+    began_at = datetime.now(UTC) - timedelta(hours=req.span_hours)
+    frame = await asyncio.to_thread(_transactions, state, req, run.planned, began_at)
     lines = to_ndjson_lines(frame)
     ids = frame["transaction_id"].to_list()
     customers = frame["customer_id"].to_list()
@@ -214,6 +227,11 @@ async def start_stream(req: StreamRequest, state: SandboxState = Depends(get_sta
     planned = max(1, int(req.rate * req.seconds))
     if planned > 2_000_000:
         raise SandboxError(422, "too_many", "rate x seconds must stay within 2,000,000")
+    if req.customers is not None:
+        known = {c.customer_id for c in state.directory.customers}
+        unknown = sorted(set(req.customers) - known)
+        if unknown:
+            raise SandboxError(422, "unknown_customer", f"no customer {unknown[0]}")
     run = StreamRun(run_id=uuid.uuid4().hex[:12], planned=planned, started_at=time.time())
     _runs[run.run_id] = run
 

@@ -20,9 +20,12 @@ from fiflow.starters.api import (
     credit,
     credit_prefills,
     errors,
+    feed_batches,
+    feeds,
     follow_ups,
     interactions,
     openapi,
+    preferences,
     reports,
 )
 from fiflow.starters.api.inbox_relay import start_relay
@@ -78,7 +81,14 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         )
 
     app.add_exception_handler(BodyTooLarge, too_large)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.api_max_body_bytes,
+        larger={
+            feed_batches.UPLOAD_PATH: settings.batch_max_bytes,
+            feeds.TRANSACTIONS_PATH: settings.feed_ingest_max_bytes,
+        },
+    )
     app.include_router(alerts.router)
     app.include_router(channels.router)
     app.include_router(credit.router)
@@ -87,6 +97,9 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.include_router(interactions.router)
     app.include_router(follow_ups.router)
     app.include_router(admin.router)
+    app.include_router(feed_batches.router)
+    app.include_router(feeds.router)
+    app.include_router(preferences.router)
 
     @app.get(
         "/healthz",

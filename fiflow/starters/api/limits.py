@@ -12,20 +12,25 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimitMiddleware:
-    """413 with the JSON error shape when a body exceeds `max_bytes` (declared or streamed)."""
+    """413 with the JSON error shape when a body exceeds `max_bytes` (declared or streamed).
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    `larger` names paths that take bigger bodies (file uploads), with their own limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: dict[str, int] | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = larger or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope.get("path", ""), self.max_bytes)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._refuse(send, limit)
             return
         seen = 0
         started = False
@@ -35,7 +40,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise BodyTooLarge
             return message
 
@@ -49,13 +54,13 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, limit)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, limit: int) -> None:
         body = json.dumps(
             {
                 "code": "body_too_large",
-                "message": f"request bodies are limited to {self.max_bytes} bytes",
+                "message": f"request bodies are limited to {limit} bytes",
             }
         ).encode()
         await send(

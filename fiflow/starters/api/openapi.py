@@ -63,10 +63,14 @@ DESCRIPTIONS: dict[int, str] = {
     "`no_pending_activation`).",
     409: "The object does not take this now (`wrong_state`, `*_finished`, `alert_closed`, "
     "`application_id_conflict`, `version_exists`).",
+    412: "`If-Match` names a version that is no longer the stored one (`version_conflict`): "
+    "read again, then write over the version read.",
     413: "The body is larger than `FIFLOW_API_MAX_BODY_BYTES` (`body_too_large`).",
     422: "Invalid or missing fields (`invalid_request`, with one `{field, problem}` per "
     "problem in `details`), or input the business rules refuse (`unknown_customer`, "
     "`unknown_alert_type`, `amount_too_high`, ...).",
+    428: "A write over an existing object needs `If-Match` with the version read "
+    "(`precondition_required`).",
     429: "Too many requests for this credential (`rate_limited`); retry after `Retry-After`.",
     500: "An unexpected error; nothing was changed (`internal_error`).",
     502: "A system fiflow depends on refused the call (`temporal_error`, `crm_error`).",

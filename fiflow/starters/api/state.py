@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 
 import httpx
+import nats.errors
 from fastapi import Request
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
@@ -16,6 +21,7 @@ from fiflow.integrations.http import make_client
 from fiflow.integrations.inbox import Inbox
 from fiflow.integrations.interactions_store import InteractionStore
 from fiflow.integrations.message_ledger import MessageLedger
+from fiflow.integrations.nats_stream import StreamUnavailable, connect_nats, ensure_streams
 from fiflow.integrations.oidc import OidcVerifier
 from fiflow.integrations.reports import CreditReportStore
 from fiflow.integrations.rule_versions import RuleVersionStore
@@ -25,6 +31,7 @@ from fiflow.integrations.temporal import connect, payload_codec
 from fiflow.starters.api.errors import ApiError
 
 log = logging.getLogger("fiflow.api")
+NATS_RETRY_AFTER_S = 2.0
 
 
 class ApiState:
@@ -56,6 +63,9 @@ class ApiState:
         self._lock = asyncio.Lock()
         self._crm_http: httpx.AsyncClient | None = None
         self.crm: CrmClient | None = None
+        self._nats: NatsClient | None = None
+        self._nats_lock = asyncio.Lock()
+        self._nats_failed_at = float("-inf")
 
     async def open(self) -> None:
         """Create the HTTP clients (inside the server's event loop)."""
@@ -66,6 +76,9 @@ class ApiState:
         """Release connections."""
         if self._crm_http is not None:
             await self._crm_http.aclose()
+        if self._nats is not None:
+            with contextlib.suppress(Exception):
+                await self._nats.close()
         self.engine.dispose()
 
     def inbox(self) -> Inbox:
@@ -94,6 +107,28 @@ class ApiState:
                         503, "temporal_unavailable", "the workflow service is unavailable"
                     ) from exc
         return self._client
+
+    async def feed_stream(self) -> JetStreamContext:
+        """The transaction stream, connected on first use (503 while NATS is unavailable)."""
+        unavailable = ApiError(503, "stream_unavailable", "the transaction stream is unavailable")
+        async with self._nats_lock:
+            if self._nats is None or self._nats.is_closed:
+                # Right after a failed connect, answer at once rather than queue behind retries.
+                if time.monotonic() - self._nats_failed_at < NATS_RETRY_AFTER_S:
+                    raise unavailable
+                nc = None
+                try:
+                    nc = await connect_nats(self.settings, "fiflow-api", within_s=3.0)
+                    await ensure_streams(nc.jetstream(), self.settings)
+                except (StreamUnavailable, nats.errors.Error) as exc:
+                    if nc is not None:
+                        with contextlib.suppress(Exception):
+                            await nc.close()
+                    log.warning("cannot reach the transaction stream: %s", type(exc).__name__)
+                    self._nats_failed_at = time.monotonic()
+                    raise unavailable from None
+                self._nats = nc
+        return self._nats.jetstream()
 
     @property
     def connected(self) -> bool:

@@ -155,6 +155,14 @@ MATRIX = [
     Row("GET", "/v1/admin/rules", only(200, "admin-shared", "admin-person")),
     Row("PUT", "/v1/admin/rules/triggers", only(200, "admin-person"), TRIGGERS),
     Row("POST", "/v1/admin/rules/credit/versions/v9/approve", only(404, "admin-person")),
+    # Without a file's content type the upload is refused after the role check.
+    Row("POST", "/v1/feeds/batches", only(422, "system")),
+    Row("GET", "/v1/feeds/batches/b" + "0" * 32, only(404, "system", *STAFF)),
+    # Without NDJSON's content type the publish is refused after the role check.
+    Row("POST", "/v1/feeds/transactions", only(422, "system")),
+    Row("GET", f"/v1/customers/{OWNER}/alert-preferences", scoped(200, "channel")),
+    Row("PUT", f"/v1/customers/{OWNER}/alert-preferences", scoped(200, "channel"),
+        {"preferences": [{"kind": "declined", "channel": "push"}]}),
 ]  # fmt: skip
 
 

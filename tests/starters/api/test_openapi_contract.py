@@ -92,6 +92,13 @@ def test_the_error_body_and_the_credentials_are_described(spec: dict[str, Any]) 
 
 def test_request_and_response_fields_are_described(spec: dict[str, Any]) -> None:
     schemas = spec["components"]["schemas"]
-    for name in ("AlertAccepted", "AlertView", "PushReply", "ReviewBody", "RuleSetInfo"):
+    for name in (
+        "AlertAccepted",
+        "AlertView",
+        "PushReply",
+        "ReviewBody",
+        "RuleSetInfo",
+        "AlertPreferencesView",
+    ):
         fields = schemas[name]["properties"]
         assert all(f.get("description") for f in fields.values()), name

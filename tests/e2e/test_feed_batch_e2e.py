@@ -1,0 +1,77 @@
+"""A transaction file through the whole stack: `fiflow feed batch` uploads it to the API, the
+workers screen it, and the customer's phone gets one fraud alert and one digest; the same file
+again is the same batch and texts nothing more."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.conftest import CustomerPool
+from tests.e2e.stack import RunningStack
+from tests.e2e.test_alerts_e2e import outbox
+from tests.e2e.waiting import eventually
+from tests.workflows.batch_harness import csv_bytes, txn
+
+
+def fiflow(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FIFLOW_API_URL": stack.api}
+    return subprocess.run(
+        [sys.executable, "-m", "fiflow.starters.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_a_batch_file_alerts_its_customer_once_and_digests_the_notices(
+    stack: RunningStack, pool: CustomerPool, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    customer = pool.take()
+    card = customer["cards"][0]["last4"]
+    run = uuid.uuid4().hex[:8]
+    now = datetime.now(UTC) - timedelta(minutes=30)
+
+    def row(suffix: str, minutes: int, **values: str) -> dict[str, str]:
+        base = txn(f"e2e-{run}-{suffix}", customer["customer_id"], card=card, **values)
+        base["occurred_at"] = (now + timedelta(minutes=minutes)).isoformat()
+        return base
+
+    rows = [
+        row("fraud", 0, amount="6200.00", card_present="false", merchant="Batch Web Shop"),
+        row("casino-1", 1, country="MT", mcc="7995", merchant="Lucky Casino"),
+        row("casino-2", 2, country="MT", mcc="7995", merchant="Lucky Casino"),
+        row("bad", 3, amount="lots"),
+    ]
+    path = tmp_path / "transactions.csv"
+    path.write_bytes(csv_bytes(rows))
+
+    done = fiflow(stack, "feed", "batch", str(path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    counts = [result[k] for k in ("rows_read", "rows_rejected", "rows_matched", "alerts_started")]
+    assert (result["state"], counts) == ("completed", [4, 1, 3, 2])
+    assert result["rejected_rows"] == [
+        {"line": 5, "reason": "amount is not a decimal number with at most 4 decimal places"}
+    ]
+
+    texts = await eventually(
+        lambda: outbox(http, stack, customer["phone"]), lambda m: len(m) >= 2, within=45
+    )
+    bodies = [t["body"] for t in texts]
+    assert sum("Batch Web Shop" in b for b in bodies) == 1  # the fraud alert
+    assert sum("Lucky Casino" in b for b in bodies) == 1  # one digest for both casino rows
+
+    again = fiflow(stack, "feed", "batch", str(path))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads(again.stdout)["batch_id"] == result["batch_id"]
+    assert "the same file came before" in again.stderr
+    assert len(await outbox(http, stack, customer["phone"])) == len(texts)

@@ -1,0 +1,176 @@
+"""The transaction stream's plumbing on a real nats-server: streams, acknowledged publishing,
+dead letters with their reason, window state written only over the revision read."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+
+from fiflow.domain.feeds.transactions import Transaction
+from fiflow.domain.feeds.windows import WindowState
+from fiflow.integrations.nats_stream import (
+    REASON_HEADER,
+    SOURCE_SEQUENCE_HEADER,
+    InvalidTransaction,
+    StreamUnavailable,
+    WindowConflict,
+    WindowStore,
+    connect_nats,
+    connect_options,
+    dead_letter,
+    ensure_streams,
+    parse_transaction,
+    publish_transactions,
+    pull_subscription,
+    window_bucket,
+)
+from fiflow.integrations.settings import Settings
+from tests.nats_server import nats_server
+from tests.sandbox.servers import free_port
+
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def txn_json(transaction_id: str, **changes: object) -> bytes:
+    body: dict[str, object] = {
+        "transaction_id": transaction_id,
+        "customer_id": "cust-0042",
+        "card_last4": "4242",
+        "amount": "12.50",
+        "currency": "USD",
+        "merchant": "Corner Shop",
+        "mcc": "5411",
+        "country": "US",
+        "card_present": True,
+        "status": "approved",
+        "occurred_at": NOW.isoformat(),
+    }
+    body.update(changes)
+    return json.dumps(body).encode()
+
+
+@pytest.fixture(scope="module")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with nats_server(tmp_path_factory.mktemp("nats")) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(nats_url: str, tmp_path: Path) -> Settings:
+    # Stream, consumer and bucket names of their own: tests share the server.
+    tag = tmp_path.name.replace("-", "_")[-24:].upper()
+    return Settings(
+        nats_url=nats_url,
+        feed_stream=f"TX_{tag}",
+        feed_subjects=f"tx.{tag}.>",
+        feed_subject=f"tx.{tag}.card",
+        feed_dead_letter_stream=f"DL_{tag}",
+        feed_dead_letter_subject=f"dl.{tag}",
+        feed_consumer=f"c_{tag}",
+        feed_window_bucket=f"w_{tag}",
+        feed_ack_wait_seconds=1.0,
+    )
+
+
+@pytest.fixture
+async def js(settings: Settings) -> AsyncIterator[JetStreamContext]:
+    nc: NatsClient = await connect_nats(settings, "test")
+    try:
+        context = nc.jetstream()
+        await ensure_streams(context, settings)
+        yield context
+    finally:
+        await nc.close()
+
+
+async def test_a_batch_is_acknowledged_and_a_repeated_id_is_stored_once(
+    js: JetStreamContext, settings: Settings
+) -> None:
+    await ensure_streams(js, settings)  # a second call keeps what exists
+    first = await publish_transactions(js, settings, [("tx-1", txn_json("tx-1")),
+                                                      ("tx-2", txn_json("tx-2"))])  # fmt: skip
+    assert (first.count, first.duplicates) == (2, 0)
+    assert first.last_sequence == first.first_sequence + 1
+    # The client retries the whole batch after a lost answer: nothing is stored twice.
+    again = await publish_transactions(js, settings, [("tx-1", txn_json("tx-1")),
+                                                      ("tx-3", txn_json("tx-3"))])  # fmt: skip
+    assert (again.count, again.duplicates) == (2, 1)
+    info = await js.stream_info(settings.feed_stream)
+    assert info.state.messages == 3
+    assert info.config.storage == "file"
+
+
+async def test_a_dead_letter_keeps_the_body_and_says_why(
+    js: JetStreamContext, settings: Settings
+) -> None:
+    await js.publish(settings.feed_subject, b"{not json")
+    sub = await pull_subscription(js, settings)
+    [msg] = await sub.fetch(1, timeout=5)
+    await dead_letter(js, settings, msg, "invalid transaction: message: Invalid JSON\r\nx")
+    await msg.ack()
+
+    stored = await js.get_msg(settings.feed_dead_letter_stream, seq=1)
+    assert stored.data == b"{not json"
+    assert stored.headers is not None
+    assert stored.headers[REASON_HEADER] == "invalid transaction: message: Invalid JSON  x"
+    assert stored.headers[SOURCE_SEQUENCE_HEADER] == str(msg.metadata.sequence.stream)
+
+
+async def test_window_state_is_written_only_over_the_revision_read(
+    js: JetStreamContext, settings: Settings
+) -> None:
+    store = WindowStore(await window_bucket(js, settings), "test-hash-key")
+    key = "card:cust-0042/4242"
+    empty, revision = await store.load(key)
+    assert (empty.recent, revision) == ((), 0)
+
+    one = WindowState(key=key, recent=(parse_transaction(txn_json("tx-1")),))
+    written = await store.save(one, revision)
+    # A second writer that read the same (empty) state loses and must read again.
+    with pytest.raises(WindowConflict):
+        await store.save(WindowState(key=key), revision)
+    loaded, now_at = await store.load(key)
+    assert (loaded, now_at) == (one, written)
+    # The bucket key names neither the customer nor the card.
+    assert "cust-0042" not in store.kv_key(key) and "4242" not in store.kv_key(key)
+    assert store.kv_key(key).startswith("card.")
+
+
+def test_a_bad_transaction_is_described_without_its_values() -> None:
+    with pytest.raises(InvalidTransaction) as bad:
+        parse_transaction(txn_json("tx-9", card_last4="4111 1111", amount="1.123456"))
+    text = str(bad.value)
+    assert "card_last4" in text and "amount" in text
+    assert "4111" not in text and "1.123456" not in text
+    with pytest.raises(InvalidTransaction, match="transaction_id"):
+        parse_transaction(txn_json("tx 9/with spaces"))
+    assert isinstance(parse_transaction(txn_json("tx-ok")), Transaction)
+
+
+async def test_no_server_is_a_quick_stream_unavailable() -> None:
+    settings = Settings(nats_url=f"nats://127.0.0.1:{free_port()}")
+    started = time.monotonic()
+    with pytest.raises(StreamUnavailable):
+        await connect_nats(settings, "test", within_s=1.0)
+    assert time.monotonic() - started < timedelta(seconds=5).total_seconds()
+
+
+def test_credentials_and_tls_come_from_the_settings(tmp_path: Path) -> None:
+    creds = tmp_path / "user.creds"
+    plain = connect_options(Settings(nats_url="nats://a:4222, nats://b:4222"), "x")
+    assert plain["servers"] == ["nats://a:4222", "nats://b:4222"]
+    assert not {"user", "password", "token", "user_credentials", "tls"} & set(plain)
+    keyed = connect_options(
+        Settings(nats_user="fiflow", nats_password="pw", nats_token="tok",  # noqa: S106
+                 nats_creds_file=creds),
+        "x",
+    )  # fmt: skip
+    assert (keyed["user"], keyed["password"], keyed["token"]) == ("fiflow", "pw", "tok")
+    assert keyed["user_credentials"] == str(creds)
