@@ -1,7 +1,8 @@
 """Informational alerts (notices): one message, no reply expected — models and pure rules.
 
 A notice tells a customer about one transaction, or, as a digest, about several of theirs
-at once (one message instead of a burst). Its texts come from the alert rules' `notices`
+at once (one message instead of a burst), or about one balance below their alert amount (a
+settlement file's record). Its texts come from the alert rules' `notices`
 section; everything here is pure, so the workflow can build the message itself.
 """
 
@@ -19,7 +20,7 @@ from fiflow.domain import search_attributes as sa
 from fiflow.domain.alerts import CURRENCY_SYMBOLS, ActionRecord
 from fiflow.domain.contact_window import next_quiet_end
 from fiflow.domain.customers import Channel, Customer, channel_order, other_channel
-from fiflow.domain.feeds.matches import NoticeItem, NoticeRequest
+from fiflow.domain.feeds.matches import NoticeItem, NoticeItemKind, NoticeRequest
 from fiflow.domain.rules import REASON_LABEL_MAX, NoticeRules, QuietHours, render, render_sms
 from fiflow.domain.text import MERCHANT_MAX, clean_text, fit_sms, shorten, sms_segments
 from fiflow.domain.triggers import Hours, zone_or_utc
@@ -160,6 +161,15 @@ def reason_labels(reasons: list[str], labels: dict[str, str]) -> str:
 
 
 def _item_values(item: NoticeItem, labels: dict[str, str]) -> dict[str, str]:
+    if item.kind is NoticeItemKind.BALANCE:
+        # In a digest a balance reads "$84.12 at account ending 0123 (balance below ...)".
+        last4 = clean_text(item.account_last4 or "", 4)
+        return {
+            "amount": display_amount(item.amount, item.currency),
+            "merchant": f"account ending {last4}",
+            "card_last4": last4,
+            "reasons": reason_labels(item.reasons, labels),
+        }
     return {
         "amount": display_amount(item.amount, item.currency),
         "merchant": clean_text(item.merchant, MERCHANT_MAX),
@@ -176,6 +186,8 @@ def notice_text(rules: NoticeRules, req: NoticeRequest) -> str:
     shortened (down to DIGEST_MERCHANT_MIN) before fewer transactions are listed.
     """
     policy, templates = rules.policy, rules.policy.templates
+    if len(req.items) == 1 and req.items[0].kind is NoticeItemKind.BALANCE:
+        return balance_text(rules, req.items[0])
     items = [_item_values(item, policy.reasons) for item in req.items]
     if len(items) == 1:
         return render_sms(
@@ -214,6 +226,25 @@ def notice_text(rules: NoticeRules, req: NoticeRequest) -> str:
         lambda v: first([v["merchant"]]),
         {"merchant": items[0]["merchant"]},
         outside=("merchant",),
+        max_segments=rules.sms_max_segments,
+    )
+
+
+def balance_text(rules: NoticeRules, item: NoticeItem) -> str:
+    """A balance notice: "the balance of account ending 0123 is $84.12 (below your $100.00
+    alert)", from the rules' `balance_sms` (or the shipped text when the rules predate it)."""
+    values = {
+        "fi_name": rules.fi_name,
+        "account_last4": clean_text(item.account_last4 or "", 4),
+        "balance": display_amount(item.amount, item.currency),
+        "threshold": display_amount(item.threshold or "0", item.currency),
+        "as_of": item.occurred_at.date().isoformat(),
+        "reasons": reason_labels(item.reasons, rules.policy.reasons),
+    }
+    return render_sms(
+        rules.policy.template("balance_sms"),
+        values,
+        outside=("reasons",),
         max_segments=rules.sms_max_segments,
     )
 

@@ -1,5 +1,6 @@
-"""Transaction files: the content-addressed store, the per-source column mapping, and reading a
-file into the screening schema with malformed rows separated (Polars, column-wise).
+"""Transaction and settlement files: the content-addressed store, the per-source column
+mapping, and reading a file into the screening schema with malformed rows separated (Polars,
+column-wise).
 
 A file is copied into `<batch_dir>/<sha256>.<ext>` before anything else happens, so it is
 never lost and every worker that mounts the same directory can read it. Its SHA-256 names
@@ -56,8 +57,24 @@ SCHEMA_FIELDS: dict[str, bool] = {
     "status": True,
     "occurred_at": True,
 }
+# A settlement (balance) file's fields (fiflow.domain.feeds.preferences.BalanceRecord), all
+# required.
+BALANCE_FIELDS: dict[str, bool] = {
+    "customer_id": True,
+    "account_id": True,
+    "balance": True,
+    "currency": True,
+    "as_of": True,
+}
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
+
+
+class SourceKind(StrEnum):
+    """What a source's files hold."""
+
+    TRANSACTIONS = "transactions"  # card transactions (the transaction schema)
+    SETTLEMENT = "settlement"  # one balance per account (BalanceRecord)
 
 
 class FileFormat(StrEnum):
@@ -87,8 +104,9 @@ class SourceMapping(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     description: str = Field(default="", max_length=500)
-    # Settlement (balance) files need the balance record kind: not built yet (docs/feeds.md).
-    kind: Literal["transactions"] = "transactions"
+    # transactions, or settlement: balance records (customer_id, account_id, balance,
+    # currency, as_of), screened against the customers' balance_below preferences.
+    kind: SourceKind = SourceKind.TRANSACTIONS
     # File column -> schema field; a field not named here is read from the column of its name.
     columns: dict[str, str] = Field(default_factory=dict)
     # Per field, file values -> schema values (e.g. status: {"A": "approved", "D": "declined"}).
@@ -96,13 +114,14 @@ class SourceMapping(BaseModel):
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     # Times without an offset are local to this zone; None: every time must carry an offset.
     timezone: str | None = None
-    # A strftime format for occurred_at; None: ISO 8601 ("2026-11-01T10:00:00+01:00", "...Z").
+    # A strftime format for occurred_at (settlement: as_of); None: ISO 8601
+    # ("2026-11-01T10:00:00+01:00", "...Z").
     time_format: str | None = Field(default=None, max_length=64)
 
     @field_validator("columns")
     @classmethod
     def _known_fields(cls, columns: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(columns.values()) - set(SCHEMA_FIELDS))
+        unknown = sorted(set(columns.values()) - set(SCHEMA_FIELDS) - set(BALANCE_FIELDS))
         if unknown:
             raise ValueError(f"columns map onto unknown field(s): {', '.join(unknown)}")
         targets = list(columns.values())
@@ -117,6 +136,23 @@ class SourceMapping(BaseModel):
         if value is not None and value not in zoneinfo.available_timezones():
             raise ValueError(f"unknown time zone {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> SourceMapping:
+        fields = self.fields()
+        unknown = sorted(set(self.columns.values()) - set(fields))
+        if unknown:
+            raise ValueError(
+                f"columns map onto field(s) a {self.kind.value} file has not: "
+                f"{', '.join(unknown)}; known: {', '.join(fields)}"
+            )
+        if self.kind is SourceKind.SETTLEMENT and self.values:
+            raise ValueError("values: a settlement file has no status or card_present")
+        return self
+
+    def fields(self) -> dict[str, bool]:
+        """The fields of this source's kind, and whether each is required."""
+        return BALANCE_FIELDS if self.kind is SourceKind.SETTLEMENT else SCHEMA_FIELDS
 
     def column_of(self, field: str) -> str:
         """The file column that holds a schema field."""
@@ -464,6 +500,89 @@ def read_transactions(path: Path, fmt: FileFormat, mapping: SourceMapping) -> Re
         pl.col("__at").cast(TIME).alias("occurred_at"),
     )
     return ReadFile(valid=valid, rejects=rejects)
+
+
+def _reasons(checks: list[tuple[pl.Expr, str]]) -> pl.Expr:
+    return pl.concat_str(
+        [pl.when(bad.fill_null(False)).then(pl.lit(reason)) for bad, reason in checks],
+        separator="; ",
+        ignore_nulls=True,
+    )
+
+
+def read_balances(path: Path, fmt: FileFormat, mapping: SourceMapping) -> ReadFile:
+    """Read a stored settlement file: its valid balance records, and every rejected row.
+
+    Valid rows: line, customer_id, account_id, balance (exact decimal text), currency, as_of
+    (UTC). A record repeating an earlier valid row's customer, account and as_of is rejected:
+    it is the same balance (and would be the same notice).
+    """
+    raw = _raw_frame(path, fmt, mapping)
+    renames = {mapping.column_of(f): f for f in BALANCE_FIELDS if mapping.column_of(f) in raw}
+    missing = [f for f in BALANCE_FIELDS if f not in renames.values()]
+    if missing:
+        columns = ", ".join(mapping.column_of(f) for f in missing)
+        raise BatchFileError(f"the file lacks column(s): {columns}")
+    raw = raw.select("line", *[pl.col(c).alias(f) for c, f in renames.items()])
+    parsed = raw.with_columns(
+        *[_text(f).alias(f) for f in BALANCE_FIELDS if f != "as_of"],
+        __units=_amount_units(_text("balance")),
+        __at=_occurred_at(pl.col("as_of"), raw.schema["as_of"], mapping),
+    )
+    limit = int(AMOUNT_LIMIT) * AMOUNT_SCALE
+    an_id = "an id of A-Z a-z 0-9 . _ : - (at most 64)"
+    checks: list[tuple[pl.Expr, str]] = [
+        (pl.col(f).is_null(), f"{f} is missing") for f in BALANCE_FIELDS
+    ]
+    for field, pattern, what in (
+        ("customer_id", ID_PATTERN, an_id),
+        ("account_id", ID_PATTERN, an_id),
+        ("currency", r"^[A-Z]{3}$", "an ISO 4217 code in capitals"),
+    ):
+        value = pl.col(field)
+        checks.append(
+            (value.is_not_null() & ~value.str.contains(pattern), f"{field} is not {what}")
+        )
+    checks += [
+        (
+            pl.col("balance").is_not_null() & pl.col("__units").is_null(),
+            "balance is not a decimal number with at most 4 decimal places",
+        ),
+        (pl.col("__units").abs() > limit, "balance is out of range"),
+        (
+            pl.col("as_of").is_not_null() & pl.col("__at").is_null(),
+            "as_of is not a time with an offset"
+            if mapping.timezone is None
+            else "as_of is not a valid time",
+        ),
+    ]
+    checked = parsed.with_columns(__reason=_reasons(checks))
+    ok = pl.col("__reason") == ""
+    first = pl.struct("customer_id", "account_id", "__at").is_first_distinct().over(ok)
+    checked = checked.with_columns(
+        __reason=pl.when(ok & ~first)
+        .then(pl.lit("account_id and as_of repeat an earlier row"))
+        .otherwise(pl.col("__reason"))
+    )
+    rejects = checked.filter(pl.col("__reason") != "").select(
+        "line", pl.col("__reason").alias("reason")
+    )
+    valid = checked.filter(pl.col("__reason") == "").select(
+        "line",
+        "customer_id",
+        "account_id",
+        "balance",
+        "currency",
+        pl.col("__at").cast(TIME).alias("as_of"),
+    )
+    return ReadFile(valid=valid, rejects=rejects)
+
+
+def read_batch_file(path: Path, fmt: FileFormat, mapping: SourceMapping) -> ReadFile:
+    """Read a stored file by its source's kind (transactions or settlement balances)."""
+    if mapping.kind is SourceKind.SETTLEMENT:
+        return read_balances(path, fmt, mapping)
+    return read_transactions(path, fmt, mapping)
 
 
 def chunk_count(rows: int, chunk_rows: int) -> int:

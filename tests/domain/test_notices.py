@@ -143,3 +143,18 @@ def test_quiet_hours_end_at_local_morning_across_a_daylight_saving_change() -> N
     assert quiet_hours_end(due, None, "America/New_York") == due
     # An unknown zone counts as UTC: 05:00 UTC is quiet until 08:00 UTC.
     assert quiet_hours_end(due, quiet, "Mars/Olympus") == datetime(2027, 3, 14, 8, 0, tzinfo=UTC)
+
+
+def test_every_preference_and_shipped_condition_reason_has_a_label(data: dict[str, Any]) -> None:
+    """A reason without a label reads as its raw name ("pref amount over") in the SMS."""
+    from fiflow.domain.feeds.conditions import Starts, parse_condition_rule_set
+    from fiflow.domain.feeds.preferences import PreferenceKind
+
+    conditions_file = SHIPPED.with_name("conditions.yaml")
+    conditions = parse_condition_rule_set(yaml.safe_load(conditions_file.read_text()))
+    reasons = {f"pref_{kind.value}" for kind in PreferenceKind if kind.value != "balance_below"}
+    reasons |= {
+        c.alert_type for c in conditions.conditions if c.starts is Starts.INFORMATIONAL_ALERT
+    }
+    labels = data["notices"]["reasons"]
+    assert sorted(reasons - set(labels)) == []

@@ -75,3 +75,40 @@ async def test_a_batch_file_alerts_its_customer_once_and_digests_the_notices(
     assert json.loads(again.stdout)["batch_id"] == result["batch_id"]
     assert "the same file came before" in again.stderr
     assert len(await outbox(http, stack, customer["phone"])) == len(texts)
+
+
+async def test_a_settlement_file_texts_each_low_balance_once(
+    stack: RunningStack, pool: CustomerPool, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    customer = pool.take()
+    account = customer["accounts"][0]
+    as_of = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    header = "customer_id,account_id,balance,currency,as_of"
+    low = f"{customer['customer_id']},{account['account_id']},42.50,{account['currency']},{as_of}"
+    bad = f"{customer['customer_id']},{account['account_id']},lots,{account['currency']},{as_of}"
+    path = tmp_path / "settlement.csv"
+    path.write_text("\n".join([header, low, bad]) + "\n")
+
+    # No preferences stored: the FI's default balance_below 100 applies.
+    done = fiflow(stack, "feed", "batch", str(path), "--source", "settlement")
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    counts = [result[k] for k in ("rows_read", "rows_rejected", "rows_matched", "alerts_started")]
+    assert (result["state"], counts) == ("completed", [2, 1, 1, 1])
+
+    digits = "".join(ch for ch in account["account_id"] if ch.isdigit())[-4:]
+    wanted = f"the balance of account ending {digits} is"
+    texts = await eventually(
+        lambda: outbox(http, stack, customer["phone"]),
+        lambda m: any(wanted in t["body"] for t in m),
+        within=45,
+    )
+    assert sum(wanted in t["body"] for t in texts) == 1
+
+    # The same balance in another file is the same notice: nothing more is texted.
+    other = tmp_path / "settlement-again.csv"
+    other.write_text("\n".join([header, low]) + "\n")
+    again = fiflow(stack, "feed", "batch", str(other), "--source", "settlement")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads(again.stdout)["alerts_started"] == 1
+    assert len(await outbox(http, stack, customer["phone"])) == len(texts)

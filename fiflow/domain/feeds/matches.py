@@ -17,16 +17,19 @@ a restarted consumer or the same transaction in a batch file never start a secon
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from fiflow.domain.alerts import SAFE_ID, AlertRequest
 from fiflow.domain.alerts import Transaction as AlertTransaction
 from fiflow.domain.customers import Channel
 from fiflow.domain.feeds.conditions import Starts
 from fiflow.domain.feeds.transactions import Transaction
+from fiflow.domain.keys import keyed_hash
 
 _CENTS = Decimal("0.01")
 # The fraud alert API's bounds for an amount; a transaction outside them is told as a notice.
@@ -63,8 +66,21 @@ class Match(BaseModel):
     quiet_hours_ok: bool = False
 
 
+class NoticeItemKind(StrEnum):
+    """What a notice item is about."""
+
+    TRANSACTION = "transaction"
+    BALANCE = "balance"  # a settlement/balance record below the customer's alert amount
+
+
 class NoticeItem(BaseModel):
-    """One transaction a notice tells about, with why."""
+    """One transaction (or balance record) a notice tells about, with why.
+
+    A balance item reuses the transaction fields where they mean the same: `transaction_id`
+    holds the record's key (`balance_event_id`), `amount` the balance, `occurred_at` its
+    `as_of`; `merchant` and `card_last4` stay empty. Fields added later have defaults, so
+    notices already in flight read as before.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -72,9 +88,21 @@ class NoticeItem(BaseModel):
     reasons: list[str] = Field(min_length=1, description="The alert types met, in order.")
     amount: str = Field(description="Exact decimal text.")
     currency: str
-    merchant: str
-    card_last4: str
+    merchant: str = ""
+    card_last4: str = ""
     occurred_at: AwareDatetime
+    kind: NoticeItemKind = NoticeItemKind.TRANSACTION
+    # Balance items: the account reference masked to its last four, and the alert's amount.
+    account_last4: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,4}$")
+    threshold: str | None = Field(default=None, description="Exact decimal text.")
+
+    @model_validator(mode="after")
+    def _balance_fields(self) -> NoticeItem:
+        if self.kind is NoticeItemKind.BALANCE and (
+            self.account_last4 is None or self.threshold is None
+        ):
+            raise ValueError("a balance item names account_last4 and threshold")
+        return self
 
 
 class NoticeRequest(BaseModel):
@@ -157,4 +185,63 @@ def plan_alerts(txn: Transaction, matches: list[Match], origin: Origin) -> Alert
             quiet_hours_ok=all(m.quiet_hours_ok for m in matches),
             origin=origin,
         )
+    )
+
+
+# --- balances (settlement files) -----------------------------------------------------------
+
+
+def masked_account(account_id: str) -> str:
+    """The account reference as a customer may read it: its last four digits.
+
+    References with fewer than four digits show their last four letters or digits.
+    """
+    digits = re.sub(r"[^0-9]", "", account_id)
+    source = digits if len(digits) >= 4 else re.sub(r"[^A-Za-z0-9]", "", account_id)
+    return source[-4:] or "0000"
+
+
+def balance_event_id(key: str, customer_id: str, account_id: str, as_of: datetime) -> str:
+    """The source_event_id of a balance notice: one per customer, account and `as_of`.
+
+    The same balance in the same file twice, or in two files, names the same notice (so one
+    text). A keyed hash: account references stay out of keys and the batch tables.
+    """
+    instant = as_of.astimezone(UTC).isoformat()
+    return "bal-" + keyed_hash(key, f"balance:{customer_id}|{account_id}|{instant}", length=32)
+
+
+def balance_notice(
+    *,
+    event_id: str,
+    customer_id: str,
+    account_id: str,
+    balance: Decimal,
+    currency: str,
+    as_of: datetime,
+    threshold: Decimal,
+    matches: list[Match],
+    origin: Origin,
+) -> NoticeRequest | None:
+    """The notice for one balance record and the preference matches it met (or None)."""
+    if not matches:
+        return None
+    item = NoticeItem(
+        kind=NoticeItemKind.BALANCE,
+        transaction_id=event_id,
+        reasons=list(dict.fromkeys(m.alert_type for m in matches)),
+        amount=format(balance, "f"),
+        currency=currency,
+        occurred_at=as_of,
+        account_last4=masked_account(account_id),
+        threshold=format(threshold, "f"),
+    )
+    return NoticeRequest(
+        source_event_id=event_id,
+        customer_id=customer_id,
+        alert_type=matches[0].alert_type,
+        items=[item],
+        channel=next((m.channel for m in matches if m.channel is not None), None),
+        quiet_hours_ok=all(m.quiet_hours_ok for m in matches),
+        origin=origin,
     )
