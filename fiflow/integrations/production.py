@@ -31,6 +31,8 @@ def local_defaults_in_use(settings: Settings, *, codec_server: bool = False) -> 
         found.append("FIFLOW_CUSTOMER_SESSION_KEY")
     if settings.push_token_key.get_secret_value() == defaults.LOCAL_PUSH_TOKEN_KEY:
         found.append("FIFLOW_PUSH_TOKEN_KEY")
+    if settings.console_session_key.get_secret_value() == defaults.LOCAL_CONSOLE_SESSION_KEY:
+        found.append("FIFLOW_CONSOLE_SESSION_KEY")
     if settings.sms_auth_token.get_secret_value() == defaults.LOCAL_SMS_AUTH_TOKEN:
         found.append("FIFLOW_SMS_AUTH_TOKEN")
     if settings.address_hash_key.get_secret_value() == defaults.LOCAL_ADDRESS_HASH_KEY:

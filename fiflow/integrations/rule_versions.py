@@ -294,6 +294,19 @@ class RuleVersionStore:
             rows = conn.execute(stmt).mappings().all()
         return [_from_row(r) for r in rows]
 
+    def content(self, name: str, version: str) -> tuple[str, dict[str, Any]] | None:
+        """("api", content) of a stored version, ("pending", content) of one awaiting approval."""
+        stored = sa.select(_t.content).where(_t.name == name, _t.version == version)
+        pending = sa.select(_r.content).where(
+            _r.name == name, _r.version == version, _r.status == "pending"
+        )
+        with self._engine.connect() as conn:
+            found = conn.scalar(stored)
+            if found is not None:
+                return "api", dict(found)
+            found = conn.scalar(pending)
+        return None if found is None else ("pending", dict(found))
+
     def active_marker(self, name: str) -> tuple[int, str] | None:
         """(id, version) of the active version, cheap enough to poll before reloading content."""
         stmt = sa.select(_t.id, _t.version).where(_t.name == name).order_by(*_NEWEST_FIRST).limit(1)

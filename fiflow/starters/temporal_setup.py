@@ -57,11 +57,16 @@ class SetupReport:
     added: list[str] = field(default_factory=list)
     present: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # check only: what setup would add
+    schedules: dict[str, str] = field(default_factory=dict)  # ID: created|updated|exists|missing
 
     @property
     def ready(self) -> bool:
         """Whether the namespace and every attribute exist."""
-        return self.namespace_outcome != "missing" and not self.missing
+        return (
+            self.namespace_outcome != "missing"
+            and not self.missing
+            and "missing" not in self.schedules.values()
+        )
 
 
 def _days(retention: timedelta | None) -> str:
@@ -232,6 +237,7 @@ def describe(report: SetupReport) -> list[str]:
     lines += [f"search attribute {name}: added" for name in report.added]
     lines += [f"search attribute {name}: exists" for name in report.present]
     lines += [f"search attribute {name}: missing" for name in report.missing]
+    lines += [f"schedule {sid}: {outcome}" for sid, outcome in report.schedules.items()]
     return lines
 
 
@@ -252,14 +258,31 @@ def setup(
     wait_seconds: float = typer.Option(
         60, min=0, help="How long to wait for Temporal to answer before giving up."
     ),
+    with_schedules: bool = typer.Option(
+        True,
+        "--schedules/--no-schedules",
+        help="Also apply fiflow's Temporal Schedules (as `fiflow schedules apply`; needs the "
+        "payload keys); with --check, report the missing ones.",
+    ),
 ) -> None:
-    """Register the namespace if missing and add fiflow's search attributes. Idempotent."""
+    """Register the namespace if missing, add fiflow's search attributes and apply its
+    schedules. Idempotent.
+
+    Exit codes: 0 ready; 1 something is missing (--check), conflicts, or Temporal failed or
+    cannot be reached; 2 usage or configuration error.
+    """
+    from fiflow.starters.schedules_setup import ScheduleSetup
+
+    schedules = ScheduleSetup.from_environment() if with_schedules else None
 
     async def run() -> SetupReport:
         client, chosen = await connect_for_setup(namespace, wait_seconds)
-        return await setup_namespace(
+        report = await setup_namespace(
             client, chosen, retention=timedelta(days=retention_days), check_only=check
         )
+        if schedules is not None and report.namespace_outcome != "missing":
+            await schedules.run(chosen, report, check_only=check)
+        return report
 
     try:
         report = asyncio.run(run())

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,6 +155,10 @@ def fiflow_services() -> Iterator[tuple[str, dict[str, Any], list[str]]]:
             yield name, service, [interpolate_defaults(str(a)) for a in service["command"]]
 
 
+def fiflow_services_args() -> list[tuple[str, list[str]]]:
+    return [(name, args) for name, _service, args in fiflow_services()]
+
+
 def test_compose_runs_every_part_as_a_real_fiflow_command_whose_options_parse() -> None:
     ran = {name: parse_command(args)[0] for name, _service, args in fiflow_services()}
     assert {
@@ -165,6 +171,9 @@ def test_compose_runs_every_part_as_a_real_fiflow_command_whose_options_parse() 
         "feed": "feed",
         "sandbox": "sandbox",
     }.items() <= ran.items()
+    # The pre-rollout setup leaves the schedules to their own step after the workers.
+    setup = dict(fiflow_services_args())["temporal-setup"]
+    assert parse_command(setup)[1]["with_schedules"] is False
     services = compose()["services"]
     assert {"postgres", "temporal", "temporal-schema", "temporal-ui", "nats", "feed"} <= set(
         services
@@ -304,6 +313,8 @@ def test_chart_templates_are_well_formed_yaml_around_their_actions() -> None:
             "Deployment",  # codec server
             "Service",
             "Deployment",  # feed consumer
+            "ScaledObject",  # KEDA: workers on the task queue
+            "ScaledObject",  # KEDA: feed consumers on the consumer's lag
         ]
     )
     hooks = templates()["jobs.yaml"]
@@ -352,6 +363,7 @@ def test_chart_runs_real_fiflow_commands_whose_options_parse() -> None:
         "migrate": "db upgrade",
         "schedules": "schedules apply",
     }.items() <= ran.items()
+    assert parse_command(chart_args()["temporal-setup"])[1]["with_schedules"] is False
 
 
 def test_chart_takes_every_secret_from_the_existing_secret_and_none_from_values(
@@ -402,6 +414,55 @@ def test_chart_ports_probes_and_security_match_the_code_and_the_image() -> None:
     assert "fiflow.podSpec" in templates()["api.yaml"]
     assert "kind: PodDisruptionBudget" in templates()["worker.yaml"]
     assert "autoscaling.enabled" in templates()["worker.yaml"]
+
+
+def keda_objects() -> dict[str, dict[str, Any]]:
+    """The KEDA ScaledObjects by component, as YAML around their template actions."""
+    text = templates()["keda.yaml"]
+    body = re.sub(r"\{\{-? /\*.*?\*/ -?\}\}\n?", "", text, flags=re.S)
+    found = {}
+    for document in yaml.safe_load_all(blank_actions(body)):
+        if document:
+            found[document["metadata"]["labels"]["app.kubernetes.io/component"]] = document
+    return found
+
+
+def test_keda_examples_scale_workers_on_the_task_queue_and_feeds_on_the_consumer_lag() -> None:
+    v = values()
+    assert v["keda"]["worker"]["enabled"] is False and v["keda"]["feed"]["enabled"] is False
+    text = templates()["keda.yaml"]
+    assert "{{- if .Values.keda.worker.enabled }}" in text
+    assert "{{- if and .Values.feed.enabled .Values.keda.feed.enabled }}" in text
+    objects = keda_objects()
+    assert set(objects) == {"worker", "feed"}
+    worker, feed = objects["worker"], objects["feed"]
+    assert worker["apiVersion"] == "keda.sh/v1alpha1" and worker["kind"] == "ScaledObject"
+    # Each scales the Deployment of its component (the same name template).
+    for component, obj in objects.items():
+        assert 'name: {{ include "fiflow.fullname" . }}-' + component in text
+        assert obj["spec"]["scaleTargetRef"] == {"name": "x-" + component}
+    [trigger] = worker["spec"]["triggers"]
+    assert trigger["type"] == "temporal"
+    assert {"endpoint", "namespace", "taskQueue", "targetQueueSize"} <= set(trigger["metadata"])
+    assert "taskQueue: {{ .Values.config.FIFLOW_TASK_QUEUE | quote }}" in text
+    assert v["config"]["FIFLOW_TASK_QUEUE"] == Settings().task_queue
+    assert "endpoint: {{ .Values.temporal.address | quote }}" in text
+    [trigger] = feed["spec"]["triggers"]
+    assert trigger["type"] == "nats-jetstream"
+    assert {"natsServerMonitoringEndpoint", "stream", "consumer", "lagThreshold"} <= set(
+        trigger["metadata"]
+    )
+    # The stream and durable consumer the feed consumers really share, on the monitoring port.
+    settings = Settings()
+    assert v["keda"]["feed"]["stream"] == settings.feed_stream
+    assert v["keda"]["feed"]["consumer"] == settings.feed_consumer
+    assert port_of(v["keda"]["feed"]["natsMonitoringEndpoint"]) == 8222
+    # With a ScaledObject on, the Deployments leave the replica count to it.
+    assert (
+        "(or .Values.worker.autoscaling.enabled .Values.keda.worker.enabled)"
+        in (templates()["worker.yaml"])
+    )
+    assert "{{- if not .Values.keda.feed.enabled }}" in templates()["feed.yaml"]
 
 
 def api_routes() -> set[str]:
@@ -481,6 +542,23 @@ def test_the_image_installs_the_package_without_the_local_temporal_binaries() ->
         rest for instruction, rest in dockerfile_instructions("build") if instruction == "COPY"
     ]
     assert copies == ["pyproject.toml README.md ./", "fiflow ./fiflow"]
+    # The production image leaves the simulated back office out, and the build checks it.
+    assert "ARG INCLUDE_SANDBOX=false" in DOCKERFILE.read_text()
+    assert 'if [ "$INCLUDE_SANDBOX" != "true" ]; then rm -rf fiflow/sandbox; fi' in runs
+    assert runs.index("rm -rf fiflow/sandbox") < runs.index("pip install .")
+    assert 'python -c "import fiflow.sandbox"' in runs
+    # Only compose's opt-in `sandbox` service builds an image with it.
+    with_sandbox = {
+        name
+        for name, service in compose()["services"].items()
+        if service.get("build", {}).get("args", {}).get("INCLUDE_SANDBOX") == "true"
+    }
+    assert with_sandbox == {"sandbox"}
+    sandbox = compose()["services"]["sandbox"]
+    assert (
+        sandbox["profiles"] == ["sandbox"]
+        and sandbox["image"] != compose()["services"]["api"]["image"]
+    )
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     runtime = " ".join(project["dependencies"])
@@ -520,7 +598,8 @@ def test_every_fiflow_variable_a_manifest_names_is_a_real_setting() -> None:
         f"{where}: {name}"
         for where, text in manifest_texts().items()
         for name in FIFLOW_VAR.findall(text)
-        if name not in known
+        # The stream's name is a value (KEDA's nats-jetstream scaler names it), not a variable.
+        if name not in known and name != Settings().feed_stream
     }
     assert not unknown, f"not settings of fiflow.integrations.settings.Settings: {sorted(unknown)}"
 
@@ -533,3 +612,17 @@ def test_every_fiflow_command_the_docs_show_is_real() -> None:
         assert " ".join(words[:2]) in commands or words[0] in commands, (
             f"docs/deployment.md shows `fiflow {text}`"
         )
+
+
+def test_fiflow_sandbox_without_the_sandbox_package_is_one_clear_line() -> None:
+    # As in the production image, where fiflow/sandbox is not installed.
+    script = (
+        "import sys; sys.modules['fiflow.sandbox'] = None; sys.argv = ['fiflow', 'sandbox']; "
+        "from fiflow.starters.cli import main; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("fiflow: the sandbox is not installed here")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

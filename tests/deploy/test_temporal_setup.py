@@ -25,6 +25,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from fiflow.domain import search_attributes
+from fiflow.integrations.codec import new_key
+from fiflow.integrations.settings import Settings
+from fiflow.starters.schedules import schedules
 from fiflow.starters.temporal_setup import SetupError, setup_namespace
 from tests.fixtures.temporal import venv_binary
 
@@ -145,6 +148,10 @@ async def test_an_attribute_of_another_type_is_a_conflict_named_in_the_error(
     assert set(await custom_attributes(client, namespace)) & set(FIFLOW_ATTRIBUTES) == {"AlertId"}
 
 
+PAYLOAD_KEY = new_key()
+SCHEDULES = tuple(schedules(Settings()))  # every schedule fiflow runs
+
+
 def run_cli(address: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         key: value
@@ -152,6 +159,8 @@ def run_cli(address: str, *args: str) -> subprocess.CompletedProcess[str]:
         if not key.startswith(("TEMPORAL_", "FIFLOW_"))
     }
     env["TEMPORAL_ADDRESS"] = address
+    # Applying the schedules encodes their workflow inputs with the payload codec.
+    env["FIFLOW_PAYLOAD_KEYS"] = PAYLOAD_KEY
     return subprocess.run(
         [sys.executable, "-m", "fiflow.starters.cli", "temporal", "setup", *args],
         env=env,
@@ -193,3 +202,57 @@ def test_an_unreachable_temporal_is_a_message_not_a_traceback() -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("fiflow: temporal setup failed:")
     assert "Traceback" not in result.stderr
+
+
+async def test_setup_applies_the_schedules_idempotently_and_check_reports_them(
+    dev_server: WorkflowEnvironment,
+) -> None:
+    address = dev_server.client.service_client.config.target_host
+    namespace = new_namespace()
+
+    bare = run_cli(address, "--namespace", namespace, "--no-schedules")
+    assert bare.returncode == 0, bare.stderr
+    assert "schedule" not in bare.stdout
+    # The namespace is ready but its schedules are not: --check says which.
+    checked = run_cli(address, "--namespace", namespace, "--check")
+    assert checked.returncode == 1, checked.stderr
+    assert all(f"schedule {sid}: missing" in checked.stdout for sid in SCHEDULES)
+
+    first = run_cli(address, "--namespace", namespace)
+    assert first.returncode == 0, first.stderr
+    assert all(f"schedule {sid}: created" in first.stdout for sid in SCHEDULES)
+    # A paused schedule stays paused across the next deploy's setup.
+    client = await Client.connect(address, namespace=namespace)
+    await client.get_schedule_handle("fiflow-retention").pause(note="paused by an operator")
+    second = run_cli(address, "--namespace", namespace)
+    assert second.returncode == 0, second.stderr
+    assert all(f"schedule {sid}: updated" in second.stdout for sid in SCHEDULES)
+    described = await client.get_schedule_handle("fiflow-retention").describe()
+    assert described.schedule.state.paused
+    ids = sorted([s.id async for s in await client.list_schedules()])
+    assert ids == sorted(SCHEDULES)
+
+    ready = run_cli(address, "--namespace", namespace, "--check")
+    assert ready.returncode == 0, ready.stderr
+    assert all(f"schedule {sid}: exists" in ready.stdout for sid in SCHEDULES)
+
+
+def test_schedules_without_payload_keys_are_a_configuration_error() -> None:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TEMPORAL_", "FIFLOW_"))
+    }
+    env["TEMPORAL_ADDRESS"] = "127.0.0.1:1"
+    env["FIFLOW_PAYLOAD_KEYS"] = "not-a-key"
+    result = subprocess.run(
+        [sys.executable, "-m", "fiflow.starters.cli", "temporal", "setup", "--wait-seconds", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("fiflow: configuration error:")
+    assert "--no-schedules" in result.stderr and "not-a-key" not in result.stderr

@@ -22,6 +22,7 @@ REAL = {
     "staff_keys": "ana:reviewer=sr-41c2,ben:admin=sa-9d0e",
     "customer_session_key": "session-key-from-the-vault",
     "push_token_key": "push-key-from-the-vault",
+    "console_session_key": "console-key-from-the-vault",
 }
 
 
@@ -42,6 +43,7 @@ def test_production_mode_names_every_local_secret() -> None:
         "FIFLOW_STAFF_KEYS",
         "FIFLOW_CUSTOMER_SESSION_KEY",
         "FIFLOW_PUSH_TOKEN_KEY",
+        "FIFLOW_CONSOLE_SESSION_KEY",
     ):
         assert name in refusal
 

@@ -1,0 +1,1 @@
+"""The staff console: server-rendered pages under `/console` on the API process."""
