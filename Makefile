@@ -75,7 +75,8 @@ RECORD_SCENARIOS := \
 	tests/workflows/test_batch_screening.py::test_a_file_with_good_and_bad_rows_is_counted_exactly_and_digested \
 	tests/workflows/test_batch_screening.py::test_the_inbox_sweep_takes_each_file_in_once_by_its_source \
 	tests/workflows/test_informational_alert.py::test_an_sms_notice_goes_out_once_with_its_text_and_key \
-	tests/workflows/test_informational_alert.py::test_a_notice_due_in_quiet_hours_waits_until_they_end
+	tests/workflows/test_informational_alert.py::test_a_notice_due_in_quiet_hours_waits_until_they_end \
+	tests/workflows/test_metrics_aggregation.py::test_a_pass_folds_new_facts_into_hours_and_days_and_a_second_pass_adds_nothing
 
 record-histories: $(VENV)/.installed-dev
 	rm -rf tests/replay/histories

@@ -41,7 +41,14 @@ from fiflow.domain.feeds.conditions import (
     ConditionRuleSet,
     parse_condition_rule_set,
 )
-from fiflow.domain.feeds.matches import Match, MatchSource, NoticeRequest
+from fiflow.domain.feeds.matches import (
+    Match,
+    MatchSource,
+    NoticeRequest,
+    Origin,
+    balance_event_id,
+    balance_notice,
+)
 from fiflow.domain.feeds.preferences import effective
 from fiflow.domain.feeds.transactions import Transaction
 from fiflow.domain.rules import RuleSetError
@@ -50,11 +57,12 @@ from fiflow.integrations.batch_files import (
     BatchFileError,
     FeedSources,
     FileFormat,
+    SourceKind,
     chunk_count,
     format_of,
     load_feed_sources,
+    read_batch_file,
     read_chunk,
-    read_transactions,
     remove_work,
     store_file,
     stored_path,
@@ -73,9 +81,11 @@ from fiflow.integrations.batch_store import (
 from fiflow.integrations.preferences_store import PreferenceStore
 from fiflow.integrations.rules_store import RuleStore
 from fiflow.integrations.screening import (
+    preference_match,
     preference_matches_by_transaction,
     preferences_frame,
     screen,
+    screen_balances,
     screen_preferences,
 )
 from fiflow.integrations.settings import Settings
@@ -236,6 +246,61 @@ def plan_chunk(
     return matches, alerts
 
 
+def plan_balances(
+    frame: pl.DataFrame, preferences: pl.DataFrame, key: str
+) -> tuple[list[MatchRow], list[PlannedAlert]]:
+    """Screen a chunk of balance records against balance_below: one notice per record below.
+
+    Never a digest: each notice is keyed by the customer, account and as_of
+    (`balance_event_id`), so the same balance in a second file is the same notice, one text.
+    """
+    found = screen_balances(frame.drop("line", strict=False), preferences)
+    if found.is_empty():
+        return [], []
+    records = frame.select("customer_id", "account_id", "as_of", "balance", "currency")
+    thresholds = preferences.filter(pl.col("kind") == "balance_below").select(
+        "customer_id", "p_amount"
+    )
+    rows = found.join(records, on=["customer_id", "account_id", "as_of"], how="left").join(
+        thresholds, on="customer_id", how="left"
+    )
+    matches: list[MatchRow] = []
+    alerts: list[PlannedAlert] = []
+    for row in rows.iter_rows(named=True):
+        event_id = balance_event_id(key, row["customer_id"], row["account_id"], row["as_of"])
+        match = preference_match(row)
+        notice = balance_notice(
+            event_id=event_id,
+            customer_id=row["customer_id"],
+            account_id=row["account_id"],
+            balance=Decimal(row["balance"]),
+            currency=row["currency"],
+            as_of=row["as_of"],
+            threshold=Decimal(row["p_amount"]).scaleb(-4).normalize(),
+            matches=[match],
+            origin=Origin.BATCH,
+        )
+        assert notice is not None
+        matches.append(
+            MatchRow(
+                transaction_id=event_id,
+                customer_id=row["customer_id"],
+                rule_ids=[match.rule_id],
+                alert_key=event_id,
+            )
+        )
+        alerts.append(
+            PlannedAlert(
+                alert_key=event_id,
+                customer_id=row["customer_id"],
+                kind=AlertKind.NOTICE,
+                items=1,
+                request=notice.model_dump(mode="json"),
+            )
+        )
+    return matches, alerts
+
+
 class BatchActivities:
     """The batch steps, over the store, the batch directory and the rules."""
 
@@ -287,7 +352,7 @@ class BatchActivities:
         path = stored_path(self._settings.batch_dir, batch.sha256, FileFormat(batch.format))
         now = datetime.now(UTC)
         try:
-            read = await _in_thread(read_transactions, path, FileFormat(batch.format), mapping)
+            read = await _in_thread(read_batch_file, path, FileFormat(batch.format), mapping)
         except BatchFileError as exc:
             await asyncio.to_thread(self._store.fail, batch.batch_id, str(exc), now)
             return BatchPlan(error=str(exc))
@@ -325,6 +390,15 @@ class BatchActivities:
             rules_version=conditions.version,
         )
 
+    def _preferences_frame(self, frame: pl.DataFrame, rule_set: ConditionRuleSet) -> pl.DataFrame:
+        """The chunk's customers' preferences frame (the FI's defaults where none stored)."""
+        customers = frame["customer_id"].unique().sort().to_list()
+        stored = self._preferences.preferences_for(customers) if self._preferences else {}
+        defaults = rule_set.defaults()
+        return preferences_frame(
+            (c, effective(c, stored.get(c), defaults).preferences) for c in customers
+        )
+
     def _preference_matches(
         self, frame: pl.DataFrame, rule_set: ConditionRuleSet
     ) -> dict[str, list[Match]]:
@@ -345,8 +419,13 @@ class BatchActivities:
         rule_set = parse_condition_rule_set(snapshot["conditions"])
         digest = DigestRules.model_validate(snapshot["digest"])
         frame = read_chunk(self._settings.batch_dir, req.batch_id, req.chunk)
-        extra = self._preference_matches(frame, rule_set)
-        matches, alerts = plan_chunk(req.batch_id, frame, rule_set.compiled(), digest, extra)
+        if snapshot["mapping"].get("kind") == SourceKind.SETTLEMENT.value:
+            key = self._settings.address_hash_key.get_secret_value()
+            prefs = self._preferences_frame(frame, rule_set)
+            matches, alerts = plan_balances(frame, prefs, key)
+        else:
+            extra = self._preference_matches(frame, rule_set)
+            matches, alerts = plan_chunk(req.batch_id, frame, rule_set.compiled(), digest, extra)
         counts = self._store.save_chunk(
             req.batch_id,
             req.chunk,
@@ -403,7 +482,7 @@ class BatchActivities:
         now = datetime.now(UTC)
         if planned.kind is AlertKind.FRAUD_ALERT:
             alert = AlertRequest.model_validate(planned.request)
-            await start_fraud_alert(self._client, self._settings, alert, now)
+            await start_fraud_alert(self._client, self._settings, alert, now, source="batch")
         else:
             notice = NoticeRequest.model_validate(planned.request)
             await start_notice(self._client, self._settings, notice, now)

@@ -246,4 +246,5 @@ class FraudAlertFromInteraction:
             request=request,
             received_at=activity.info().current_attempt_scheduled_time,
             fi_name=self._fi_name,
+            source="interaction",
         )

@@ -8,7 +8,10 @@ from datetime import UTC, datetime
 from pydantic import BaseModel
 from temporalio import activity
 
+from fiflow.activities.metrics import record
 from fiflow.domain.credit_report import CreditReport
+from fiflow.domain.metrics import credit_events
+from fiflow.integrations.metrics_store import MetricsStore
 from fiflow.integrations.reports import CreditReportStore, StoredReport
 
 
@@ -21,8 +24,9 @@ class StoreCreditReport(BaseModel):
 class ReportActivities:
     """Writes to the report store (the first write of an application wins)."""
 
-    def __init__(self, store: CreditReportStore):
+    def __init__(self, store: CreditReportStore, metrics: MetricsStore | None = None):
         self._store = store
+        self._metrics = metrics
 
     @activity.defn(name="store_credit_report")
     async def store_credit_report(self, req: StoreCreditReport) -> bool:
@@ -39,4 +43,9 @@ class ReportActivities:
             stored_at=datetime.now(UTC),
             report=report.model_dump(mode="json"),
         )
-        return await asyncio.to_thread(self._store.save, row)
+        saved = await asyncio.to_thread(self._store.save, row)
+        if self._metrics is not None:
+            # The business metrics come from the report itself: no extra workflow step, and
+            # a retry (saved is False) records nothing twice (the facts are keyed).
+            await record(self._metrics, credit_events(report))
+        return saved

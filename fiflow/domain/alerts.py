@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -65,6 +66,9 @@ class AlertRequest(BaseModel):
     transaction: Transaction = Field(description="The questionable transaction.")
 
 
+AlertSource = Literal["alerting_system", "stream", "batch", "interaction"]
+
+
 class AlertInput(BaseModel):
     """The single argument of FraudAlertWorkflow."""
 
@@ -75,6 +79,10 @@ class AlertInput(BaseModel):
     # The per-alert key push reply tokens are made from (domain/push_binding.py); None for
     # alerts started before push replies were bound: they take no push replies.
     push_key: str | None = None
+    # Where the alert came from, for the business metrics (a label, never personal data):
+    # the FI's alerting system (POST /v1/alerts), the transaction stream, a batch file, or
+    # an interaction's trigger.
+    source: AlertSource = "alerting_system"
 
 
 class ReplyOutcome(StrEnum):

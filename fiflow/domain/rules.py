@@ -148,7 +148,13 @@ NOTICE_TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
     # After the listed items, how many more there were.
     "digest_more": frozenset({"more"}),
     "push_title": frozenset({"fi_name"}),
+    # A balance below the customer's alert amount (settlement files); optional in a rule
+    # file: the shipped text serves rule sets written before it existed.
+    "balance_sms": frozenset(
+        {"fi_name", "account_last4", "balance", "threshold", "as_of", "reasons"}
+    ),
 }
+OPTIONAL_NOTICE_TEMPLATES = frozenset({"balance_sms"})
 REASON_LABEL_MAX = 40
 _SHIPPED_NOTICE_TEMPLATES = {
     "notice_sms": (
@@ -159,6 +165,10 @@ _SHIPPED_NOTICE_TEMPLATES = {
     "digest_item": "{amount} at {merchant} ({reasons})",
     "digest_more": "+{more} more",
     "push_title": "{fi_name}",
+    "balance_sms": (
+        "{fi_name}: the balance of account ending {account_last4} is {balance} "
+        "(below your {threshold} alert). No reply needed."
+    ),
 }
 
 
@@ -203,7 +213,9 @@ class NoticePolicy(BaseModel):
 
     @model_validator(mode="after")
     def _texts_valid(self) -> NoticePolicy:
-        missing = sorted(set(NOTICE_TEMPLATE_FIELDS) - set(self.templates))
+        missing = sorted(
+            set(NOTICE_TEMPLATE_FIELDS) - OPTIONAL_NOTICE_TEMPLATES - set(self.templates)
+        )
         if missing:
             raise ValueError(f"notices.templates must define {missing}")
         for name, text in self.templates.items():
@@ -228,6 +240,10 @@ class NoticePolicy(BaseModel):
                     f"{REASON_LABEL_MAX} characters"
                 )
         return self
+
+    def template(self, name: str) -> str:
+        """A notice template: the rule file's, or the shipped one for an optional template."""
+        return self.templates.get(name) or _SHIPPED_NOTICE_TEMPLATES[name]
 
 
 class AlertRuleSet(BaseModel):
@@ -293,8 +309,8 @@ class AlertRuleSet(BaseModel):
 
     @model_validator(mode="after")
     def _notice_texts_fit(self) -> AlertRuleSet:
-        for name in ("notice_sms", "digest_sms"):
-            text = self.notices.templates[name]
+        for name in ("notice_sms", "digest_sms", "balance_sms"):
+            text = self.notices.template(name)
             fields = NOTICE_TEMPLATE_FIELDS[name]
             fixed = render(text, {f: self.fi_name if f == "fi_name" else "" for f in fields})
             if sms_segments(fixed).segments > self.sms_max_segments:

@@ -16,7 +16,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from fiflow.domain.alert_start import alert_details, alert_search_attributes, alert_summary
-from fiflow.domain.alerts import AlertInput, AlertRequest
+from fiflow.domain.alerts import AlertInput, AlertRequest, AlertSource
 from fiflow.domain.feeds.matches import NoticeRequest
 from fiflow.domain.keys import alert_id_for, alert_workflow_id, notice_id_for, notice_workflow_id
 from fiflow.domain.notices import (
@@ -33,9 +33,16 @@ NOTICE_WORKFLOW = "InformationalAlertWorkflow"
 
 
 async def start_fraud_alert(
-    client: Client, settings: Settings, req: AlertRequest, received_at: datetime
+    client: Client,
+    settings: Settings,
+    req: AlertRequest,
+    received_at: datetime,
+    source: AlertSource = "alerting_system",
 ) -> str:
-    """Start the alert's workflow once per source event; returns the alert ID either way."""
+    """Start the alert's workflow once per source event; returns the alert ID either way.
+
+    `source` (the alerting system, the stream, a batch file) labels its business metrics.
+    """
     alert_id = alert_id_for(settings.address_hash_key.get_secret_value(), req.source_event_id)
     inp = AlertInput(
         alert_id=alert_id,
@@ -43,6 +50,7 @@ async def start_fraud_alert(
         received_at=received_at,
         fi_name=settings.fi_name,
         push_key=alert_push_key(settings.push_token_key.get_secret_value(), alert_id),
+        source=source,
     )
     # A finished alert is never redone: the same event gets the same alert ID back.
     with contextlib.suppress(WorkflowAlreadyStartedError):
@@ -59,6 +67,13 @@ async def start_fraud_alert(
             static_details=alert_details(inp),
         )
     return alert_id
+
+
+async def start_stream_fraud_alert(
+    client: Client, settings: Settings, req: AlertRequest, received_at: datetime
+) -> str:
+    """`start_fraud_alert` for an alert the transaction stream raised."""
+    return await start_fraud_alert(client, settings, req, received_at, source="stream")
 
 
 def notice_id(settings: Settings, req: NoticeRequest) -> str:

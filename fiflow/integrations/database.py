@@ -214,6 +214,46 @@ alert_preferences = sa.Table(
 )
 
 
+# Business metrics (fiflow.domain.metrics): one row per fact, once per key (the business
+# workflow ID and step), folded by the aggregation schedule into metric_periods. Labels are
+# canonical JSON of fixed vocabularies, never personal data. Migration 0010 creates both.
+metric_events = sa.Table(
+    "metric_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("event_key", sa.String(200), nullable=False),
+    sa.Column("metric", sa.String(64), nullable=False),
+    sa.Column("labels", sa.String(512), nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    # Set once a pass folded the event into its periods; NULL: not yet.
+    sa.Column("aggregated_at", sa.DateTime(timezone=True), nullable=True),
+    sa.UniqueConstraint("event_key", name="uq_metric_events_event_key"),
+    sa.Index("ix_metric_events_occurred_at", "occurred_at"),
+    sa.Index("ix_metric_events_aggregated_at", "aggregated_at"),
+)
+
+# Each metric and label set per period (hour, day), recomputed whole from metric_events.
+metric_periods = sa.Table(
+    "metric_periods",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("period_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("metric", sa.String(64), nullable=False),
+    sa.Column("labels", sa.String(512), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("sum", sa.Float, nullable=True),
+    sa.Column("p50", sa.Float, nullable=True),
+    sa.Column("p95", sa.Float, nullable=True),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint(
+        "kind", "period_start", "metric", "labels", name="uq_metric_periods_period_metric"
+    ),
+)
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # Python 3.11's sqlite3 issues its own BEGIN lazily and never BEGIN IMMEDIATE;
     # switching it to autocommit lets the "begin" hook below own transaction start.

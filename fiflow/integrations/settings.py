@@ -25,6 +25,7 @@ LOCAL_STAFF_KEYS = (
 )
 LOCAL_CUSTOMER_SESSION_KEY = "local-customer-session-key-not-for-production"  # noqa: S105
 LOCAL_PUSH_TOKEN_KEY = "local-push-token-key-not-for-production"  # noqa: S105
+LOCAL_CONSOLE_SESSION_KEY = "local-console-session-key-not-for-production"  # noqa: S105
 
 ROLES = ("system", "channel", "reviewer", "admin")
 # Roles held by a person (a staff key or an OIDC token), never by a shared system key alone.
@@ -184,6 +185,11 @@ class Settings(BaseSettings):
     # this, and ledger entries older than the above, every `retention_every_hours`.
     interaction_events_retention_days: int = Field(default=90, ge=1)
     retention_every_hours: float = Field(default=24.0, gt=0)
+    # Business metrics (README "Business metrics"): the aggregation schedule folds the
+    # recorded facts into these periods (`hour`, `day`, comma-separated) every
+    # `metrics_aggregate_every_minutes`.
+    metrics_periods: str = Field(default="hour,day", pattern=r"^(hour|day)(,(hour|day))?$")
+    metrics_aggregate_every_minutes: float = Field(default=60.0, gt=0)
 
     # Who calls (README "Security"). Staff keys name a person: `person:role=key,...`; the
     # shared role keys of api_keys can read but never review or activate rules.
@@ -202,6 +208,11 @@ class Settings(BaseSettings):
     customer_session_key: SecretStr = SecretStr(LOCAL_CUSTOMER_SESSION_KEY)
     # Binds a push reply to its alert and device (the token travels in the push's data).
     push_token_key: SecretStr = SecretStr(LOCAL_PUSH_TOKEN_KEY)
+    # The staff console (`/console`): signs its session cookies and CSRF tokens; a session
+    # lasts at most `console_session_hours`. `temporal_ui_url` is where its run links point.
+    console_session_key: SecretStr = SecretStr(LOCAL_CONSOLE_SESSION_KEY)
+    console_session_hours: float = Field(default=8.0, gt=0, le=24)
+    temporal_ui_url: str = "http://127.0.0.1:8233"
 
     # The durable inbox (README "Nothing lost"): an inbound SMS or push reply that Temporal
     # cannot take within `inbox_deliver_timeout_seconds` is stored and answered 200; each API

@@ -14,12 +14,14 @@ from fiflow.integrations.settings import Settings
 from fiflow.starters.cli_support import api_call, exit_now, fail, show
 from fiflow.starters.credit_cli import credit_app
 from fiflow.starters.feed_cli import feed_app
+from fiflow.starters.rules_cli import register_rules_commands
+from fiflow.starters.staff_cli import metrics_app, register_alert_commands, review_app
 from fiflow.starters.temporal_setup import temporal_app
 
 app = typer.Typer(help="fiflow: FI customer processes on Temporal.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 alerts_app = typer.Typer(help="Fraud alerts (through the HTTP API).", no_args_is_help=True)
-rules_app = typer.Typer(help="Rule files.", no_args_is_help=True)
+rules_app = typer.Typer(help="Rule files and rule set versions.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(rules_app, name="rules")
@@ -28,6 +30,8 @@ app.add_typer(feed_app, name="feed")
 schedules_app = typer.Typer(help="Scheduled jobs (Temporal Schedules).", no_args_is_help=True)
 app.add_typer(schedules_app, name="schedules")
 app.add_typer(temporal_app, name="temporal")
+app.add_typer(review_app, name="review")
+app.add_typer(metrics_app, name="metrics")
 
 
 def _settings() -> Settings:
@@ -194,7 +198,16 @@ def codec_server(
 @app.command()
 def sandbox() -> None:
     """Run the simulated back office (SANDBOX_* env vars)."""
-    from fiflow.sandbox.__main__ import main as sandbox_main
+    try:
+        from fiflow.sandbox.__main__ import main as sandbox_main
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("fiflow.sandbox", "fiflow.sandbox.__main__"):
+            raise
+        fail(
+            "the sandbox is not installed here (a production image leaves it out); run it "
+            "from a source checkout (`make up`) or an image built with INCLUDE_SANDBOX=true",
+            1,
+        )
 
     sandbox_main()
 
@@ -288,15 +301,6 @@ def alerts_send(
     show(api_call("POST", "/v1/alerts", api_key, body))
 
 
-@alerts_app.command("show")
-def alerts_show(
-    alert_id: str,
-    api_key: str = typer.Option("local-system-key", envvar="FIFLOW_API_KEY"),
-) -> None:
-    """Show an alert's state, reply, decision and actions."""
-    show(api_call("GET", f"/v1/alerts/{alert_id}", api_key))
-
-
 @schedules_app.command("apply")
 def schedules_apply() -> None:
     """Create fiflow's schedules, or update them (a paused one stays paused). Idempotent."""
@@ -318,6 +322,11 @@ def schedules_apply() -> None:
     except (RuntimeError, RPCError) as exc:  # Temporal unreachable, bad TLS config...
         fail(f"applying schedules failed: {exc}", 1)
     exit_now(0)
+
+
+# After `send`: `list` and `show` (staff_cli), `list`, `diff`, `activate` (rules_cli).
+register_alert_commands(alerts_app)
+register_rules_commands(rules_app)
 
 
 def main() -> None:

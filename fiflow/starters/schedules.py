@@ -25,6 +25,7 @@ from temporalio.client import (
 )
 
 from fiflow.domain.feeds.batches import SweepInbox
+from fiflow.domain.metrics import AggregateMetrics, PeriodKind
 from fiflow.domain.retention import RetentionInput
 from fiflow.integrations.settings import Settings
 
@@ -32,6 +33,8 @@ from fiflow.integrations.settings import Settings
 # schedule stores, and it must not change with a refactor.
 RETENTION_WORKFLOW = "RetentionWorkflow"
 BATCH_INBOX_WORKFLOW = "BatchInboxSweepWorkflow"
+METRICS_WORKFLOW = "MetricsAggregationWorkflow"
+METRICS_SCHEDULE = "fiflow-metrics"
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,31 @@ def schedules(settings: Settings) -> dict[str, Schedule]:
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
             state=ScheduleState(
                 note="fiflow: starts a batch screening per file in the inbox (docs/feeds.md)"
+            ),
+        ),
+        METRICS_SCHEDULE: Schedule(
+            action=ScheduleActionStartWorkflow(
+                METRICS_WORKFLOW,
+                AggregateMetrics(
+                    kinds=[
+                        PeriodKind(k) for k in dict.fromkeys(settings.metrics_periods.split(","))
+                    ]
+                ),
+                id="metrics",  # the schedule appends the start time: one ID per run
+                task_queue=settings.task_queue,
+                static_summary="Metrics: fold business facts into hours and days",
+            ),
+            spec=ScheduleSpec(
+                intervals=[
+                    ScheduleIntervalSpec(
+                        every=timedelta(minutes=settings.metrics_aggregate_every_minutes)
+                    )
+                ]
+            ),
+            # A pass folds every fact not yet folded: a skipped or missed one loses nothing.
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            state=ScheduleState(
+                note="fiflow: business metrics per hour and day (README, Business metrics)"
             ),
         ),
     }

@@ -295,6 +295,7 @@ def _child_env(settings: Settings, ports: Ports, state_dir: Path) -> dict[str, s
         env["FIFLOW_PAYLOAD_KEY_FILE"] = str(key_file)
     ui = ports.ui
     env["FIFLOW_CODEC_CORS_ORIGINS"] = f"http://127.0.0.1:{ui},http://localhost:{ui}"
+    env.setdefault("FIFLOW_TEMPORAL_UI_URL", f"http://127.0.0.1:{ui}")
     env.setdefault("FIFLOW_LOG_LEVEL", "WARNING")
     return env
 
@@ -370,6 +371,7 @@ fiflow is up ({workers} worker{"s" if workers != 1 else ""}; state in {state_dir
   NATS JetStream  nats://127.0.0.1:{ports.nats}   (transactions to {settings.feed_subject}; \
 {feed_consumers} feed consumer{"s" if feed_consumers != 1 else ""})
   API             http://127.0.0.1:{ports.api}   (docs: /docs, /openapi.json)
+  Staff console   http://127.0.0.1:{ports.api}/console   (sign in with a staff key)
   SMS webhook     http://127.0.0.1:{ports.api}/v1/channels/sms/inbound
   SMS auth token  {settings.sms_auth_token.get_secret_value()}   (FIFLOW_SMS_AUTH_TOKEN)
 {metrics}{payloads}  API keys (X-API-Key, from FIFLOW_API_KEYS):

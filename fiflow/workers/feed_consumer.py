@@ -52,7 +52,7 @@ from fiflow.domain.feeds.transactions import FeedSettings, Transaction
 from fiflow.domain.feeds.windows import Windows, WindowState
 from fiflow.domain.rules import RuleSetError
 from fiflow.integrations import telemetry
-from fiflow.integrations.alert_starts import start_fraud_alert, start_notice
+from fiflow.integrations.alert_starts import start_notice, start_stream_fraud_alert
 from fiflow.integrations.database import create_db_engine
 from fiflow.integrations.nats_stream import (
     InvalidTransaction,
@@ -163,7 +163,7 @@ class FeedConsumer:
         windows: WindowStore,
         rules: RuleStore,
         preferences: PreferenceStore,
-        start_fraud: StartFraudAlert = start_fraud_alert,
+        start_fraud: StartFraudAlert = start_stream_fraud_alert,
         start_notice: StartNotice = start_notice,
     ):
         self._settings = settings

@@ -35,6 +35,7 @@ from fiflow.activities.interactions import (
     TicketActivities,
 )
 from fiflow.activities.messaging import MessagingActivities
+from fiflow.activities.metrics import MetricsActivities
 from fiflow.activities.notices import NoticeActivities
 from fiflow.activities.reports import ReportActivities
 from fiflow.activities.retention import RetentionActivities
@@ -52,6 +53,7 @@ from fiflow.integrations.fraud import FraudClient
 from fiflow.integrations.http import make_client
 from fiflow.integrations.interactions_store import InteractionStore
 from fiflow.integrations.message_ledger import MessageLedger
+from fiflow.integrations.metrics_store import MetricsStore
 from fiflow.integrations.optouts import OptOutStore
 from fiflow.integrations.preferences_store import PreferenceStore
 from fiflow.integrations.push import PushClient
@@ -71,6 +73,7 @@ from fiflow.workflows.follow_up import FollowUpWorkflow
 from fiflow.workflows.fraud_alert import FraudAlertWorkflow
 from fiflow.workflows.informational_alert import InformationalAlertWorkflow
 from fiflow.workflows.interaction import InteractionWorkflow
+from fiflow.workflows.metrics_aggregation import MetricsAggregationWorkflow
 from fiflow.workflows.retention import RetentionWorkflow
 
 log = logging.getLogger("fiflow.worker")
@@ -88,6 +91,7 @@ WORKFLOWS: Sequence[type] = (
     BatchScreeningWorkflow,
     BatchInboxSweepWorkflow,
     InformationalAlertWorkflow,
+    MetricsAggregationWorkflow,
 )
 BACKOFFICE_SYSTEMS = (
     "crm",
@@ -143,7 +147,11 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
         bureau = BureauActivities(BureauClient(http["bureau"]))
         core = CoreBankingActivities(CoreBankingClient(http["core_banking"]))
         billing = BillingActivities(BillingClient(http["billing"]))
-        reports = ReportActivities(CreditReportStore(engine, sealer=payload_codec(settings)))
+        metrics_store = MetricsStore(engine)
+        metrics = MetricsActivities(metrics_store)
+        reports = ReportActivities(
+            CreditReportStore(engine, sealer=payload_codec(settings)), metrics_store
+        )
         interaction_store = InteractionStore(engine)
         interactions = InteractionActivities(interaction_store)
         retention = RetentionActivities(MessageLedger(engine), interaction_store)
@@ -205,6 +213,8 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
             batches.sweep_inbox,
             notices.load_notice_rules,
             notices.notice_send_time,
+            metrics.record_metric_events,
+            metrics.aggregate_metrics,
         ]
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from fiflow.activities.backoffice import AddCrmNote, CrmActivities, GetCustomer
@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         RecordFollowUp,
         TicketActivities,
     )
+    from fiflow.activities.metrics import MetricsActivities
     from fiflow.activities.rules import LoadTriggerRules, RuleActivities
     from fiflow.domain.customers import Customer, channel_order
     from fiflow.domain.follow_ups import (
@@ -35,11 +36,12 @@ with workflow.unsafe.imports_passed_through():
         Resolved,
     )
     from fiflow.domain.keys import follow_up_workflow_id, idempotency_key
+    from fiflow.domain.metrics import RecordMetricEvents, follow_up_events
     from fiflow.domain.rules import render, render_sms
     from fiflow.domain.text import REASON_MAX, SUBJECT_MAX, clean_text
     from fiflow.domain.triggers import FollowUpRules
     from fiflow.workflows.failures import cause_of
-    from fiflow.workflows.options import BACKOFFICE, CRITICAL_WRITE, QUICK
+    from fiflow.workflows.options import BACKOFFICE, CRITICAL_WRITE, METRICS, QUICK
     from fiflow.workflows.reach import Message, reach
 
 # Template values that come from outside (a CRM ticket's subject, an interaction's topic).
@@ -129,6 +131,7 @@ class FollowUpWorkflow:
         s.next_check_at = None
         await self._register("done")
         self._details()
+        await self._record_metrics()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return s
 
@@ -186,6 +189,23 @@ class FollowUpWorkflow:
         await self._contact(rules, customer, fi_name)
         self._later(workflow.now() + rules.retry_after)
         return None
+
+    async def _record_metrics(self) -> None:
+        """Record the follow-up's business facts once (one local activity, one marker event).
+
+        Histories written before recorded none (docs/architecture.md, section 7).
+        """
+        if not workflow.patched("metrics-follow-up"):
+            return
+        events = follow_up_events(workflow.info().workflow_id, self._status)
+        try:
+            await workflow.execute_local_activity_method(
+                MetricsActivities.record_metric_events,
+                RecordMetricEvents(events=events),
+                **METRICS,
+            )
+        except FailureError as err:
+            self._status.path.append(f"metrics not recorded ({cause_of(err)})")
 
     def _later(self, at: datetime) -> None:
         """Check again at `at`, unless the customer set a time meanwhile."""

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         SendPush,
         SendSms,
     )
+    from fiflow.activities.metrics import MetricsActivities
     from fiflow.activities.rules import LoadAlertRules, RuleActivities
     from fiflow.domain import messages
     from fiflow.domain import search_attributes as sa
@@ -46,11 +47,12 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.domain.conversations import AlertClosed, SmsOptedOut
     from fiflow.domain.customers import Channel, Customer, channel_order, other_channel
     from fiflow.domain.keys import idempotency_key, reply_code_candidates
+    from fiflow.domain.metrics import RecordMetricEvents, alert_events
     from fiflow.domain.push_binding import push_reply_token
     from fiflow.domain.rules import ActionType, AlertRules, RuleAction, render, render_sms
     from fiflow.domain.text import SUMMARY_MAX, clean_text
     from fiflow.workflows.failures import cause_of
-    from fiflow.workflows.options import BACKOFFICE, LOCAL_CALL, QUICK
+    from fiflow.workflows.options import BACKOFFICE, LOCAL_CALL, METRICS, QUICK
     from fiflow.workflows.reach import Message, reach
 
 PUSH_ACTIONS = ["confirm", "contest"]
@@ -187,6 +189,10 @@ class FraudAlertWorkflow:
         s.outcome = outcome
         s.timings["decided"] = workflow.now()
         self._set_state(FINAL_STATE[outcome])
+        # Every rule action is done: one local activity carries all the alert's facts (one
+        # marker event). Histories written before recorded none (architecture.md, section 7).
+        if workflow.patched("metrics-alert"):
+            await self._record_metrics()
         if workflow.patched("answer-late-replies"):
             await self._answer_late_replies()
         await self._close_in_conversation(outcome)
@@ -459,6 +465,20 @@ class FraudAlertWorkflow:
                     self._record(name, "done", "told the reply was not applied")
                 except ActivityError as err:
                     self._record(name, "failed", cause_of(err))
+
+    async def _record_metrics(self) -> None:
+        """Record the alert's business facts once (keyed by the workflow ID and fact)."""
+        s = self._status
+        events = alert_events(workflow.info().workflow_id, s, self._inp.source)
+        try:
+            await workflow.execute_local_activity_method(
+                MetricsActivities.record_metric_events,
+                RecordMetricEvents(events=events),
+                **METRICS,
+            )
+        except FailureError as err:
+            # The alert's outcome stands without its figures: say so rather than fail it.
+            s.path.append(f"metrics not recorded ({cause_of(err)})")
 
     async def _close_in_conversation(self, outcome: AlertOutcome) -> None:
         reply = self._status.reply

@@ -24,11 +24,13 @@ from temporalio.exceptions import FailureError
 with workflow.unsafe.imports_passed_through():
     from fiflow.activities.backoffice import CrmActivities, GetCustomer
     from fiflow.activities.messaging import Delivery
+    from fiflow.activities.metrics import MetricsActivities
     from fiflow.activities.notices import LoadNoticeRules, NoticeActivities, NoticeSendTime
     from fiflow.domain import search_attributes as sa
     from fiflow.domain.alerts import ActionRecord
     from fiflow.domain.customers import Channel, Customer
     from fiflow.domain.keys import idempotency_key
+    from fiflow.domain.metrics import RecordMetricEvents, notice_events
     from fiflow.domain.notices import (
         NoticeInput,
         NoticeResult,
@@ -40,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from fiflow.domain.rules import NoticeRules
     from fiflow.workflows.failures import cause_of
-    from fiflow.workflows.options import QUICK
+    from fiflow.workflows.options import METRICS, QUICK
     from fiflow.workflows.reach import Attempt, Message, reach
 
 # Backoffs over a second wait on a workflow timer, not in the worker (as the fraud alert's
@@ -98,6 +100,7 @@ class InformationalAlertWorkflow:
             if customer is not None:
                 r.path.append("no address on any channel")
             self._finish(NoticeStatus.NO_CHANNEL)
+            await self._record_metrics(inp)
             return r
 
         if req.quiet_hours_ok:
@@ -120,6 +123,7 @@ class InformationalAlertWorkflow:
         for attempt in attempts:
             self._record(attempt)
         self._finish(self._status_after(channel, attempts))
+        await self._record_metrics(inp)
         return r
 
     # --- steps ----------------------------------------------------------------------------
@@ -159,6 +163,23 @@ class InformationalAlertWorkflow:
         return NoticeStatus.NO_CHANNEL
 
     # --- helpers --------------------------------------------------------------------------
+
+    async def _record_metrics(self, inp: NoticeInput) -> None:
+        """Record the notice's business fact once (one local activity, one marker event).
+
+        Histories written before recorded none (docs/architecture.md, section 7).
+        """
+        if not workflow.patched("metrics-notice"):
+            return
+        events = notice_events(workflow.info().workflow_id, self._result, inp.request.origin.value)
+        try:
+            await workflow.execute_local_activity_method(
+                MetricsActivities.record_metric_events,
+                RecordMetricEvents(events=events),
+                **METRICS,
+            )
+        except FailureError as err:
+            self._result.path.append(f"metrics not recorded ({cause_of(err)})")
 
     def _finish(self, status: NoticeStatus) -> None:
         self._result.timings["completed"] = workflow.now()

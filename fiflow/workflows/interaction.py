@@ -6,7 +6,7 @@ import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, FailureError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         RecordInteraction,
         TicketActivities,
     )
+    from fiflow.activities.metrics import MetricsActivities
     from fiflow.activities.rules import LoadTriggerRules, RuleActivities
     from fiflow.domain.alert_start import alert_search_attributes, alert_summary
     from fiflow.domain.credit_prefill import CreditPrefillInput
@@ -48,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         interaction_workflow_id,
         prefill_workflow_id,
     )
+    from fiflow.domain.metrics import RecordMetricEvents, interaction_events
     from fiflow.domain.text import REASON_MAX, clean_text
     from fiflow.domain.triggers import (
         ActionType,
@@ -64,7 +66,7 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.workflows.failures import cause_of
     from fiflow.workflows.follow_up import FollowUpWorkflow
     from fiflow.workflows.fraud_alert import FraudAlertWorkflow
-    from fiflow.workflows.options import BACKOFFICE, CRITICAL_WRITE, QUICK
+    from fiflow.workflows.options import BACKOFFICE, CRITICAL_WRITE, METRICS, QUICK
 
 # An interaction nobody ends (a dropped chat, a lost hang-up event) closes after this long
 # without events, as "abandoned".
@@ -165,10 +167,29 @@ class InteractionWorkflow:
         s.outcome = s.outcome or self._outcome()
         await self._record("closed")
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._record_metrics()
         # Accepted while the record was written: kept, though they fire nothing any more.
         while self._pending:
             self._take(self._pending.pop(0))
         return s
+
+    async def _record_metrics(self) -> None:
+        """Record the interaction's business facts once (one local activity, one marker).
+
+        Histories written before recorded none (docs/architecture.md, section 7).
+        """
+        if not workflow.patched("metrics-interaction"):
+            return
+        events = interaction_events(workflow.info().workflow_id, self._status)
+        try:
+            await workflow.execute_local_activity_method(
+                MetricsActivities.record_metric_events,
+                RecordMetricEvents(events=events),
+                **METRICS,
+            )
+        except FailureError as err:
+            # The interaction's record stands without its figures.
+            workflow.logger.warning("metrics not recorded (%s)", cause_of(err))
 
     # --- events and triggers --------------------------------------------------------------
 

@@ -61,3 +61,14 @@ CRITICAL_WRITE: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=10),
     "retry_policy": CRITICAL_WRITE_RETRY,
 }
+
+# Business metrics recorded at a flow's end (a local activity: one marker event). The store
+# dedupes by key, so retries are safe; past this budget the flow ends without them rather
+# than wait on the database (the path says so).
+METRICS: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=5),
+    "schedule_to_close_timeout": timedelta(minutes=2),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
+    ),
+}

@@ -52,8 +52,9 @@ async def test_schedules_apply_idempotently_keep_pause_and_the_retention_job_pur
     assert [(a.schedule_id, a.outcome) for a in await apply_schedules(client, settings)] == [
         ("fiflow-retention", "created"),
         ("fiflow-batch-inbox", "created"),
+        ("fiflow-metrics", "created"),
     ]
-    assert [a.outcome for a in await apply_schedules(client, settings)] == ["updated", "updated"]
+    assert [a.outcome for a in await apply_schedules(client, settings)] == ["updated"] * 3
 
     handle = client.get_schedule_handle("fiflow-retention")
     described = await handle.describe()

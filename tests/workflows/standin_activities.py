@@ -25,10 +25,12 @@ from fiflow.activities.interactions import (
     TicketActivities,
 )
 from fiflow.activities.messaging import MessagingActivities
+from fiflow.activities.metrics import MetricsActivities
 from fiflow.activities.notices import NoticeActivities
 from fiflow.activities.reports import ReportActivities
 from fiflow.activities.rules import RuleActivities
 from fiflow.integrations.interactions_store import InteractionStore
+from fiflow.integrations.metrics_store import MetricsStore
 from fiflow.integrations.optouts import OptOutStore
 from fiflow.integrations.reports import CreditReportStore
 from fiflow.integrations.rules_store import RuleStore
@@ -59,6 +61,8 @@ def all_activities(
     billing = BillingActivities(stand_in)
     tickets = TicketActivities(stand_in)
     interaction_store = InteractionStore(engine)
+    metrics_store = MetricsStore(engine)
+    metrics = MetricsActivities(metrics_store)
     interactions = InteractionActivities(interaction_store)
     follow_ups = FollowUpRegistry(client, interaction_store)
     conversations = ConversationActivities(
@@ -91,7 +95,7 @@ def all_activities(
         billing.create_account,
         billing.add_schedule,
         billing.cancel_account,
-        ReportActivities(CreditReportStore(engine)).store_credit_report,
+        ReportActivities(CreditReportStore(engine), metrics_store).store_credit_report,
         interactions.prior_interactions,
         interactions.record_interaction,
         follow_ups.record_follow_up,
@@ -105,4 +109,6 @@ def all_activities(
         ).prepare,
         NoticeActivities(rule_store).load_notice_rules,
         NoticeActivities(rule_store).notice_send_time,
+        metrics.record_metric_events,
+        metrics.aggregate_metrics,
     ]

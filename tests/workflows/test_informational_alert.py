@@ -26,7 +26,7 @@ LATE_EVENING = 23
 def item(
     merchant: str = "ACME ONLINE",
     amount: str = "2150",
-    reasons: tuple[str, ...] = ("international",),
+    reasons: tuple[str, ...] = ("pref_international",),
 ) -> NoticeItem:
     """One transaction on card 4242."""
     return NoticeItem(
@@ -97,7 +97,7 @@ async def test_an_sms_notice_goes_out_once_with_its_text_and_key(h: Harness) -> 
     [sent] = h.office.sms
     assert sent.key == f"{handle.id}:send:sms" == result.idempotency_key
     assert result.message_id == "SM1"
-    assert result.reasons == ["international"] and result.rule_set_version
+    assert result.reasons == ["pref_international"] and result.rule_set_version
     assert "send_after" not in result.timings
     assert result.timings["received"] <= result.timings["sent"] <= result.timings["completed"]
     assert [(a.action, a.status) for a in result.attempts] == [("send_sms", "done")]
@@ -112,12 +112,14 @@ async def test_one_notice_is_a_short_history(h: Harness) -> None:
     kinds = [ev.WhichOneof("attributes") async for ev in handle.fetch_history_events()]
 
     # Two workflow tasks: the reads (local activities) and the send in the first, the
-    # outcome in the second; one activity, no timer.
+    # outcome and its business metrics (a local activity behind the "metrics-notice" patch,
+    # whose marker comes with a TemporalChangeVersion upsert) in the second; one activity,
+    # no timer.
     assert kinds.count("activity_task_scheduled_event_attributes") == 1
     assert kinds.count("workflow_task_completed_event_attributes") == 2
-    assert kinds.count("marker_recorded_event_attributes") == 3
+    assert kinds.count("marker_recorded_event_attributes") == 3 + 2
     assert "timer_started_event_attributes" not in kinds
-    assert len(kinds) <= 15, await dump_history(handle)
+    assert len(kinds) <= 15 + 3, await dump_history(handle)
 
 
 async def test_a_push_notice_goes_to_the_device_when_the_condition_asks_for_push(
@@ -235,8 +237,8 @@ async def test_a_notice_allowed_in_quiet_hours_goes_out_at_once(h: Harness) -> N
 async def test_a_digest_lists_three_transactions_then_how_many_more(h: Harness) -> None:
     customer = h.add(sms_customer(timezone=await zone_at(h, NOON)))
     items = [
-        item("ACME ONLINE", "2150", ("amount_over", "international")),
-        item("Corner Shop", "12.5", ("declined",)),
+        item("ACME ONLINE", "2150", ("pref_amount_over", "pref_international")),
+        item("Corner Shop", "12.5", ("pref_declined",)),
         item("Casino\u202e Royale", "-40", ("high_risk_merchant",)),
         item("Shop 4", "1", ("spend_spike",)),
         item("Shop 5", "1", ("some_new_kind",)),
@@ -246,9 +248,9 @@ async def test_a_digest_lists_three_transactions_then_how_many_more(h: Harness) 
 
     assert result.items == 5 and result.status is NoticeStatus.SENT
     assert result.reasons == [
-        "amount_over",
-        "international",
-        "declined",
+        "pref_amount_over",
+        "pref_international",
+        "pref_declined",
         "high_risk_merchant",
         "spend_spike",
         "some_new_kind",
@@ -281,10 +283,12 @@ async def test_search_attributes_and_ids_carry_no_personal_data(h: Harness) -> N
 
     assert attrs == {
         "AlertId": result.notice_id,
-        "AlertType": "international",
+        "AlertType": "pref_international",
         "AlertState": "sent",
         "Channel": "sms",
         "RuleSetVersion": result.rule_set_version,
+        # The SDK's record of the patches this run took (the metrics recording's).
+        "TemporalChangeVersion": ["metrics-notice"],
     }
     public = " ".join([handle.id, *(str(v) for v in attrs.values())])
     phone = customer.phone or ""

@@ -24,9 +24,12 @@ from fiflow.starters.api import (
     feeds,
     follow_ups,
     interactions,
+    lists,
+    metrics,
     openapi,
     preferences,
     reports,
+    rule_documents,
 )
 from fiflow.starters.api.inbox_relay import start_relay
 from fiflow.starters.api.limits import BodyLimitMiddleware, BodyTooLarge
@@ -37,6 +40,7 @@ from fiflow.starters.api.rate_limits import (
     rate_limited_response,
 )
 from fiflow.starters.api.state import ApiState, api_state
+from fiflow.starters.console.routes import install as install_console
 
 
 def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
@@ -89,6 +93,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
             feeds.TRANSACTIONS_PATH: settings.feed_ingest_max_bytes,
         },
     )
+    app.include_router(lists.router)
     app.include_router(alerts.router)
     app.include_router(channels.router)
     app.include_router(credit.router)
@@ -97,9 +102,12 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.include_router(interactions.router)
     app.include_router(follow_ups.router)
     app.include_router(admin.router)
+    app.include_router(rule_documents.router)
     app.include_router(feed_batches.router)
     app.include_router(feeds.router)
     app.include_router(preferences.router)
+    install_console(app)
+    app.include_router(metrics.router)
 
     @app.get(
         "/healthz",

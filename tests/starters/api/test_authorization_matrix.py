@@ -37,9 +37,11 @@ from fiflow.starters.api import (
     credit_prefills,
     follow_ups,
     interactions,
+    lists,
 )
 from fiflow.starters.api.app import create_app
 from fiflow.starters.api.sessions import mint_customer_session
+from fiflow.starters.workflow_lists import Page
 from fiflow.starters.workflow_views import Lookup, View
 from tests.integrations.test_codec_auth import Issuer, issuer  # noqa: F401 - a fixture
 
@@ -138,7 +140,12 @@ MATRIX = [
     Row("POST", "/v1/credit-applications/app-docs/documents", scoped(200, "channel"),
         {"submission_id": "sub-1", "documents": [{"kind": "payslip", "reference": "r-1"}]}),
     Row("GET", "/v1/reports/credit-applications", only(200, *STAFF)),
+    # Staff lists: every customer's objects, so never a channel (not even with a session).
+    Row("GET", "/v1/credit-applications", only(200, *STAFF)),
+    Row("GET", "/v1/alerts", only(200, *STAFF)),
     Row("GET", "/v1/reports/credit-applications/app-review", only(404, *STAFF)),
+    # Business metrics: staff only (figures over every customer, though no personal data).
+    Row("GET", "/v1/metrics/summary", only(200, *STAFF)),
     Row("POST", "/v1/interactions/ia-1/events", only(202, *CHANNELS),
         {"event_id": "ev-1", "customer_id": OWNER, "channel": "app", "type": "interaction_started",
          "attributes": {}, "occurred_at": NOW.isoformat()}),
@@ -155,6 +162,7 @@ MATRIX = [
     Row("GET", "/v1/admin/rules", only(200, "admin-shared", "admin-person")),
     Row("PUT", "/v1/admin/rules/triggers", only(200, "admin-person"), TRIGGERS),
     Row("POST", "/v1/admin/rules/credit/versions/v9/approve", only(404, "admin-person")),
+    Row("GET", "/v1/admin/rules/credit/versions/v9", only(404, "admin-shared", "admin-person")),
     # Without a file's content type the upload is refused after the role check.
     Row("POST", "/v1/feeds/batches", only(422, "system")),
     Row("GET", "/v1/feeds/batches/b" + "0" * 32, only(404, "system", *STAFF)),
@@ -289,6 +297,9 @@ def boundary(monkeypatch: pytest.MonkeyPatch) -> Boundary:
     async def no_op(*_args: Any, **_kw: Any) -> None:
         return None
 
+    async def empty_page(*_args: Any, **_kw: Any) -> Page[Any]:
+        return Page([], None)
+
     for module, name, fake in (
         (alerts, "alert_view", alert_view),
         (alerts, "start_alert", start_alert),
@@ -303,6 +314,8 @@ def boundary(monkeypatch: pytest.MonkeyPatch) -> Boundary:
         (follow_ups, "follow_up_view", follow_up_view),
         (follow_ups, "start_follow_up", no_op),
         (credit_prefills, "workflow_view", prefill_view),
+        (lists, "list_applications", empty_page),
+        (lists, "list_alerts", empty_page),
     ):
         monkeypatch.setattr(module, name, fake)
     return b
