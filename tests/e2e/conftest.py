@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -87,6 +88,17 @@ class CustomerPool:
     def formatted_phone_customer(self) -> dict:
         """The customer whose CRM number is written with spaces and dashes (handed out once)."""
         return self._reserved.pop(FORMATTED_PHONE_CUSTOMER)
+
+    def take_awake(self) -> dict:
+        """A free SMS customer for whom it is daytime now (08:00-20:00 local), so a notice
+        that may not arrive in quiet hours (21:00-08:00 by the shipped rules) goes out now."""
+        for c in self._free:
+            hour = datetime.now(ZoneInfo(c["timezone"])).hour
+            sms = c["preferred_channel"] == "sms" and c.get("phone") and c.get("cards")
+            if sms and 8 <= hour < 20:
+                self._free.remove(c)
+                return c
+        raise RuntimeError("the sandbox has no unused customer in daytime left")
 
     def take(self, *, push: bool = False) -> dict:
         for c in self._free:

@@ -35,7 +35,7 @@ def fiflow(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
 async def test_a_batch_file_alerts_its_customer_once_and_digests_the_notices(
     stack: RunningStack, pool: CustomerPool, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    customer = pool.take()
+    customer = pool.take_awake()
     card = customer["cards"][0]["last4"]
     run = uuid.uuid4().hex[:8]
     now = datetime.now(UTC) - timedelta(minutes=30)
@@ -80,7 +80,7 @@ async def test_a_batch_file_alerts_its_customer_once_and_digests_the_notices(
 async def test_a_settlement_file_texts_each_low_balance_once(
     stack: RunningStack, pool: CustomerPool, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    customer = pool.take()
+    customer = pool.take_awake()
     account = customer["accounts"][0]
     as_of = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     header = "customer_id,account_id,balance,currency,as_of"

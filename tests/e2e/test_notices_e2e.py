@@ -28,11 +28,11 @@ async def test_a_notice_is_texted_once_and_a_second_start_starts_nothing(
     req = NoticeRequest(
         source_event_id=txn_id,
         customer_id=customer["customer_id"],
-        alert_type="international",
+        alert_type="pref_international",
         items=[
             NoticeItem(
                 transaction_id=txn_id,
-                reasons=["international"],
+                reasons=["pref_international"],
                 amount="2150.00",
                 currency="USD",
                 merchant="ACME ONLINE",

@@ -210,22 +210,26 @@ def iso(moment: datetime) -> str:
 
 
 def application(n: int, submitted_hours_ago: float, due_in_hours: float) -> dict[str, Any]:
+    # Times relative to the request, not to the import: the suite may run this much later.
+    now = datetime.now(UTC).replace(microsecond=0)
     return {
         "application_id": f"app-{n}",
         "state": "awaiting_review",
         "product": "credit_card",
-        "submitted_at": iso(NOW - timedelta(hours=submitted_hours_ago)),
-        "review_due_at": iso(NOW + timedelta(hours=due_in_hours)),
+        "submitted_at": iso(now - timedelta(hours=submitted_hours_ago)),
+        "review_due_at": iso(now + timedelta(hours=due_in_hours)),
         "run_status": "RUNNING",
     }
 
 
-QUEUE = [
-    application(1, 10, 62),
-    application(2, 80, -8),
-    application(3, 30, 2),
-    application(4, 1, 71),
-]
+def queue() -> list[dict[str, Any]]:
+    """The review queue the stand-in server answers, as of now."""
+    return [
+        application(1, 10, 62),
+        application(2, 80, -8),
+        application(3, 30, 2),
+        application(4, 1, 71),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -249,8 +253,9 @@ def shapes() -> Iterator[tuple[str, list[dict[str, Any]]]]:
             return refused
         start = int(request.query_params.get("page_token") or 0)
         limit = int(request.query_params["limit"])
-        page = QUEUE[start : start + limit]
-        more = start + limit < len(QUEUE)
+        items = queue()
+        page = items[start : start + limit]
+        more = start + limit < len(items)
         return {"items": page, "next_page_token": str(start + limit) if more else None}
 
     @app.get("/v1/alerts")

@@ -28,6 +28,8 @@ from fiflow.starters.workflow_lists import (
     list_applications,
 )
 
+# Temporal's visibility store refuses instants outside these years (with an error, not none).
+SEARCHABLE_YEARS = (1970, 9999)
 router = APIRouter(dependencies=[require(*STAFF_ROLES)], responses=errors(*KEYED))
 PAGE_TOKEN = Query(
     default=None, max_length=2048, description="`next_page_token` of the page before."
@@ -177,6 +179,14 @@ async def get_alerts(
     """Alerts matching the filters, newest first (their search attributes only)."""
     if from_ is not None and to is not None and from_ >= to:
         raise ApiError(422, "invalid_range", "`from` must be before `to`")
+    for name, moment in (("from", from_), ("to", to)):
+        if moment is not None and not SEARCHABLE_YEARS[0] <= moment.year <= SEARCHABLE_YEARS[1]:
+            raise ApiError(
+                422,
+                "invalid_range",
+                f"`{name}` must lie between the years {SEARCHABLE_YEARS[0]} and "
+                f"{SEARCHABLE_YEARS[1]}",
+            )
     try:
         page = await list_alerts(
             await state.client(),
