@@ -28,7 +28,6 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from fiflow.domain.alerts import AlertRequest
-from fiflow.domain.customers import Channel
 from fiflow.domain.feeds.batches import (
     BatchResult,
     DigestRules,
@@ -43,11 +42,11 @@ from fiflow.domain.feeds.conditions import (
 )
 from fiflow.domain.feeds.matches import (
     Match,
-    MatchSource,
     NoticeRequest,
     Origin,
     balance_event_id,
     balance_notice,
+    condition_match,
 )
 from fiflow.domain.feeds.preferences import effective
 from fiflow.domain.feeds.transactions import Transaction
@@ -175,15 +174,7 @@ def _condition_matches(rules: CompiledRules, pairs: pl.DataFrame) -> dict[str, l
     found: dict[str, list[tuple[int, Match]]] = {}
     for txn_id, condition_id in pairs.iter_rows():
         n, c = conditions[condition_id]
-        channel = Channel(c.channel.value) if c.channel is not None else None
-        match = Match(
-            source=MatchSource.CONDITION,
-            rule_id=c.id,
-            starts=c.starts,
-            alert_type=c.alert_type,
-            channel=channel,
-        )
-        found.setdefault(txn_id, []).append((n, match))
+        found.setdefault(txn_id, []).append((n, condition_match(c)))
     return {t: [m for _, m in sorted(ms, key=lambda x: x[0])] for t, ms in found.items()}
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 from datetime import datetime
 
+from pydantic import BaseModel
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from fiflow.domain.alert_start import alert_details, alert_search_attributes, alert_summary
@@ -52,20 +53,16 @@ async def start_fraud_alert(
         push_key=alert_push_key(settings.push_token_key.get_secret_value(), alert_id),
         source=source,
     )
-    # A finished alert is never redone: the same event gets the same alert ID back.
-    with contextlib.suppress(WorkflowAlreadyStartedError):
-        await client.start_workflow(
-            FRAUD_ALERT_WORKFLOW,
-            inp,
-            id=alert_workflow_id(alert_id),
-            task_queue=settings.task_queue,
-            # Concurrent duplicates join the running alert; a finished one is never redone.
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=alert_search_attributes(inp),
-            static_summary=alert_summary(inp),
-            static_details=alert_details(inp),
-        )
+    await _start_once(
+        client,
+        settings,
+        FRAUD_ALERT_WORKFLOW,
+        inp,
+        workflow_id=alert_workflow_id(alert_id),
+        search_attributes=alert_search_attributes(inp),
+        summary=alert_summary(inp),
+        details=alert_details(inp),
+    )
     return alert_id
 
 
@@ -87,17 +84,41 @@ async def start_notice(
     """Start the notice's workflow once per source event; returns the notice ID either way."""
     nid = notice_id(settings, req)
     inp = NoticeInput(notice_id=nid, request=req, received_at=received_at, fi_name=settings.fi_name)
-    # Same policies as a fraud alert: a redelivered event never tells the customer twice.
+    await _start_once(
+        client,
+        settings,
+        NOTICE_WORKFLOW,
+        inp,
+        workflow_id=notice_workflow_id(nid),
+        search_attributes=notice_search_attributes(inp),
+        summary=notice_summary(inp),
+        details=notice_details(inp),
+    )
+    return nid
+
+
+async def _start_once(
+    client: Client,
+    settings: Settings,
+    workflow: str,
+    inp: BaseModel,
+    *,
+    workflow_id: str,
+    search_attributes: TypedSearchAttributes,
+    summary: str,
+    details: str,
+) -> None:
+    """Start a workflow once per business key: a running duplicate joins it, a finished
+    one is never redone (the same event always gets the same ID back)."""
     with contextlib.suppress(WorkflowAlreadyStartedError):
         await client.start_workflow(
-            NOTICE_WORKFLOW,
+            workflow,
             inp,
-            id=notice_workflow_id(nid),
+            id=workflow_id,
             task_queue=settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=notice_search_attributes(inp),
-            static_summary=notice_summary(inp),
-            static_details=notice_details(inp),
+            search_attributes=search_attributes,
+            static_summary=summary,
+            static_details=details,
         )
-    return nid

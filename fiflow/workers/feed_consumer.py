@@ -37,14 +37,13 @@ from pydantic import ValidationError
 from temporalio.client import Client
 
 from fiflow.domain.alerts import AlertRequest
-from fiflow.domain.customers import Channel
 from fiflow.domain.feeds.conditions import CompiledRules, ConditionRuleSet
 from fiflow.domain.feeds.matches import (
     AlertPlan,
     Match,
-    MatchSource,
     NoticeRequest,
     Origin,
+    condition_match,
     plan_alerts,
 )
 from fiflow.domain.feeds.preferences import AlertPreferences, effective, preference_matches
@@ -103,16 +102,7 @@ class Screening:
 
 def condition_matches(txn: Transaction, windows: Windows, rules: CompiledRules) -> list[Match]:
     """The FI conditions the transaction meets, as matches, in rule-file order."""
-    return [
-        Match(
-            source=MatchSource.CONDITION,
-            rule_id=c.id,
-            starts=c.starts,
-            alert_type=c.alert_type,
-            channel=Channel(c.channel.value) if c.channel is not None else None,
-        )
-        for c in rules.matches(txn, windows)
-    ]
+    return [condition_match(c) for c in rules.matches(txn, windows)]
 
 
 def screen(txn: Transaction, windows: Windows, screening: Screening) -> list[Match]:

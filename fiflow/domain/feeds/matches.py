@@ -27,7 +27,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from fiflow.domain.alerts import SAFE_ID, AlertRequest
 from fiflow.domain.alerts import Transaction as AlertTransaction
 from fiflow.domain.customers import Channel
-from fiflow.domain.feeds.conditions import Starts
+from fiflow.domain.feeds.conditions import Condition, Starts
 from fiflow.domain.feeds.transactions import Transaction
 from fiflow.domain.keys import keyed_hash
 
@@ -71,6 +71,18 @@ class NoticeItemKind(StrEnum):
 
     TRANSACTION = "transaction"
     BALANCE = "balance"  # a settlement/balance record below the customer's alert amount
+
+
+def condition_match(condition: Condition) -> Match:
+    """A met FI condition as a match (both feed paths build theirs here)."""
+    channel = Channel(condition.channel.value) if condition.channel is not None else None
+    return Match(
+        source=MatchSource.CONDITION,
+        rule_id=condition.id,
+        starts=condition.starts,
+        alert_type=condition.alert_type,
+        channel=channel,
+    )
 
 
 class NoticeItem(BaseModel):
