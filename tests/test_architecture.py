@@ -260,3 +260,31 @@ def test_workflow_checker_allows_the_workflow_api(tmp_path: Path) -> None:
     )
     root = make_package(tmp_path, {"workflows/w.py": source})
     assert workflow_violations(root) == []
+
+
+# --- subprocesses ------------------------------------------------------------------------
+
+
+def preexec_fn_uses(root: Path) -> list[str]:
+    """Calls passing `preexec_fn=`: unsafe while other threads run (the subprocess docs).
+
+    `fiflow up` pumps each part's output on threads while it starts parts; a new session
+    (`start_new_session=True`) or `process_group=` does what preexec_fn was used for.
+    """
+    found = []
+    for path in python_files(root):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and any(k.arg == "preexec_fn" for k in node.keywords):
+                found.append(f"{module_name(root, path)}:{node.lineno}")
+    return found
+
+
+def test_no_subprocess_uses_preexec_fn() -> None:
+    assert preexec_fn_uses(PACKAGE) == []
+
+
+def test_preexec_fn_checker_catches_a_use(tmp_path: Path) -> None:
+    source = "import subprocess\nsubprocess.Popen(['true'], preexec_fn=lambda: None)\n"
+    root = make_package(tmp_path, {"starters/up.py": source})
+    assert preexec_fn_uses(root) == ["fiflow.starters.up:2"]

@@ -97,7 +97,9 @@ async def handle_call(
     # What an echoing fault quotes: the body, else the path and query (a GET's input).
     echoed = body if body is not None else f"{request.url.path}?{request.url.query}"
 
-    def record(status_code: int, *, replayed: bool = False, fault: bool = False) -> None:
+    def record(
+        status_code: int, *, replayed: bool = False, fault: bool = False, applied: bool = False
+    ) -> None:
         state.calls.record(
             system=system,
             method=request.method,
@@ -108,6 +110,7 @@ async def handle_call(
             status_code=status_code,
             replayed=replayed,
             fault=fault,
+            applied=applied,
         )
 
     try:
@@ -132,10 +135,12 @@ async def handle_call(
     except SandboxError as error:
         record(error.status_code)
         return error.response()
+    # Actions raise for what they refuse, so a 2xx write is one that took effect.
+    applied = write and 200 <= status_code < 300
     if key is not None and 200 <= status_code < 300:
         state.idempotency.put(system, key, status_code, payload)
     if lost is not None:  # the effect stays, the answer is lost
-        record(lost.status_code, fault=True)
+        record(lost.status_code, fault=True, applied=applied)
         return lost.response()
-    record(status_code)
+    record(status_code, applied=applied)
     return JSONResponse(payload, status_code)

@@ -44,8 +44,17 @@ class CallLog:
         status_code: int,
         replayed: bool = False,
         fault: bool = False,
+        applied: bool = False,
     ) -> dict[str, Any]:
-        """Append one call and return its record."""
+        """Append one call and return its record.
+
+        `applied` is true when this call carried out a write: its action ran and succeeded,
+        whatever was answered (an `after_write` fault loses the answer, not the effect). It
+        is false for a refused or failed write, an idempotent replay (the effect belongs to
+        the first call), a read, and the SMS webhook deliveries the sandbox makes itself.
+        Counting `applied` calls per business step is therefore exact; `fault` alone is
+        not, since a write whose answer was lost and one that was refused both carry it.
+        """
         call = {
             "id": self._next_id,
             "system": system,
@@ -57,6 +66,7 @@ class CallLog:
             "status_code": status_code,
             "replayed": replayed,
             "fault": fault,
+            "applied": applied,
             "at": iso_now(),
         }
         self._next_id += 1

@@ -115,6 +115,8 @@ def status(
     for part in running["parts"]:
         uptime = int(time.time() - part["started_at"])
         shown = f"{uptime // 3600}h{uptime % 3600 // 60:02d}m{uptime % 60:02d}s"
+        if part["state"] == "stopped":  # read_status found its process gone
+            shown = "-"
         typer.echo(
             f"  {part['name']:<10} {part['pid'] or '-':>8} {shown:>10} "
             f"{part['restarts']:>8}  {part['state']}"

@@ -1,9 +1,10 @@
 """Flows the chaos suite drives through a `fiflow up` stack, and how each is checked.
 
 Every flow knows its business steps and, from the sandbox (the systems that would feel it),
-checks that each step took effect exactly once: one idempotency key per step, at most one
-call the sandbox applied for it (a replayed key is the same effect), and the effect itself
-where the sandbox keeps one (SMS outbox, bureau pulls, core accounts, CRM notes).
+checks that each step took effect exactly once: one idempotency key per step, exactly one
+call the sandbox applied for it (`applied` in its call log: a replay, a refused write or a
+read applies nothing, a write whose answer a fault lost does), and the effect itself where
+the sandbox keeps one (SMS outbox, bureau pulls, core accounts, CRM notes).
 Checks return a list of problems rather than asserting, so a failure lists all of them.
 """
 
@@ -107,27 +108,47 @@ def by_recipient(messages: list[dict[str, Any]]) -> dict[str, list[dict[str, Any
 
 
 def write_effects(calls: list[dict[str, Any]], key: str) -> int:
-    """How many calls with this key the sandbox applied (not replays, not refused)."""
-    return sum(
-        1 for c in calls if c["idempotency_key"] == key and not c["replayed"] and not c["fault"]
-        and c["status_code"] < 300
-    )  # fmt: skip
+    """How many calls with this key the sandbox applied (its call log's `applied`)."""
+    return sum(1 for c in calls if c["idempotency_key"] == key and c["applied"])
 
 
 def step_problems(what: str, calls: list[dict[str, Any]], expected_keys: set[str]) -> list[str]:
-    """The calls of one flow's steps on one system: exactly the expected keys, each applied."""
+    """The calls of one flow's steps on one system: exactly the expected keys, each applied
+    exactly once, and each answered 2xx at least once (its sender learned it took effect)."""
     problems: list[str] = []
     keys = {c["idempotency_key"] for c in calls}
     if keys != expected_keys:
         got = sorted(map(str, keys))
         problems.append(f"{what}: idempotency keys {got} != {sorted(expected_keys)}")
-    for key in expected_keys & keys:
+    for key in sorted(expected_keys & keys):
         statuses = [c["status_code"] for c in calls if c["idempotency_key"] == key]
+        if (applied := write_effects(calls, key)) != 1:
+            problems.append(f"{what}: {key} applied {applied} times (statuses {statuses})")
         if not any(code < 300 for code in statuses):
             problems.append(f"{what}: {key} never answered 2xx (statuses {statuses})")
-        if write_effects(calls, key) > 1:
-            problems.append(f"{what}: {key} applied {write_effects(calls, key)} times")
     return problems
+
+
+def keyed(calls: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
+    """The calls whose idempotency key starts with `prefix` (one flow's steps)."""
+    return [c for c in calls if (c["idempotency_key"] or "").startswith(prefix)]
+
+
+def texts_to(outbox: dict[str, list[dict[str, Any]]], phone: str) -> list[str]:
+    """The SMS texts sent to `phone`, in order."""
+    return [m["body"] for m in outbox.get(phone, [])]
+
+
+async def get_json(http: httpx.AsyncClient, url: str, headers: dict[str, str]) -> dict[str, Any]:
+    """A flow's view from the API, as a channel app reads it."""
+    return dict((await api(http, "GET", url, headers=headers)).json())
+
+
+async def until_completed(get: Callable[[], Any], within: float, what: str) -> dict[str, Any]:
+    """Poll a flow's view until its run completed; fail naming `what`."""
+    return dict(
+        await poll(get, lambda v: v["run_status"] == "completed", within, f"{what} completed")
+    )
 
 
 @dataclass
@@ -157,11 +178,25 @@ class Pool:
         raise RuntimeError("the chaos stack has no unused customer of that kind left")
 
 
+class Flow:
+    """What every flow's driver shares: its view from the API, polled until the run completed."""
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    async def view(self, http: httpx.AsyncClient, stack: RunningStack) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def finished(self, http: httpx.AsyncClient, stack: RunningStack, within: float) -> dict:
+        return await until_completed(lambda: self.view(http, stack), within, self.name)
+
+
 # --- fraud alerts --------------------------------------------------------------------------
 
 
 @dataclass
-class AlertFlow:
+class AlertFlow(Flow):
     """An SMS fraud alert answered YES or NO: alert SMS, reply, fraud write, actions."""
 
     customer: dict[str, Any]
@@ -170,6 +205,10 @@ class AlertFlow:
     alert_id: str = ""
     code: str = ""
     source_event_id: str = field(default_factory=lambda: f"evt-{uuid.uuid4().hex[:16]}")
+
+    @property
+    def name(self) -> str:
+        return f"alert {self.alert_id}"
 
     @property
     def phone(self) -> str:
@@ -200,7 +239,7 @@ class AlertFlow:
         self.alert_id = r.json()["alert_id"]
 
     def texts(self, outbox: dict[str, list[dict[str, Any]]]) -> list[str]:
-        return [m["body"] for m in outbox.get(self.phone, [])]
+        return texts_to(outbox, self.phone)
 
     def sms_seen(self, outbox: dict[str, list[dict[str, Any]]]) -> bool:
         """Whether its alert SMS is out (and, if so, takes the reply code from it)."""
@@ -232,16 +271,7 @@ class AlertFlow:
             await asyncio.sleep(0.3)  # Twilio's redelivery, not a wait for state
 
     async def view(self, http: httpx.AsyncClient, stack: RunningStack) -> dict[str, Any]:
-        r = await api(http, "GET", f"{stack.api}/v1/alerts/{self.alert_id}", headers=SYSTEM_KEY)
-        return dict(r.json())
-
-    async def finished(self, http: httpx.AsyncClient, stack: RunningStack, within: float) -> dict:
-        return await poll(
-            lambda: self.view(http, stack),
-            lambda v: v["run_status"] == "completed",
-            within,
-            f"alert {self.alert_id} completed",
-        )
+        return await get_json(http, f"{stack.api}/v1/alerts/{self.alert_id}", SYSTEM_KEY)
 
     def problems(
         self,
@@ -265,10 +295,7 @@ class AlertFlow:
         found += step_problems(
             f"{me} fraud", fraud, {f"{self.prefix}record_fraud_outcome:{self.outcome}"}
         )
-        mine = {
-            s: [c for c in calls[s] if (c["idempotency_key"] or "").startswith(self.prefix)]
-            for s in ("card", "contact_center", "sms")
-        }
+        mine = {s: keyed(calls[s], self.prefix) for s in ("card", "contact_center", "sms")}
         contested = self.answer == "NO"
         found += step_problems(
             f"{me} card", mine["card"], {f"{self.prefix}block_card:contest"} if contested else set()
@@ -318,8 +345,8 @@ class ApplicationFlow:
 
     async def view(self, http: httpx.AsyncClient, stack: RunningStack) -> dict[str, Any]:
         url = f"{stack.api}/v1/credit-applications/{self.application_id}"
-        headers = channel_for(self.customer["customer_id"])  # the applicant's own app
-        return dict((await api(http, "GET", url, headers=headers)).json())
+        # The applicant's own app.
+        return await get_json(http, url, channel_for(self.customer["customer_id"]))
 
     async def drive(self, http: httpx.AsyncClient, stack: RunningStack, within: float) -> dict:
         """Review it when referred; return its view once the run completed."""
@@ -334,12 +361,7 @@ class ApplicationFlow:
                 self.reviewed = True
             return v
 
-        return await poll(
-            step,
-            lambda v: v["run_status"] == "completed",
-            within,
-            f"application {self.application_id} completed",
-        )
+        return await until_completed(step, within, f"application {self.application_id}")
 
     def problems(
         self,
@@ -361,7 +383,7 @@ class ApplicationFlow:
         soft = [p for p in pulls if p["kind"] == "soft"]
         if len(hard) > 1 or len(soft) != 1:
             found.append(f"{me}: {len(soft)} soft and {len(hard)} hard pulls")
-        bureau = [c for c in calls["bureau"] if (c["idempotency_key"] or "").startswith(prefix)]
+        bureau = keyed(calls["bureau"], prefix)
         found += step_problems(
             f"{me} bureau", bureau, {p["idempotency_key"] for p in pulls} | {f"{prefix}soft_pull"}
         )
@@ -374,18 +396,17 @@ class ApplicationFlow:
                 found.append(f"{me}: billing accounts {billing}")
         elif accounts or billing:
             found.append(f"{me}: {state} but accounts {accounts} billing {billing}")
-        core = [c for c in calls["core_banking"] if c["method"] == "POST"
-                and (c["idempotency_key"] or "").startswith(prefix)]  # fmt: skip
+        core = [c for c in keyed(calls["core_banking"], prefix) if c["method"] == "POST"]
         found += step_problems(
             f"{me} core banking", core, {f"{prefix}open_account"} if state == "approved" else set()
         )
         if state in ("approved", "declined"):
-            sms = [c for c in calls["sms"] if (c["idempotency_key"] or "").startswith(prefix)]
+            sms = keyed(calls["sms"], prefix)
             found += step_problems(f"{me} sms", sms, {f"{prefix}notify_{state}:sms"})
         notes = [n for n in sandbox["notes"] if n["customer_id"] == cid]
         if len(notes) != 1:
             found.append(f"{me}: CRM notes {[n['text'] for n in notes]}")
-        texts = [m["body"] for m in outbox.get(self.customer["phone"], [])]
+        texts = texts_to(outbox, self.customer["phone"])
         if len(texts) != 1:
             found.append(f"{me}: texts to the applicant {texts}")
         return found
@@ -395,7 +416,7 @@ class ApplicationFlow:
 
 
 @dataclass
-class FollowUpFlow:
+class FollowUpFlow(Flow):
     """A follow-up on an open ticket: one SMS, then it gives up (quick rules: one attempt)."""
 
     customer: dict[str, Any]
@@ -422,17 +443,12 @@ class FollowUpFlow:
         url = f"{stack.api}/v1/follow-ups"
         await api(http, "POST", url, headers=SYSTEM_KEY, json_body=body, expect=(202,))
 
-    async def view(self, http: httpx.AsyncClient, stack: RunningStack) -> dict[str, Any]:
-        url = f"{stack.api}/v1/follow-ups/{self.follow_up_id}"
-        return dict((await api(http, "GET", url, headers=SYSTEM_KEY)).json())
+    @property
+    def name(self) -> str:
+        return f"follow-up {self.follow_up_id}"
 
-    async def finished(self, http: httpx.AsyncClient, stack: RunningStack, within: float) -> dict:
-        return await poll(
-            lambda: self.view(http, stack),
-            lambda v: v["run_status"] == "completed",
-            within,
-            f"follow-up {self.follow_up_id} completed",
-        )
+    async def view(self, http: httpx.AsyncClient, stack: RunningStack) -> dict[str, Any]:
+        return await get_json(http, f"{stack.api}/v1/follow-ups/{self.follow_up_id}", SYSTEM_KEY)
 
     def problems(
         self,
@@ -449,14 +465,14 @@ class FollowUpFlow:
         if status.get("outcome") != "gave_up" or attempts != [("sms", "sent")]:
             found.append(f"{me}: outcome {status.get('outcome')}, attempts {attempts}, "
                          f"path {status.get('path')}")  # fmt: skip
-        sms = [c for c in calls["sms"] if (c["idempotency_key"] or "").startswith(prefix)]
-        found += step_problems(f"{me} sms", sms, {f"{prefix}contact1:sms"})
-        crm = [c for c in calls["crm"] if (c["idempotency_key"] or "").startswith(prefix)]
-        found += step_problems(f"{me} crm", crm, {f"{prefix}contact1", f"{prefix}gave_up"})
+        found += step_problems(f"{me} sms", keyed(calls["sms"], prefix), {f"{prefix}contact1:sms"})
+        found += step_problems(
+            f"{me} crm", keyed(calls["crm"], prefix), {f"{prefix}contact1", f"{prefix}gave_up"}
+        )
         notes = [n for n in sandbox["notes"] if n["customer_id"] == self.customer["customer_id"]]
         if len(notes) != 2:
             found.append(f"{me}: CRM notes {[n['text'] for n in notes]}")
-        texts = [m["body"] for m in outbox.get(self.customer["phone"], [])]
+        texts = texts_to(outbox, self.customer["phone"])
         if len(texts) != 1 or "following up" not in texts[0]:
             found.append(f"{me}: texts to the customer {texts}")
         return found

@@ -25,11 +25,11 @@ async def test_fault_with_remaining_clears_itself(sandbox: httpx.AsyncClient) ->
             assert response.json()["code"] == "injected_fault"
     assert statuses == [500, 500, 201, 201]
     recorded = (await sandbox.get("/__sandbox/calls", params={"system": "fraud"})).json()
-    assert [(c["fault"], c["replayed"]) for c in recorded] == [
-        (True, False),
-        (True, False),
-        (False, False),
-        (False, True),
+    assert [(c["fault"], c["replayed"], c["applied"]) for c in recorded] == [
+        (True, False, False),
+        (True, False, False),
+        (False, False, True),
+        (False, True, False),
     ]
     assert (await sandbox.get("/__sandbox/faults")).json() == []
 
@@ -137,3 +137,45 @@ async def test_an_echoing_fault_quotes_the_request_like_real_providers(
     await sandbox.post("/__sandbox/faults", json={"system": "crm", "echo": True, "remaining": 1})
     response = await sandbox.get("/crm/customers", params={"phone": "+12025550101"})
     assert response.status_code == 500 and "2025550101" in response.json()["message"]
+
+
+async def test_applied_tells_a_lost_answer_from_a_refusal(sandbox: httpx.AsyncClient) -> None:
+    path = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+    auth = (ACCOUNT_SID, AUTH_TOKEN)
+
+    async def send(key: str) -> httpx.Response:
+        form = {"To": "+12025550101", "From": SMS_FROM, "Body": key}
+        return await sandbox.post(path, data=form, auth=auth, headers={"Idempotency-Key": key})
+
+    lost = {"system": "sms", "status_code": 502, "after_write": True, "remaining": 1}
+    await sandbox.post("/__sandbox/faults", json=lost)
+    assert (await send("k-lost")).status_code == 502
+    await sandbox.post("/__sandbox/faults", json={**lost, "after_write": False})
+    assert (await send("k-refused")).status_code == 502
+    assert (await send("k-lost")).status_code == 201  # the retry: a replay
+    assert (await send("k-refused")).status_code == 201  # the retry: the one effect
+    # A write the system itself refuses, one refused as invalid, and a read.
+    unknown = {"customer_id": "cust-0001", "card_last4": "0000"}
+    assert (await sandbox.post("/cards/block", json=unknown)).status_code == 404
+    assert (await sandbox.post("/cards/block", json={"customer_id": 1})).status_code == 422
+    assert (await sandbox.get("/crm/customers/cust-0001")).status_code == 200
+
+    recorded = (await sandbox.get("/__sandbox/calls")).json()
+    seen = [
+        (c["idempotency_key"], c["status_code"], c["fault"], c["replayed"], c["applied"])
+        for c in recorded
+    ]
+    assert seen == [
+        # The first two look the same to the caller and on every other field.
+        ("k-lost", 502, True, False, True),
+        ("k-refused", 502, True, False, False),
+        ("k-lost", 201, False, True, False),
+        ("k-refused", 201, False, False, True),
+        (None, 404, False, False, False),
+        (None, 422, False, False, False),
+        (None, 200, False, False, False),
+    ]
+    # So the applied calls are exactly the effects: one message per key.
+    outbox = (await sandbox.get("/__sandbox/sms/outbox")).json()
+    assert sorted(m["body"] for m in outbox) == ["k-lost", "k-refused"]
+    assert sum(c["applied"] for c in recorded) == len(outbox)

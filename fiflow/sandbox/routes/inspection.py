@@ -70,7 +70,14 @@ async def calls(
     wait: float = WAIT,
     state: SandboxState = Depends(get_state),
 ) -> list[dict[str, Any]]:
-    """Recorded calls in arrival order, optionally for one system and/or idempotency key."""
+    """Recorded calls in arrival order, optionally for one system and/or idempotency key.
+
+    Each call has `status_code` (what was answered), `fault` (an injected fault answered
+    it), `replayed` (answered from the stored response of its Idempotency-Key) and
+    `applied` (this call carried out a write, even when an `after_write` fault lost the
+    answer; false for refused or failed writes, replays and reads). The calls with
+    `applied: true` are exactly the effects the systems took.
+    """
     log = state.calls
     return await read_past(
         lambda: log.find(system, idempotency_key),
