@@ -90,6 +90,22 @@ class RuleOutcome(StrEnum):
     REFER = "refer"
 
 
+class ReasonCode(StrEnum):
+    """Reason codes fiflow itself gives (the rule file's bands and flags name their own)."""
+
+    BUREAU_UNAVAILABLE = "BUREAU_UNAVAILABLE"
+    SCORE_UNUSABLE = "SCORE_UNUSABLE"
+    NO_INCOME = "NO_INCOME"
+    DTI_TOO_HIGH = "DTI_TOO_HIGH"
+    DTI_HIGH = "DTI_HIGH"
+    HISTORY_UNAVAILABLE = "HISTORY_UNAVAILABLE"
+    # The review ladder's decide step (its default reason).
+    REVIEW_TIMEOUT = "REVIEW_TIMEOUT"
+    INFO_NOT_PROVIDED = "INFO_NOT_PROVIDED"
+    # A reviewer declined a referral the rules gave no reason for.
+    REVIEWER_DECLINED = "REVIEWER_DECLINED"
+
+
 class Decision(StrEnum):
     """The Decision search attribute: how the application stands for ops."""
 

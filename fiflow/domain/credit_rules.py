@@ -7,7 +7,7 @@ from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fiflow.domain.credit import (
     AccountHistoryResult,
@@ -16,6 +16,7 @@ from fiflow.domain.credit import (
     DecisionRecord,
     FiredRule,
     Product,
+    ReasonCode,
     RuleOutcome,
 )
 from fiflow.domain.rules import template_fields, validate_rules
@@ -176,23 +177,192 @@ class HistoryRules(Strict):
     page_size: int = Field(ge=1, le=100)
 
 
-class ReviewRules(Strict):
-    """The manager-review SLA."""
+class ReviewActionType(StrEnum):
+    """What a step of the review ladder can do."""
+
+    # A CRM note to the review queue.
+    REMIND = "remind"
+    # A CRM note that hands the application to senior review.
+    ESCALATE = "escalate"
+    # The rules decide instead of a manager (they decline); always the ladder's last action.
+    DECIDE = "decide"
+
+
+# Values a review note may use: the step's wait (since the review started), the product and
+# the requested amount. The application's ID is appended to every note.
+REVIEW_NOTE_FIELDS = frozenset({"wait", "product", "amount"})
+DEFAULT_REVIEW_NOTES = {
+    ReviewActionType.REMIND: "Referred credit application awaits review (SLA {wait}).",
+    ReviewActionType.ESCALATE: (
+        "Referred credit application passed its review deadline: escalated to senior review."
+    ),
+}
+MAX_REVIEW_WAIT = timedelta(days=90)
+REASON_CODE = r"^[A-Z][A-Z0-9_]{1,39}$"
+# The review's earlier shape: one reminder, a deadline, then escalate (with a grace) or
+# decline. Rule versions stored in that shape load as the equivalent ladder.
+LEGACY_REVIEW_KEYS = ("reminder_after", "deadline", "on_deadline", "escalation_grace")
+
+
+class ReviewAction(Strict):
+    """One action of a ladder step; which fields apply depends on `type`."""
+
+    type: ReviewActionType
+    # remind / escalate: the CRM note's text (the shipped wording when left out).
+    template: str | None = Field(default=None, min_length=1, max_length=500)
+    # decide: what the rules decide, and the reason code the applicant's letter gives.
+    outcome: Literal[RuleOutcome.DECLINE] | None = None
+    reason: str | None = Field(default=None, pattern=REASON_CODE)
+
+    @model_validator(mode="after")
+    def _fields_for_type(self) -> ReviewAction:
+        if self.type is ReviewActionType.DECIDE:
+            if self.template is not None:
+                raise ValueError("a decide action takes no template: it writes no note")
+        else:
+            extra = [f for f in ("outcome", "reason") if getattr(self, f) is not None]
+            if extra:
+                raise ValueError(f"a {self.type.value} action takes no {', '.join(extra)}")
+            if self.template is not None:
+                unknown = template_fields(self.template, name=self.type.value) - (
+                    REVIEW_NOTE_FIELDS
+                )
+                if unknown:
+                    raise ValueError(
+                        f"the {self.type.value} template uses unknown field(s) "
+                        f"{sorted(unknown)}; allowed: {sorted(REVIEW_NOTE_FIELDS)}"
+                    )
+        return self
+
+    def note_template(self) -> str:
+        """The note a remind or escalate action writes."""
+        return self.template or DEFAULT_REVIEW_NOTES[self.type]
+
+    def decline_reason(self) -> str:
+        """The reason code a decide action declines with."""
+        return self.reason or ReasonCode.REVIEW_TIMEOUT.value
+
+
+class ReviewStep(Strict):
+    """At `wait` after the review started (the referral, or documents received), if no
+    manager has decided yet, run these actions in order."""
+
+    wait: timedelta
+    actions: list[ReviewAction]
+
+    @model_validator(mode="after")
+    def _valid(self) -> ReviewStep:
+        if not timedelta(0) < self.wait <= MAX_REVIEW_WAIT:
+            raise ValueError(f"wait must be more than 0 and at most {MAX_REVIEW_WAIT.days} days")
+        if not self.actions:
+            raise ValueError("a step needs at least one action")
+        return self
+
+
+class _LegacyReview(Strict):
+    """The review SLA as rule versions before the ladder wrote it."""
 
     reminder_after: timedelta
     deadline: timedelta
     on_deadline: Literal["decline", "escalate"]
-    # After an escalation, how much longer the senior queue has before the rules decline.
     escalation_grace: timedelta = timedelta(days=2)
-    documents_deadline: timedelta
 
     @model_validator(mode="after")
-    def _ordered(self) -> ReviewRules:
+    def _ordered(self) -> _LegacyReview:
         if not timedelta(0) < self.reminder_after < self.deadline <= timedelta(days=60):
             raise ValueError("review needs 0 < reminder_after < deadline <= 60 days")
+        return self
+
+    def ladder(self) -> list[dict[str, Any]]:
+        """The ladder that does what this SLA did, step for step."""
+        remind = {"wait": self.reminder_after, "actions": [{"type": "remind"}]}
+        decide = {"type": "decide", "outcome": "decline"}
+        if self.on_deadline == "decline":
+            return [remind, {"wait": self.deadline, "actions": [decide]}]
+        escalate = {"type": "escalate"}
+        if self.escalation_grace <= timedelta(0):
+            # No grace: the rules decided right after escalating.
+            return [remind, {"wait": self.deadline, "actions": [escalate, decide]}]
+        return [
+            remind,
+            {"wait": self.deadline, "actions": [escalate]},
+            {"wait": self.deadline + self.escalation_grace, "actions": [decide]},
+        ]
+
+
+class ReviewRules(Strict):
+    """The manager-review SLA: a ladder of steps while no manager decides, and the
+    documents deadline after a request for information."""
+
+    ladder: list[ReviewStep]
+    documents_deadline: timedelta
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_legacy_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not any(k in data for k in LEGACY_REVIEW_KEYS):
+            return data
+        keys = ", ".join(LEGACY_REVIEW_KEYS)
+        if "ladder" in data:
+            raise ValueError(f"review has a ladder and the older {keys}: give one or the other")
+        legacy = {k: data[k] for k in LEGACY_REVIEW_KEYS if k in data}
+        try:
+            old = _LegacyReview.model_validate(legacy)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                where = ".".join(str(p) for p in err["loc"])
+                msg = err["msg"].removeprefix("Value error, ")
+                problems.append(f"{where}: {msg}" if where else msg)
+            raise ValueError("; ".join(problems)) from None
+        rest = {k: v for k, v in data.items() if k not in LEGACY_REVIEW_KEYS}
+        return {**rest, "ladder": old.ladder()}
+
+    @model_validator(mode="after")
+    def _valid(self) -> ReviewRules:
         if not timedelta(0) < self.documents_deadline <= timedelta(days=60):
             raise ValueError("review.documents_deadline must be more than 0 and at most 60 days")
+        if not self.ladder:
+            raise ValueError(
+                "the review ladder is empty: it needs at least one step, the last ending "
+                "with decide"
+            )
+        for i in range(1, len(self.ladder)):
+            before, step = self.ladder[i - 1], self.ladder[i]
+            if step.wait <= before.wait:
+                raise ValueError(
+                    f"ladder waits must increase (each counts from the start of the review): "
+                    f"step {i + 1} waits {step.wait}, not after step {i}'s {before.wait}"
+                )
+        last = self.ladder[-1].actions
+        if last[-1].type is not ReviewActionType.DECIDE:
+            raise ValueError(
+                "the ladder's last step must end with decide, or an unreviewed application "
+                "would wait forever"
+            )
+        actions = [a for step in self.ladder for a in step.actions]
+        if sum(a.type is ReviewActionType.DECIDE for a in actions) > 1:
+            raise ValueError("decide may only be the last action of the last step")
         return self
+
+    @property
+    def deadline(self) -> timedelta:
+        """When the review is overdue: the first escalation, or the rules' decision."""
+        return next(
+            step.wait
+            for step in self.ladder
+            if any(a.type is not ReviewActionType.REMIND for a in step.actions)
+        )
+
+    @property
+    def decide_after(self) -> timedelta:
+        """When the rules decide an application no manager decided."""
+        return self.ladder[-1].wait
+
+    @property
+    def escalation_grace(self) -> timedelta:
+        """How much longer senior review has after the deadline before the rules decide."""
+        return self.decide_after - self.deadline
 
 
 class CreditRuleSet(Strict):
@@ -330,7 +500,7 @@ def evaluate(
             FiredRule(
                 rule="bureau.unavailable",
                 outcome=RuleOutcome.REFER,
-                reason="BUREAU_UNAVAILABLE",
+                reason=ReasonCode.BUREAU_UNAVAILABLE.value,
                 detail=credit.detail,
             )
         )
@@ -345,7 +515,7 @@ def evaluate(
             FiredRule(
                 rule="score_bands",
                 outcome=RuleOutcome.REFER,
-                reason="SCORE_UNUSABLE",
+                reason=ReasonCode.SCORE_UNUSABLE.value,
                 detail=f"score {report.score}",
             )
         )
@@ -380,7 +550,7 @@ def evaluate(
             FiredRule(
                 rule="debt_to_income",
                 outcome=RuleOutcome.DECLINE,
-                reason="NO_INCOME",
+                reason=ReasonCode.NO_INCOME.value,
                 detail="no stated income",
             )
         )
@@ -392,7 +562,7 @@ def evaluate(
                 FiredRule(
                     rule="debt_to_income.decline_above",
                     outcome=RuleOutcome.DECLINE,
-                    reason="DTI_TOO_HIGH",
+                    reason=ReasonCode.DTI_TOO_HIGH.value,
                     detail=detail,
                 )
             )
@@ -401,7 +571,7 @@ def evaluate(
                 FiredRule(
                     rule="debt_to_income.refer_above",
                     outcome=RuleOutcome.REFER,
-                    reason="DTI_HIGH",
+                    reason=ReasonCode.DTI_HIGH.value,
                     detail=detail,
                 )
             )
@@ -412,7 +582,7 @@ def evaluate(
                 FiredRule(
                     rule="history.unavailable",
                     outcome=RuleOutcome.REFER,
-                    reason="HISTORY_UNAVAILABLE",
+                    reason=ReasonCode.HISTORY_UNAVAILABLE.value,
                     detail=history.detail,
                 )
             )

@@ -41,15 +41,20 @@ with workflow.unsafe.imports_passed_through():
         DecisionRecord,
         DocumentsRecord,
         DocumentsRequest,
-        FiredRule,
         OpenedAccount,
-        ReviewDecision,
         ReviewRecord,
         ReviewRequest,
         RuleOutcome,
     )
     from fiflow.domain.credit_report import compile_report
-    from fiflow.domain.credit_rules import CreditRules, evaluate
+    from fiflow.domain.credit_review import (
+        LadderDecision,
+        documents_timeout,
+        review_ladder,
+        review_outcome,
+        review_timeout,
+    )
+    from fiflow.domain.credit_rules import CreditRules, ReviewRules, evaluate
     from fiflow.domain.customers import Customer, channel_order
     from fiflow.domain.keys import credit_workflow_id, idempotency_key
     from fiflow.domain.rules import render, render_sms
@@ -329,61 +334,22 @@ class CreditApplicationWorkflow:
     # --- manager review -------------------------------------------------------------------
 
     async def _manager_review(self, rules: CreditRules, referral: DecisionRecord) -> DecisionRecord:
-        """Wait for a manager; remind, escalate and finally let the rules decide per the SLA."""
+        """Wait for a manager; the rules' review ladder reminds, escalates and finally decides."""
         s, review = self._status, rules.review
         s.timings["referred"] = workflow.now()
-        self._await(ApplicationState.AWAITING_REVIEW)
-        remind_at = workflow.now() + review.reminder_after
-        deadline = workflow.now() + review.deadline
-        reminded = escalated = False
-        cycle = 1  # one more for each round of documents: reminders are per round
+        cycle = 1  # one more for each round of documents: the ladder restarts per round
         while True:
-            wake_at = deadline if reminded else remind_at
-            if not await self._wait_for(lambda: self._review is not None, wake_at):
-                if not reminded:
-                    reminded = True
-                    await self._crm_note(
-                        f"review_reminder_{cycle}",
-                        "credit_review_reminder",
-                        f"Referred credit application awaits review (SLA {review.reminder_after}).",
-                    )
-                    s.path.append("review reminder sent")
-                    continue
-                if review.on_deadline == "escalate" and not escalated:
-                    escalated = True
-                    deadline = workflow.now() + review.escalation_grace
-                    await self._crm_note(
-                        f"review_escalation_{cycle}",
-                        "credit_review_escalation",
-                        "Referred credit application passed its review "
-                        "deadline: escalated to senior review.",
-                    )
-                    s.path.append("review escalated")
-                    continue
-                self._accepting = None
-                s.path.append("review deadline passed")
-                return self._rules_decline(
-                    "review.deadline", "REVIEW_TIMEOUT", "no review before the deadline"
-                )
+            self._await(ApplicationState.AWAITING_REVIEW)
+            timed_out = await self._review_ladder(review, cycle)
+            if timed_out is not None:
+                return timed_out
             decided = self._review
             assert decided is not None
             self._review = None
             s.path.append(f"review: {decided.decision.value} by {decided.reviewer_id}")
-            if decided.decision is ReviewDecision.APPROVE:
-                amount = decided.approved_amount or referral.approved_amount
-                return DecisionRecord(
-                    outcome=RuleOutcome.APPROVE,
-                    approved_amount=amount or s.requested_amount,
-                    decided_by=f"reviewer:{decided.reviewer_id}",
-                    decided_at=workflow.now(),
-                )
-            if decided.decision is ReviewDecision.DECLINE:
-                return DecisionRecord(
-                    outcome=RuleOutcome.DECLINE,
-                    reasons=referral.reasons or ["REVIEWER_DECLINED"],
-                    decided_by=f"reviewer:{decided.reviewer_id}",
-                    decided_at=workflow.now(),
-                )
+            outcome = review_outcome(decided, referral, s.requested_amount, workflow.now())
+            if outcome is not None:
+                return outcome
             # request_info: ask the applicant, wait for documents, then back to the manager.
             self._await(ApplicationState.AWAITING_DOCUMENTS)
             await self._notify(
@@ -397,18 +363,31 @@ class CreditApplicationWorkflow:
             if not await self._wait_for(lambda: self._documents is not None, documents_due):
                 self._accepting = None
                 s.path.append("no documents before the deadline")
-                return self._rules_decline(
-                    "review.documents_deadline",
-                    "INFO_NOT_PROVIDED",
-                    "requested information not provided",
-                )
+                return documents_timeout(workflow.now())
             self._documents = None
             s.path.append("documents received")
-            self._await(ApplicationState.AWAITING_REVIEW)
-            remind_at = workflow.now() + review.reminder_after
-            deadline = workflow.now() + review.deadline
-            reminded = escalated = False
             cycle += 1
+
+    async def _review_ladder(self, review: ReviewRules, cycle: int) -> DecisionRecord | None:
+        """Run one round's ladder until a manager decides (None) or the rules do."""
+        s = self._status
+        started = workflow.now()
+        began: datetime | None = None  # when the previous step began acting
+        ladder = review_ladder(review, cycle, product=s.product.value, amount=s.requested_amount)
+        for step in ladder:
+            if await self._wait_for(lambda: self._review is not None, step.due(started, began)):
+                return None
+            began = workflow.now()
+            for i, action in enumerate(step.actions):
+                if i and self._review is not None:
+                    return None  # a manager decided while the step's earlier action ran
+                if isinstance(action, LadderDecision):
+                    self._accepting = None
+                    s.path.append(action.path)
+                    return review_timeout(action.reason, workflow.now())
+                await self._crm_note(action.step, action.category, action.text)
+                s.path.append(action.path)
+        raise AssertionError("a validated review ladder ends with decide")
 
     def _await(self, state: ApplicationState) -> None:
         """Enter a state that waits for a person, and start taking that update."""
@@ -425,17 +404,6 @@ class CreditApplicationWorkflow:
         except TimeoutError:
             return False
         return True
-
-    def _rules_decline(self, rule: str, reason: str, detail: str) -> DecisionRecord:
-        return DecisionRecord(
-            outcome=RuleOutcome.DECLINE,
-            reasons=[reason],
-            decided_by="rules",
-            decided_at=workflow.now(),
-            fired_rules=[
-                FiredRule(rule=rule, outcome=RuleOutcome.DECLINE, reason=reason, detail=detail)
-            ],
-        )
 
     # --- outcomes -------------------------------------------------------------------------
 

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import shutil
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+import yaml
+from temporalio.testing import WorkflowEnvironment
 
 from fiflow.domain.credit import (
     ApplicationState,
@@ -18,14 +24,18 @@ from fiflow.domain.credit import (
     RuleOutcome,
 )
 from fiflow.starters.credit_client import Rejected, submit_documents, submit_review
+from tests.workflows import credit_harness
 from tests.workflows.credit_harness import (
     CreditHarness,
     application,
     credit_result,
     history_result,
+    running_credit_harness,
 )
-from tests.workflows.credit_standins import ScriptedCredit, ScriptedHistory
+from tests.workflows.credit_standins import STAND_IN_TYPES, ScriptedCredit, ScriptedHistory
 from tests.workflows.harness import poll
+from tests.workflows.interaction_harness import SHIPPED_RULES
+from tests.workflows.standin_activities import all_activities
 
 
 def script(ch: CreditHarness, app_id: str, score: int | None, **history: int) -> None:
@@ -346,3 +356,87 @@ async def test_an_overdraft_decides_on_the_credit_check_alone(ch: CreditHarness)
     assert (
         history["state"] == "completed" and history["result"]["summary"]["returned_payments"] == 9
     )
+
+
+# A review ladder of the FI's own: two reminders, then escalate and let the rules decide.
+THREE_STEP_LADDER = [
+    {"wait": "PT4H", "actions": [{"type": "remind", "template": "First reminder ({wait})."}]},
+    {"wait": "PT8H", "actions": [{"type": "remind", "template": "Second reminder ({wait})."}]},
+    {
+        "wait": "P1D",
+        "actions": [
+            {"type": "escalate", "template": "Escalated: {product} {amount} unreviewed."},
+            {"type": "decide", "outcome": "decline", "reason": "REVIEW_OVERDUE"},
+        ],
+    },
+]
+
+
+@pytest.fixture
+async def ladder_ch(
+    time_skipping_env: WorkflowEnvironment,
+    task_queue: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[CreditHarness]:
+    """The credit harness over a rules directory whose credit rules have THREE_STEP_LADDER."""
+    rules = tmp_path / "rules"
+    shutil.copytree(SHIPPED_RULES, rules)
+    data = yaml.safe_load((rules / "credit.yaml").read_text(encoding="utf-8"))
+    data["version"] = "three-step-ladder"
+    data["review"]["ladder"] = THREE_STEP_LADDER
+    (rules / "credit.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    # The harness builds its activities with all_activities: give it this rules directory.
+    monkeypatch.setattr(
+        credit_harness, "all_activities", functools.partial(all_activities, rules_dir=rules)
+    )
+    request.node.replay_skip_types = STAND_IN_TYPES
+    async with running_credit_harness(time_skipping_env, task_queue, tmp_path) as harness:
+        yield harness
+
+
+async def test_a_three_step_ladder_from_the_rules_reminds_twice_then_escalates(
+    ladder_ch: CreditHarness,
+) -> None:
+    ch = ladder_ch
+    customer = ch.customer()
+    req = application(customer)
+    script(ch, req.application_id, 640)  # a borderline score refers
+
+    result = await ch.finish(await ch.submit(req))
+
+    assert result.rule_set_version == "three-step-ladder"
+    assert result.state is ApplicationState.DECLINED
+    assert result.decision is not None
+    assert (result.decision.decided_by, result.decision.reasons) == ("rules", ["REVIEW_OVERDUE"])
+    wf = f"credit-{req.application_id}"
+    # The CRM got exactly the ladder's notes, in order, then the decline.
+    assert [(c.key, c.body["text"]) for c in ch.office.of("crm")] == [
+        (f"{wf}:review_reminder_1", f"First reminder (4:00:00). Application {req.application_id}."),
+        (
+            f"{wf}:review_reminder_1_2",
+            f"Second reminder (8:00:00). Application {req.application_id}.",
+        ),
+        (
+            f"{wf}:review_escalation_1",
+            f"Escalated: credit_card 5000.00 unreviewed. Application {req.application_id}.",
+        ),
+        (
+            f"{wf}:crm_declined",
+            f"Credit application declined: REVIEW_OVERDUE. Application {req.application_id}.",
+        ),
+    ]
+    # Each at its wait since the referral; the rules decided at the last step's.
+    referred = result.timings["referred"]
+    at = {c.step: c.at - referred for c in result.calls if c.system == "crm"}
+    assert timedelta(hours=4) <= at["review_reminder_1"] < timedelta(hours=5)
+    assert timedelta(hours=8) <= at["review_reminder_1_2"] < timedelta(hours=9)
+    assert timedelta(days=1) <= at["review_escalation_1"] < timedelta(days=1, hours=1)
+    assert timedelta(days=1) <= result.timings["decided"] - referred < timedelta(days=1, hours=1)
+    assert result.path[-5:-1] == [
+        "review reminder sent",
+        "review reminder sent",
+        "review escalated",
+        "review deadline passed",
+    ]
