@@ -1,4 +1,5 @@
-"""Business metrics: recording a finished flow's facts, and folding them into periods."""
+"""Business metrics: recording a finished flow's facts (and its results report), and folding
+them into periods."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from fiflow.domain.metrics import (
 )
 from fiflow.integrations import metrics
 from fiflow.integrations.metrics_store import MetricsStore, now_utc
+from fiflow.integrations.results_reports import ResultsReportStore
 
 
 class AggregatePass(BaseModel):
@@ -28,12 +30,20 @@ class AggregatePass(BaseModel):
 class MetricsActivities:
     """Writes facts once per key (the Prometheus counters follow the store) and folds them."""
 
-    def __init__(self, store: MetricsStore):
+    def __init__(self, store: MetricsStore, reports: ResultsReportStore | None = None):
         self._store = store
+        self._reports = reports
 
     @activity.defn(name="record_metric_events")
     async def record_metric_events(self, req: RecordMetricEvents) -> int:
-        """Store the facts; count the new ones for Prometheus. Returns how many were new."""
+        """Store the facts and the results report they carry; count the new facts for
+        Prometheus. Returns how many facts were new."""
+        if self._reports is not None:
+            # Insert-or-ignore by flow, like the facts by key: a retried attempt (or a local
+            # activity re-run after a lost marker) stores nothing new.
+            at = now_utc()
+            for report in (e.report for e in req.events if e.report is not None):
+                await asyncio.to_thread(self._reports.save, report, at)
         return len(await record(self._store, req.events))
 
     @activity.defn(name="aggregate_metrics")

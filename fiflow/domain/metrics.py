@@ -24,6 +24,7 @@ from fiflow.domain.credit_report import CreditReport
 from fiflow.domain.follow_ups import FollowUpStatus
 from fiflow.domain.interactions import InteractionStatus
 from fiflow.domain.notices import NoticeResult
+from fiflow.domain.results_reports import ResultsReport, alert_report, follow_up_report
 
 
 class Metric(StrEnum):
@@ -90,6 +91,10 @@ class MetricEvent(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     occurred_at: datetime
     value: float | None = None
+    # The results report of the flow this fact belongs to, on one fact per flow: it rides
+    # with the facts so the activity that records them stores it too, once per workflow ID
+    # (domain/results_reports.py). Never part of the metric tables or a label.
+    report: ResultsReport | None = None
 
     @field_validator("labels")
     @classmethod
@@ -127,7 +132,8 @@ def _action_name(action: str) -> str:
 
 
 def alert_events(workflow_id: str, status: AlertStatus, source: str) -> list[MetricEvent]:
-    """A finished fraud alert's facts: started, outcome, reply time, actions done or failed."""
+    """A finished fraud alert's facts: started (with the alert's results report), outcome,
+    reply time, actions done or failed."""
     t = status.timings
     kind = status.alert_type
     channel = status.channel.value if status.channel else "none"
@@ -139,6 +145,9 @@ def alert_events(workflow_id: str, status: AlertStatus, source: str) -> list[Met
             metric=Metric.ALERTS_STARTED,
             labels={"type": kind, "source": source, "channel": channel},
             occurred_at=received,
+            report=alert_report(workflow_id, status, source)
+            if status.outcome is not None
+            else None,
         )
     ]
     if status.outcome is not None:
@@ -246,7 +255,8 @@ def credit_events(report: CreditReport) -> list[MetricEvent]:
 
 
 def follow_up_events(workflow_id: str, status: FollowUpStatus) -> list[MetricEvent]:
-    """A finished follow-up: how it ended, and whether a contact reached the customer."""
+    """A finished follow-up: how it ended, whether a contact reached the customer, and its
+    results report."""
     if status.outcome is None:
         return []
     reached = any(a.outcome == "sent" for a in status.attempts)
@@ -256,6 +266,7 @@ def follow_up_events(workflow_id: str, status: FollowUpStatus) -> list[MetricEve
             metric=Metric.FOLLOW_UPS,
             labels={"outcome": status.outcome.value, "reached": "yes" if reached else "no"},
             occurred_at=status.ended_at or status.follow_up_at,
+            report=follow_up_report(workflow_id, status),
         )
     ]
 

@@ -12,6 +12,11 @@ class RetentionInput(BaseModel):
 
     message_ledger: timedelta = Field(default=timedelta(days=90), gt=timedelta(0))
     interaction_events: timedelta = Field(default=timedelta(days=90), gt=timedelta(0))
+    # Raw business-metric facts: the hour and day figures folded from them stay. Over a
+    # year by default, so a period can still be recomputed a year on.
+    metric_events: timedelta = Field(default=timedelta(days=400), gt=timedelta(0))
+    # Results reports of finished alerts and follow-ups (five years: a fraud case's records).
+    results_reports: timedelta = Field(default=timedelta(days=5 * 365), gt=timedelta(0))
 
 
 class RetentionResult(BaseModel):
@@ -19,3 +24,5 @@ class RetentionResult(BaseModel):
 
     message_ledger: int
     interaction_events: int
+    metric_events: int = 0
+    results_reports: int = 0

@@ -254,6 +254,28 @@ metric_periods = sa.Table(
 )
 
 
+# One results report per finished fraud alert or follow-up, written once by the activity
+# that records the flow's business facts. The body is sealed with the payload key ring like
+# the credit report's; the columns the lists filter on hold IDs, configuration words and
+# instants only. Migration 0011 creates it.
+results_reports = sa.Table(
+    "results_reports",
+    metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("subject_id", sa.String(128), primary_key=True),
+    sa.Column("workflow_id", sa.String(200), nullable=False),
+    sa.Column("report_type", sa.String(64), nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("completed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("report", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
+    # Keyset paging walks (kind, completed_at, subject_id); retention deletes by completed_at.
+    sa.Index("ix_results_reports_kind_completed_at", "kind", "completed_at", "subject_id"),
+    sa.Index("ix_results_reports_completed_at", "completed_at"),
+)
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # Python 3.11's sqlite3 issues its own BEGIN lazily and never BEGIN IMMEDIATE;
     # switching it to autocommit lets the "begin" hook below own transaction start.

@@ -172,6 +172,20 @@ class MetricsStore:
             for (metric, labels), points in series.items()
         ]
 
+    def purge_events(self, older_than: datetime) -> int:
+        """Delete the folded facts of the whole days before the cutoff; how many went.
+
+        The hour and day figures stay. Only whole UTC days go, and only facts already folded:
+        a period left with part of its facts would have its figures replaced by those of the
+        rest on the next pass over it (a `full` one); a period with none is never recomputed.
+        """
+        cutoff = period_start(PeriodKind.DAY, older_than)
+        stmt = sa.delete(metric_events).where(
+            _e.occurred_at < cutoff, _e.aggregated_at.is_not(None)
+        )
+        with begin_write(self._engine) as conn:
+            return conn.execute(stmt).rowcount
+
     def events(
         self, metric: str | None = None
     ) -> list[tuple[str, str, dict[str, str], float | None]]:

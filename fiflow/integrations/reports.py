@@ -186,11 +186,21 @@ def _utc(value: datetime, name: str) -> datetime:
 
 
 def _encode_cursor(last: StoredReport) -> str:
-    raw = json.dumps([last.completed_at.isoformat(), last.application_id], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode("ascii").rstrip("=")
+    return encode_cursor(last.completed_at, last.application_id)
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    return decode_cursor(cursor, max_id=64)
+
+
+def encode_cursor(at: datetime, object_id: str) -> str:
+    """A keyset position (an instant and an ID) as an opaque URL-safe cursor."""
+    raw = json.dumps([at.isoformat(), object_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str, max_id: int) -> tuple[datetime, str]:
+    """The position `encode_cursor` wrote (InvalidCursor for anything else)."""
     try:
         if len(cursor) > _MAX_CURSOR_CHARS:
             raise ValueError(f"longer than {_MAX_CURSOR_CHARS} characters")
@@ -201,13 +211,13 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         ):
             raise ValueError("not a position")
         completed_at = datetime.fromisoformat(value[0])
-        application_id = value[1]
+        object_id = value[1]
         if completed_at.tzinfo is None:
             raise ValueError("position has no timezone")
-        if not 1 <= len(application_id) <= 64:
-            raise ValueError("position has no valid application id")
+        if not 1 <= len(object_id) <= max_id:
+            raise ValueError("position has no valid id")
     except ValueError as exc:  # also binascii.Error, JSONDecodeError, UnicodeDecodeError
         raise InvalidCursor(
             f"invalid cursor ({exc}): pass next_cursor from a previous page unchanged"
         ) from exc
-    return completed_at.astimezone(UTC), application_id
+    return completed_at.astimezone(UTC), object_id

@@ -50,6 +50,8 @@ def schedules(settings: Settings) -> dict[str, Schedule]:
     retention = RetentionInput(
         message_ledger=timedelta(days=settings.sms_ledger_retention_days),
         interaction_events=timedelta(days=settings.interaction_events_retention_days),
+        metric_events=timedelta(days=settings.metric_events_retention_days),
+        results_reports=timedelta(days=settings.results_reports_retention_days),
     )
     return {
         "fiflow-retention": Schedule(

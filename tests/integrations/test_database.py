@@ -55,7 +55,7 @@ def test_upgrade_creates_table_and_reports_head(fresh_database_url: str) -> None
 
     upgrade_database(fresh_database_url)
 
-    assert current_revision(fresh_database_url) == head_revision() == "0010"
+    assert current_revision(fresh_database_url) == head_revision() == "0011"
     engine = create_db_engine(fresh_database_url)
     try:
         columns = _columns(engine, "sms_opt_outs")

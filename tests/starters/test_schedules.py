@@ -16,8 +16,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from fiflow.activities.retention import RetentionActivities
+from fiflow.domain.retention import RetentionInput
+from fiflow.integrations.metrics_store import MetricsStore
+from fiflow.integrations.results_reports import ResultsReportStore
 from fiflow.integrations.settings import Settings
-from fiflow.starters.schedules import apply_schedules
+from fiflow.starters.schedules import apply_schedules, schedules
 from fiflow.workers.main import build_worker
 from tests.fixtures.retention import seeded_stores
 from tests.fixtures.temporal import venv_binary
@@ -70,8 +73,15 @@ async def test_schedules_apply_idempotently_keep_pause_and_the_retention_job_pur
     assert (await handle.describe()).schedule.state.paused is True
     await handle.unpause()
 
-    retention = RetentionActivities(ledger, interactions)
-    activities = [retention.purge_message_ledger, retention.purge_interaction_events]
+    retention = RetentionActivities(
+        ledger, interactions, MetricsStore(engine), ResultsReportStore(engine)
+    )
+    activities = [
+        retention.purge_message_ledger,
+        retention.purge_interaction_events,
+        retention.purge_metric_events,
+        retention.purge_results_reports,
+    ]
     async with build_worker(client, settings, activities):
         await handle.trigger()
 
@@ -85,3 +95,15 @@ async def test_schedules_apply_idempotently_keep_pause_and_the_retention_job_pur
             await asyncio.sleep(0.2)
         assert ledger.seen("SMnew")  # recent records stay
     engine.dispose()
+
+
+def test_the_retention_action_carries_each_configured_retention() -> None:
+    settings = Settings(metric_events_retention_days=30, results_reports_retention_days=60)
+    action = schedules(settings)["fiflow-retention"].action
+    assert isinstance(action, ScheduleActionStartWorkflow)
+    [retention] = action.args
+    assert isinstance(retention, RetentionInput)
+    assert (retention.metric_events, retention.results_reports) == (
+        timedelta(days=30),
+        timedelta(days=60),
+    )

@@ -29,6 +29,7 @@ from fiflow.starters.api import (
     openapi,
     preferences,
     reports,
+    results_reports,
     rule_documents,
 )
 from fiflow.starters.api.inbox_relay import start_relay
@@ -40,6 +41,7 @@ from fiflow.starters.api.rate_limits import (
     rate_limited_response,
 )
 from fiflow.starters.api.state import ApiState, api_state
+from fiflow.starters.console import results_pages as console_results
 from fiflow.starters.console.routes import install as install_console
 
 
@@ -99,6 +101,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.include_router(credit.router)
     app.include_router(credit_prefills.router)
     app.include_router(reports.router)
+    app.include_router(results_reports.router)
     app.include_router(interactions.router)
     app.include_router(follow_ups.router)
     app.include_router(admin.router)
@@ -107,6 +110,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.include_router(feeds.router)
     app.include_router(preferences.router)
     install_console(app)
+    app.include_router(console_results.router)
     app.include_router(metrics.router)
 
     @app.get(

@@ -24,6 +24,7 @@ from fiflow.integrations.message_ledger import MessageLedger
 from fiflow.integrations.nats_stream import StreamUnavailable, connect_nats, ensure_streams
 from fiflow.integrations.oidc import OidcVerifier
 from fiflow.integrations.reports import CreditReportStore
+from fiflow.integrations.results_reports import ResultsReportStore
 from fiflow.integrations.rule_versions import RuleVersionStore
 from fiflow.integrations.rules_store import RuleStore
 from fiflow.integrations.settings import Settings
@@ -59,6 +60,7 @@ class ApiState:
         self.message_ledger = MessageLedger(self.engine)
         self._inbox: Inbox | None = None
         self._reports: CreditReportStore | None = None
+        self._results_reports: ResultsReportStore | None = None
         self._client = client
         self._lock = asyncio.Lock()
         self._crm_http: httpx.AsyncClient | None = None
@@ -92,6 +94,14 @@ class ApiState:
         if self._reports is None:
             self._reports = CreditReportStore(self.engine, sealer=payload_codec(self.settings))
         return self._reports
+
+    def results_reports(self) -> ResultsReportStore:
+        """The alerts' and follow-ups' results report store; built on first use (key ring)."""
+        if self._results_reports is None:
+            self._results_reports = ResultsReportStore(
+                self.engine, sealer=payload_codec(self.settings)
+            )
+        return self._results_reports
 
     async def client(self) -> Client:
         """The Temporal client, connected on first use (the API starts before Temporal may)."""

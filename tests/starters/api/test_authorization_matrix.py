@@ -144,6 +144,11 @@ MATRIX = [
     Row("GET", "/v1/credit-applications", only(200, *STAFF)),
     Row("GET", "/v1/alerts", only(200, *STAFF)),
     Row("GET", "/v1/reports/credit-applications/app-review", only(404, *STAFF)),
+    # Results reports of alerts and follow-ups: staff only, like the credit reports.
+    Row("GET", "/v1/reports/alerts", only(200, *STAFF)),
+    Row("GET", "/v1/reports/follow-ups", only(200, *STAFF)),
+    Row("GET", "/v1/alerts/al-1/report", only(404, *STAFF)),
+    Row("GET", "/v1/follow-ups/fu-1/report", only(404, *STAFF)),
     # Business metrics: staff only (figures over every customer, though no personal data).
     Row("GET", "/v1/metrics/summary", only(200, *STAFF)),
     Row("POST", "/v1/interactions/ia-1/events", only(202, *CHANNELS),
