@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -66,28 +67,80 @@ def review_list(
     Exit codes: 0 done; 1 refused by the API (4xx); 2 usage error; 3 API unreachable or
     failing (5xx); 130 interrupted (Ctrl-C).
     """
-    client = StaffApi(api, key)
     params = {"state": "awaiting_review", "limit": limit}
-    with err.status("reading the review queue…"):
-        items = list(client.pages("/v1/credit-applications", params, every))
+    items = _read_list(
+        StaffApi(api, key),
+        "/v1/credit-applications",
+        params,
+        every,
+        "reading the review queue…",
+    )
     items.sort(key=lambda i: parse_time(i.get("submitted_at")) or datetime.max.replace(tzinfo=UTC))
-    if as_json:
-        print_json(items)
-        return
-    table = Table(title=f"Awaiting review: {len(items)}", title_justify="left")
-    for column in ("application", "product", "submitted", "review due", "time left", "run"):
-        table.add_column(column, no_wrap=True)
     now = datetime.now(UTC)
-    for item in items:
-        table.add_row(
+    _print_list(
+        items,
+        as_json,
+        f"Awaiting review: {len(items)}",
+        ("application", "product", "submitted", "review due", "time left", "run"),
+        lambda item: (
             item["application_id"],
             str(item.get("product") or "-"),
             short_time(item.get("submitted_at")),
             short_time(item.get("review_due_at")),
             time_left(item.get("review_due_at"), now),
-            str(item.get("run_status") or "-").lower(),
-        )
+            _run_status(item),
+        ),
+    )
+
+
+def _read_list(
+    client: StaffApi, path: str, params: dict[str, Any], every: bool, reading: str
+) -> list[dict[str, Any]]:
+    """One page of a staff list (every page with `every`), with a spinner while it reads."""
+    with err.status(reading):
+        return list(client.pages(path, params, every))
+
+
+def _print_list(
+    items: list[dict[str, Any]],
+    as_json: bool,
+    title: str,
+    columns: tuple[str, ...],
+    row: Callable[[dict[str, Any]], tuple[str, ...]],
+) -> None:
+    """A list as the API's JSON, or as a table of one row per item."""
+    if as_json:
+        print_json(items)
+        return
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    for item in items:
+        table.add_row(*row(item))
     out.print(table)
+
+
+def _run_status(item: dict[str, Any]) -> str:
+    return str(item.get("run_status") or "-").lower()
+
+
+def _panel(
+    view: dict[str, Any],
+    id_key: str,
+    rows: Callable[[dict[str, Any]], Iterator[tuple[str, str]]],
+) -> Panel:
+    """A run's summary panel: its run status, then `rows` of its status (once it answered)."""
+    status = view.get("status")
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("run", str(view.get("run_status", "-")).lower())
+    if status is None:
+        grid.add_row("state", "starting (the run has not answered yet)")
+    else:
+        for label, value in rows(status):
+            grid.add_row(label, value)
+    return Panel(grid, title=view[id_key], title_align="left")
 
 
 @review_app.command("show")
@@ -112,42 +165,37 @@ def review_show(
 
 def application_panel(view: dict[str, Any]) -> Panel:
     """The review summary of an application as a panel."""
-    status = view.get("status")
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
-    grid.add_row("run", str(view.get("run_status", "-")).lower())
-    if status is None:
-        grid.add_row("state", "starting (the run has not answered yet)")
-        return Panel(grid, title=view["application_id"], title_align="left")
-    grid.add_row("state", status["state"])
-    grid.add_row("customer", status["customer_id"])
-    grid.add_row("product", status["product"])
-    grid.add_row("requested", str(status["requested_amount"]))
+    return _panel(view, "application_id", _application_rows)
+
+
+def _application_rows(status: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    yield "state", status["state"]
+    yield "customer", status["customer_id"]
+    yield "product", status["product"]
+    yield "requested", str(status["requested_amount"])
     for child in ("credit_check", "account_history"):
-        grid.add_row(child.replace("_", " "), status[child]["state"])
+        yield child.replace("_", " "), status[child]["state"]
     credit = status.get("credit_result") or {}
     if credit.get("score") is not None:
-        grid.add_row("score", str(credit["score"]))
+        yield "score", str(credit["score"])
     rules = status.get("rules_decision")
     if rules:
         reasons = ", ".join(rules.get("reasons") or []) or "-"
-        grid.add_row("rules", f"{rules['outcome']} ({reasons})")
+        yield "rules", f"{rules['outcome']} ({reasons})"
     for review in status.get("reviews") or []:
         note = f": {review['note']}" if review.get("note") else ""
-        grid.add_row("review", f"{review['decision']} by {review['reviewer_id']}{note}")
+        yield "review", f"{review['decision']} by {review['reviewer_id']}{note}"
     decision = status.get("decision")
     if decision:
         amount = decision.get("approved_amount")
-        grid.add_row(
+        yield (
             "decision",
             f"{decision['outcome']} by {decision['decided_by']}"
             + (f", amount {amount}" if amount else ""),
         )
     referred = (status.get("timings") or {}).get("referred")
     if referred:
-        grid.add_row("referred", short_time(referred))
-    return Panel(grid, title=view["application_id"], title_align="left")
+        yield "referred", short_time(referred)
 
 
 @review_app.command("decide")
@@ -203,7 +251,12 @@ def review_decide(
 
 
 def alerts_list(
-    state: str | None = typer.Option(None, help="e.g. awaiting_review, escalated, confirmed."),
+    kind: str | None = typer.Option(
+        None, help="fraud_alert or notice (default: both, informational notices too)."
+    ),
+    state: str | None = typer.Option(
+        None, help="e.g. awaiting_reply, escalated, confirmed; for notices sent, failed…"
+    ),
     alert_type: str | None = typer.Option(None, "--type", help="e.g. card_fraud_suspected."),
     channel: str | None = typer.Option(None, help="sms, push, voice…"),
     since: str | None = typer.Option(None, "--from", help="Started at or after (ISO 8601)."),
@@ -214,13 +267,14 @@ def alerts_list(
     api: str = API_OPTION,
     key: str = key_option(REVIEWER_KEY),
 ) -> None:
-    """Alerts, newest first as the API lists them, filtered by state, type, channel and time.
+    """Alerts and notices, newest first as the API lists them, filtered by kind, state, type,
+    channel and time.
 
     Exit codes: 0 done; 1 refused by the API (4xx); 2 usage error; 3 API unreachable or
     failing (5xx); 130 interrupted (Ctrl-C).
     """
-    client = StaffApi(api, key)
     params = {
+        "kind": kind,
         "state": state,
         "type": alert_type,
         "channel": channel,
@@ -228,24 +282,22 @@ def alerts_list(
         "to": until,
         "limit": limit,
     }
-    with err.status("reading alerts…"):
-        items = list(client.pages("/v1/alerts", params, every))
-    if as_json:
-        print_json(items)
-        return
-    table = Table(title=f"Alerts: {len(items)}", title_justify="left")
-    for column in ("alert", "type", "state", "channel", "started", "run"):
-        table.add_column(column, no_wrap=True)
-    for item in items:
-        table.add_row(
+    items = _read_list(StaffApi(api, key), "/v1/alerts", params, every, "reading alerts…")
+    _print_list(
+        items,
+        as_json,
+        f"Alerts: {len(items)}",
+        ("alert", "kind", "type", "state", "channel", "started", "run"),
+        lambda item: (
             item["alert_id"],
+            str(item.get("kind") or "-").replace("_", " "),
             item.get("alert_type") or "-",
             item.get("state") or "-",
             item.get("channel") or "-",
             short_time(item.get("started_at")),
-            str(item.get("run_status") or "-").lower(),
-        )
-    out.print(table)
+            _run_status(item),
+        ),
+    )
 
 
 def alerts_show(
@@ -322,31 +374,26 @@ def _alert_final(view: dict[str, Any]) -> bool:
 
 def alert_panel(view: dict[str, Any]) -> Panel:
     """An alert's state, channel, reply, decision and actions as a panel."""
-    status = view.get("status")
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
-    grid.add_row("run", str(view.get("run_status", "-")).lower())
-    if status is None:
-        grid.add_row("state", "starting (the run has not answered yet)")
-        return Panel(grid, title=view["alert_id"], title_align="left")
-    grid.add_row("state", status["state"])
-    grid.add_row("type", status["alert_type"])
-    grid.add_row("customer", status["customer_id"])
-    grid.add_row("channel", status.get("channel") or "-")
+    return _panel(view, "alert_id", _alert_rows)
+
+
+def _alert_rows(status: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    yield "state", status["state"]
+    yield "type", status["alert_type"]
+    yield "customer", status["customer_id"]
+    yield "channel", status.get("channel") or "-"
     if status.get("channels_used"):
-        grid.add_row("channels used", ", ".join(status["channels_used"]))
+        yield "channels used", ", ".join(status["channels_used"])
     reply = status.get("reply")
     if reply:
-        grid.add_row("reply", f"{reply.get('outcome', '-')} via {reply.get('channel', '-')}")
+        yield "reply", f"{reply.get('outcome', '-')} via {reply.get('channel', '-')}"
     if status.get("outcome"):
-        grid.add_row("outcome", status["outcome"])
+        yield "outcome", status["outcome"]
     for action in status.get("actions") or []:
         detail = f" ({action['detail']})" if action.get("detail") else ""
-        grid.add_row("action", f"{action['action']}: {action['status']}{detail}")
+        yield "action", f"{action['action']}: {action['status']}{detail}"
     if status.get("path"):
-        grid.add_row("path", " → ".join(status["path"]))
-    return Panel(grid, title=view["alert_id"], title_align="left")
+        yield "path", " → ".join(status["path"])
 
 
 def register_alert_commands(alerts_app: typer.Typer) -> None:

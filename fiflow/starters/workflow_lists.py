@@ -14,6 +14,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Generic, TypeVar
 
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
@@ -27,6 +28,9 @@ from fiflow.domain.credit import (
     Decision,
 )
 from fiflow.domain.credit_rules import ReviewRules
+from fiflow.domain.keys import alert_workflow_id, notice_workflow_id
+from fiflow.domain.notices import NoticeStatus
+from fiflow.integrations.alert_starts import FRAUD_ALERT_WORKFLOW, NOTICE_WORKFLOW
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
@@ -36,7 +40,32 @@ MAX_SCAN = 5000
 QUERY_CONCURRENCY = 8
 
 CREDIT_WORKFLOW = "CreditApplicationWorkflow"
-ALERT_WORKFLOWS = ("FraudAlertWorkflow",)
+
+
+class AlertKind(StrEnum):
+    """What the alert list holds: fraud alerts (a reply awaited) and informational notices."""
+
+    FRAUD_ALERT = "fraud_alert"
+    NOTICE = "notice"
+
+
+# Each kind's workflow type, and the prefix its workflow IDs put before the alert ID.
+ALERT_WORKFLOWS = {AlertKind.FRAUD_ALERT: FRAUD_ALERT_WORKFLOW, AlertKind.NOTICE: NOTICE_WORKFLOW}
+_ID_PREFIX = {
+    AlertKind.FRAUD_ALERT: alert_workflow_id(""),
+    AlertKind.NOTICE: notice_workflow_id(""),
+}
+_KIND_OF_WORKFLOW = {workflow: kind for kind, workflow in ALERT_WORKFLOWS.items()}
+
+
+# A state the alert list filters by: both kinds keep theirs in the AlertState search attribute,
+# fraud alerts an AlertState and notices a NoticeStatus. Built from the two, so a state added to
+# either is listed at once (mypy cannot see the members of an enum built this way).
+ListedState = StrEnum(  # type: ignore[misc]
+    "ListedState", {s.name: s.value for s in (*AlertState, *NoticeStatus)}
+)
+
+
 INBOX_STATES = (ApplicationState.AWAITING_REVIEW, ApplicationState.AWAITING_DOCUMENTS)
 
 # Which Decision search attribute (and run status) each application state can hide behind.
@@ -83,6 +112,7 @@ class AlertItem:
     """One alert of a list page."""
 
     alert_id: str
+    kind: str
     alert_type: str | None
     state: str | None
     channel: str | None
@@ -277,17 +307,22 @@ async def list_applications(
 
 def alert_query(
     *,
-    state: AlertState | None = None,
+    kind: AlertKind | None = None,
+    state: str | None = None,
     alert_type: str | None = None,
     channel: str | None = None,
     started_from: datetime | None = None,
     started_to: datetime | None = None,
 ) -> str:
-    """The visibility query for alerts matching these filters."""
-    types = ", ".join(_quote(t) for t in ALERT_WORKFLOWS)
+    """The visibility query for alerts and notices matching these filters.
+
+    `state` is a ListedState value (ValueError otherwise).
+    """
+    kinds = [kind] if kind is not None else list(AlertKind)
+    types = ", ".join(_quote(ALERT_WORKFLOWS[k]) for k in kinds)
     parts = [f"WorkflowType IN ({types})"]
     if state is not None:
-        parts.append(f"AlertState = {_quote(state.value)}")
+        parts.append(f"AlertState = {_quote(ListedState(state).value)}")
     if alert_type is not None:
         parts.append(f"AlertType = {_quote(alert_type)}")
     if channel is not None:
@@ -302,7 +337,8 @@ def alert_query(
 async def list_alerts(
     client: Client,
     *,
-    state: AlertState | None = None,
+    kind: AlertKind | None = None,
+    state: str | None = None,
     alert_type: str | None = None,
     channel: str | None = None,
     started_from: datetime | None = None,
@@ -310,7 +346,10 @@ async def list_alerts(
     limit: int = DEFAULT_LIMIT,
     page_token: str | None = None,
 ) -> Page[AlertItem]:
-    """Alerts matching the filters, newest first, from the search attributes alone."""
+    """Alerts and notices matching the filters, newest first, from the search attributes alone.
+
+    ValueError for a `state` neither kind has.
+    """
     limit = max(1, min(limit, MAX_LIMIT))
     raw_token: bytes | None = None
     if page_token is not None:
@@ -320,6 +359,7 @@ async def list_alerts(
         except (binascii.Error, ValueError):
             raise InvalidPageToken("the page token is not one this listing handed out") from None
     query = alert_query(
+        kind=kind,
         state=state,
         alert_type=alert_type,
         channel=channel,
@@ -333,20 +373,24 @@ async def list_alerts(
         if err.status is RPCStatusCode.INVALID_ARGUMENT and raw_token is not None:
             raise InvalidPageToken("the page token has expired or is not valid") from None
         raise
-    items = [
-        AlertItem(
-            alert_id=_sa_value(run, sa.ALERT_ID) or run.id.removeprefix("alert-"),
-            alert_type=_sa_value(run, sa.ALERT_TYPE),
-            state=_sa_value(run, sa.ALERT_STATE),
-            channel=_sa_value(run, sa.CHANNEL),
-            started_at=run.start_time,
-            run_status=_run_status(run.status),
-        )
-        for run in iterator.current_page or []
-    ]
+    items = [_alert_item(run) for run in iterator.current_page or []]
     nxt = iterator.next_page_token
     token = _encode({"k": "alerts", "p": base64.urlsafe_b64encode(nxt).decode()}) if nxt else None
     return Page(items, token)
+
+
+def _alert_item(run: WorkflowExecution) -> AlertItem:
+    # The query names only the two workflow types, so every run listed has a kind.
+    kind = _KIND_OF_WORKFLOW[run.workflow_type]
+    return AlertItem(
+        alert_id=_sa_value(run, sa.ALERT_ID) or run.id.removeprefix(_ID_PREFIX[kind]),
+        kind=kind.value,
+        alert_type=_sa_value(run, sa.ALERT_TYPE),
+        state=_sa_value(run, sa.ALERT_STATE),
+        channel=_sa_value(run, sa.CHANNEL),
+        started_at=run.start_time,
+        run_status=_run_status(run.status),
+    )
 
 
 def sla_left(due: datetime | None, now: datetime) -> timedelta | None:

@@ -264,7 +264,8 @@ def shapes() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         if refused:
             return refused
         item = {
-            "alert_id": "al-1", "alert_type": "card_fraud_suspected", "state": "escalated",
+            "alert_id": "al-1", "kind": "fraud_alert", "alert_type": "card_fraud_suspected",
+            "state": "escalated",
             "channel": "sms", "started_at": iso(NOW), "run_status": "RUNNING",
         }  # fmt: skip
         return {"items": [item], "next_page_token": None}
@@ -334,17 +335,19 @@ def test_alerts_list_passes_its_filters_and_renders_the_table(
 ) -> None:
     url, seen = shapes
     result = fiflow(
-        "alerts", "list", "--state", "escalated", "--type", "card_fraud_suspected",
+        "alerts", "list", "--kind", "fraud_alert", "--state", "escalated",
+        "--type", "card_fraud_suspected",
         "--channel", "sms", "--from", "2026-01-01", "--to", "2026-01-31", "--api", url,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert seen[-1] == {
-        "path": "/v1/alerts", "state": "escalated", "type": "card_fraud_suspected",
+        "path": "/v1/alerts", "kind": "fraud_alert", "state": "escalated",
+        "type": "card_fraud_suspected",
         "channel": "sms", "from": "2026-01-01", "to": "2026-01-31", "limit": "50",
     }  # fmt: skip
     [header, row] = table_rows(result.stdout)
-    assert header[:3] == ["alert", "type", "state"]
-    assert row[:4] == ["al-1", "card_fraud_suspected", "escalated", "sms"]
+    assert header[:4] == ["alert", "kind", "type", "state"]
+    assert row[:5] == ["al-1", "fraud alert", "card_fraud_suspected", "escalated", "sms"]
 
 
 def test_metrics_summary_prints_a_table_per_metric(

@@ -1,13 +1,17 @@
-"""The staff lists on a real dev server's visibility: filters, order, SLA, paging."""
+"""The staff lists on a real dev server's visibility: filters, order, SLA, paging; and the
+alert list (fraud alerts and notices) through the real API and console on that server."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
+import httpx
 import pytest
 from temporalio import workflow
 from temporalio.client import Client
@@ -29,8 +33,13 @@ from fiflow.domain.credit import (
     ReviewRecord,
 )
 from fiflow.domain.credit_rules import ReviewRules
+from fiflow.domain.notices import NoticeStatus
+from fiflow.integrations.database import upgrade_database
+from fiflow.integrations.settings import Settings
+from fiflow.starters.api.app import create_app
 from fiflow.starters.workflow_lists import (
     InvalidPageToken,
+    ListedState,
     list_alerts,
     list_applications,
     review_due_at,
@@ -61,7 +70,9 @@ def _status(app_id: str, state: ApplicationState) -> CreditApplicationStatus:
     )
 
 
-@workflow.defn(name="CreditApplicationWorkflow")
+# The stand-in workflows hold a value and wait: they run outside the sandbox, which would
+# otherwise re-import this module (the API app, the database layer) for every run they start.
+@workflow.defn(name="CreditApplicationWorkflow", sandboxed=False)
 class StandInApplication:
     """Holds a status for the query until cancelled."""
 
@@ -79,8 +90,15 @@ class StandInApplication:
         return self._status
 
 
-@workflow.defn(name="FraudAlertWorkflow")
+@workflow.defn(name="FraudAlertWorkflow", sandboxed=False)
 class StandInAlert:
+    @workflow.run
+    async def run(self, _: str) -> None:
+        await workflow.wait_condition(lambda: False)
+
+
+@workflow.defn(name="InformationalAlertWorkflow", sandboxed=False)
+class StandInNotice:
     @workflow.run
     async def run(self, _: str) -> None:
         await workflow.wait_condition(lambda: False)
@@ -215,3 +233,104 @@ def test_review_due_follows_the_workflows_clock() -> None:
     )
     assert review_due_at(status, REVIEW) == T0 + timedelta(days=1, hours=24)
     assert review_due_at(status, None) is None
+
+
+def test_the_listed_states_are_the_alert_and_notice_states() -> None:
+    assert {s.value for s in ListedState} == {s.value for s in AlertState} | {
+        s.value for s in NoticeStatus
+    }
+
+
+async def _start(
+    client: Client, queue: str, workflow_type: type, workflow_id: str, **attributes: str
+) -> None:
+    keys = {
+        "alert_id": sa.ALERT_ID,
+        "alert_type": sa.ALERT_TYPE,
+        "state": sa.ALERT_STATE,
+        "channel": sa.CHANNEL,
+    }
+    await client.start_workflow(
+        workflow_type.run,  # type: ignore[attr-defined]
+        "x",
+        id=workflow_id,
+        task_queue=queue,
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(keys[k], v) for k, v in attributes.items()]
+        ),
+    )
+
+
+async def test_the_alert_list_holds_notices_too_through_the_api_and_console(
+    dev_server: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    client = dev_server.client
+    queue = f"tq-{uuid.uuid4().hex[:8]}"
+    db_url = f"sqlite:///{tmp_path / 'fiflow.db'}"
+    upgrade_database(db_url)
+    app = create_app(Settings(database_url=db_url), client=client)
+    async with (
+        Worker(client, task_queue=queue, workflows=[StandInAlert, StandInNotice]),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as api,
+    ):
+        await _start(
+            client, queue, StandInAlert, "alert-al-9", alert_id="al-9",
+            alert_type="card_fraud_suspected", state="awaiting_reply", channel="sms",
+        )  # fmt: skip
+        # As the notice workflow sets them: no Channel until a message went out.
+        await _start(
+            client, queue, StandInNotice, "notice-nt-1", alert_id="nt-1",
+            alert_type="purchase_over", state="sent", channel="push",
+        )  # fmt: skip
+        await _start(
+            client, queue, StandInNotice, "notice-nt-2", alert_id="nt-2",
+            alert_type="international", state="waiting_quiet_hours",
+        )  # fmt: skip
+        await _visible(client, "WorkflowType = 'InformationalAlertWorkflow'", 2)
+        await _visible(client, "WorkflowType = 'FraudAlertWorkflow'", 1)
+        staff = {"X-API-Key": "local-reviewer-1-key"}
+
+        async def listed(**params: str) -> list[tuple[str, str, str | None]]:
+            r = await api.get("/v1/alerts", params=params, headers=staff)
+            assert r.status_code == 200, r.text
+            return sorted((i["alert_id"], i["kind"], i["state"]) for i in r.json()["items"])
+
+        assert await listed() == [
+            ("al-9", "fraud_alert", "awaiting_reply"),
+            ("nt-1", "notice", "sent"),
+            ("nt-2", "notice", "waiting_quiet_hours"),
+        ]
+        assert [a for a, _, _ in await listed(kind="notice")] == ["nt-1", "nt-2"]
+        assert [a for a, _, _ in await listed(kind="fraud_alert")] == ["al-9"]
+        assert [a for a, _, _ in await listed(state="sent")] == ["nt-1"]
+        assert await listed(kind="fraud_alert", state="sent") == []
+        assert [a for a, _, _ in await listed(kind="notice", channel="push")] == ["nt-1"]
+        whole = (await api.get("/v1/alerts", params={"kind": "notice"}, headers=staff)).json()
+        nt1 = next(i for i in whole["items"] if i["alert_id"] == "nt-1")
+        assert (nt1["alert_type"], nt1["channel"], nt1["run_status"]) == (
+            "purchase_over", "push", "running",
+        )  # fmt: skip
+        for bad in ({"kind": "reminder"}, {"state": "delivered"}):
+            r = await api.get("/v1/alerts", params=bad, headers=staff)
+            assert r.status_code == 422, r.text
+            assert r.json()["code"] and r.json()["message"]
+
+        # The console's alert search: notices listed, filtered, linked to their run.
+        form = await api.get("/console/login")
+        nonce = re.search(r'name="nonce" value="([^"]+)"', form.text)
+        assert nonce
+        signed = await api.post(
+            "/console/login", data={"credential": "local-reviewer-1-key", "nonce": nonce[1]}
+        )
+        assert signed.status_code == 303
+        page = await api.get("/console/alerts", params={"kind": "notice"})
+        assert page.status_code == 200
+        rows = re.findall(r'<tr data-alert="([^"]+)" data-kind="([^"]+)">(.*?)</tr>', page.text)
+        assert sorted((a, k) for a, k, _ in rows) == [("nt-1", "notice"), ("nt-2", "notice")]
+        assert all("/workflows/notice-nt-" in row for _, _, row in rows)
+        every = await api.get("/console/alerts")
+        kinds = dict(re.findall(r'data-alert="([^"]+)" data-kind="([^"]+)"', every.text))
+        assert kinds == {"al-9": "fraud_alert", "nt-1": "notice", "nt-2": "notice"}
+        assert 'href="/console/alerts/al-9"' in every.text  # a fraud alert has its timeline
+        wrong = await api.get("/console/alerts", params={"kind": "reminder"})
+        assert wrong.status_code == 200 and "Cannot search with that filter" in wrong.text

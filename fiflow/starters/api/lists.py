@@ -8,7 +8,7 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
-from fiflow.domain.alerts import SAFE_ID, AlertState
+from fiflow.domain.alerts import SAFE_ID
 from fiflow.domain.credit import ApplicationState
 from fiflow.domain.credit_rules import CreditRuleSet, ReviewRules, parse_credit_rule_set
 from fiflow.domain.customers import Channel
@@ -22,7 +22,9 @@ from fiflow.starters.workflow_lists import (
     DEFAULT_LIMIT,
     INBOX_STATES,
     MAX_LIMIT,
+    AlertKind,
     InvalidPageToken,
+    ListedState,
     ReviewRulesFor,
     list_alerts,
     list_applications,
@@ -60,11 +62,17 @@ class ApplicationList(BaseModel):
 
 
 class AlertListItem(BaseModel):
-    """One alert of the list (from its search attributes: no personal data)."""
+    """One alert or notice of the list (from its search attributes: no personal data)."""
 
     alert_id: str = Field(examples=["al-7f3a9c2e"])
+    kind: AlertKind = Field(
+        description="`fraud_alert` (a FraudAlertWorkflow, which awaits the customer's reply) "
+        "or `notice` (an InformationalAlertWorkflow: one message, no reply)."
+    )
     alert_type: str | None = Field(examples=["card_fraud_suspected"])
-    state: str | None = Field(description="The AlertState search attribute.")
+    state: str | None = Field(
+        description="The AlertState search attribute: an alert state, or a notice's status."
+    )
     channel: str | None = Field(description="The channel the customer was reached on, if any.")
     started_at: datetime = Field(description="When the alert's run started.")
     run_status: str = Field(description="The workflow run's status.", examples=["running"])
@@ -159,11 +167,14 @@ async def get_applications(
     response_model=AlertList,
     tags=["alerts"],
     operation_id="alerts_list",
-    summary="Search alerts",
+    summary="Search alerts and notices",
     responses=errors(400, *PARAMS, *UPSTREAM),
 )
 async def get_alerts(
-    state_: AlertState | None = Query(default=None, alias="state", description="Alert state."),
+    kind: AlertKind | None = Query(default=None, description="Only fraud alerts, or only notices."),
+    state_: ListedState | None = Query(
+        default=None, alias="state", description="An alert's state, or a notice's status."
+    ),
     type_: str | None = Query(
         default=None, alias="type", pattern=SAFE_ID, description="Alert type."
     ),
@@ -176,7 +187,8 @@ async def get_alerts(
     page_token: str | None = PAGE_TOKEN,
     state: ApiState = Depends(api_state),
 ) -> AlertList:
-    """Alerts matching the filters, newest first (their search attributes only)."""
+    """Fraud alerts and informational notices matching the filters, newest first (their
+    search attributes only)."""
     if from_ is not None and to is not None and from_ >= to:
         raise ApiError(422, "invalid_range", "`from` must be before `to`")
     for name, moment in (("from", from_), ("to", to)):
@@ -190,6 +202,7 @@ async def get_alerts(
     try:
         page = await list_alerts(
             await state.client(),
+            kind=kind,
             state=state_,
             alert_type=type_,
             channel=channel.value if channel else None,

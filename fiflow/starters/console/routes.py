@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -27,9 +28,14 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from fiflow.domain.alerts import SAFE_ID, AlertState
+from fiflow.domain.alerts import SAFE_ID
 from fiflow.domain.credit import ApplicationState, Decision, Product, ReviewDecision
-from fiflow.domain.keys import alert_workflow_id, credit_workflow_id
+from fiflow.domain.keys import (
+    alert_workflow_id,
+    credit_workflow_id,
+    keyed_hash,
+    notice_workflow_id,
+)
 from fiflow.domain.metrics import PeriodKind
 from fiflow.domain.rules import RuleSetError
 from fiflow.integrations.reports import InvalidCursor
@@ -40,12 +46,17 @@ from fiflow.starters.api import admin, credit, metrics
 from fiflow.starters.api.auth import Identity, _oidc_identity, role_of, staff_of
 from fiflow.starters.api.errors import ApiError
 from fiflow.starters.api.lists import review_rules_lookup
+from fiflow.starters.api.rate_limits import retry_after_seconds
 from fiflow.starters.api.state import ApiState
 from fiflow.starters.console import charts, dry_run, session
 from fiflow.starters.credit_client import application_view
 from fiflow.starters.workflow_lists import (
     INBOX_STATES,
+    AlertItem,
+    AlertKind,
     InvalidPageToken,
+    ListedState,
+    Page,
     list_alerts,
     list_applications,
     review_due_at,
@@ -56,6 +67,9 @@ log = logging.getLogger("fiflow.console")
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(prefix="/console", include_in_schema=False)
+# The date filters of the search pages (YYYY-MM-DD or an ISO datetime).
+FROM = Query(default="", alias="from", max_length=32)
+TO = Query(default="", max_length=32)
 
 
 class SignIn(Exception):
@@ -126,6 +140,35 @@ def _check_csrf(request: Request, current: session.ConsoleSession, token: str | 
         raise Refused("the form has expired or did not come from this console; reload the page")
 
 
+async def _search_page(
+    request: Request,
+    name: str,
+    filters: dict[str, str],
+    search: Callable[[], Awaitable[Any]],
+    bad_filter: tuple[type[Exception], ...],
+    verb: str,
+    **context: Any,
+) -> HTMLResponse:
+    """A list page with filters: a page of results, or what is wrong with the filter (no 500)."""
+    current = _current(request)  # before `search` reads a filter: sign-in comes first
+    page: Any = None
+    problem: str | None = None
+    try:
+        page = await search()
+    except bad_filter as exc:
+        problem = f"Cannot {verb} with that filter ({exc})."
+    return _render(
+        request,
+        name,
+        current,
+        page=page,
+        problem=problem,
+        filters=filters,
+        query=urlencode({k: v for k, v in filters.items() if v}),
+        **context,
+    )
+
+
 def _back(url: str, message: str | None = None) -> RedirectResponse:
     if message:
         url += ("&" if "?" in url else "?") + urlencode({"msg": message})
@@ -158,13 +201,38 @@ async def login(
     credential: str = Form(..., max_length=4096),
     nonce: str = Form(..., max_length=64),
 ) -> Response:
-    """Trade a staff key (or OIDC token) for a session cookie; other keys get 403."""
+    """Trade a staff key (or OIDC token) for a session cookie; other keys get 403.
+
+    Refused attempts count per client address and per credential: past the throttle's limit
+    the page answers 429 with Retry-After, whatever the credential.
+    """
     state = _state(request)
+    credential = credential.strip()
+    throttle: session.LoginThrottle = request.app.state.console_logins
+    address = request.client.host if request.client else "unknown"
+    # A keyed hash stands for the address in logs: repeated failures from one source stay
+    # visible to ops without the log holding an IP address (personal data).
+    source = keyed_hash(state.settings.address_hash_key.get_secret_value(), address, length=12)
+    subjects = (f"address:{address}", f"credential:{credential}")
+    wait = throttle.wait(*subjects)
+    if wait > 0:
+        seconds = retry_after_seconds(wait)
+        log.warning("console sign-in throttled: source %s, retry after %d s", source, seconds)
+        page = _render(request, "login.html", None, 429, nonce=nonce, error=(
+            f"Too many failed sign-ins; try again in {seconds} s."))  # fmt: skip
+        page.headers["Retry-After"] = str(seconds)
+        return page
     expected = request.cookies.get(session.LOGIN_COOKIE)
     if not expected or not hmac.compare_digest(expected.encode(), nonce.encode()):
         return _render(request, "login.html", None, 400, nonce=session.new_nonce(), error=(
             "The sign-in form expired; try again."))  # fmt: skip
-    credential = credential.strip()
+
+    def refuse(status: int, reason: str, template: str = "login.html", **context: Any) -> Response:
+        throttle.failed(*subjects)
+        # Never the credential: only why, and where from (hashed).
+        log.warning("console sign-in refused (%s): source %s", reason, source)
+        return _render(request, template, None, status, **context)
+
     roles: frozenset[str] = frozenset()
     person: str | None = None
     digest: str | None = session.key_digest(credential)
@@ -178,13 +246,14 @@ async def login(
         try:
             identity = await _oidc_identity(state, credential)
         except ApiError as exc:
-            return _render(request, "login.html", None, exc.status, nonce=nonce, error=exc.message)
+            return refuse(exc.status, f"token: {exc.code}", nonce=nonce, error=exc.message)
         roles, person, digest = identity.roles, identity.person, None
     if not roles:
-        return _render(request, "login.html", None, 401, nonce=nonce, error="Unknown key.")
+        return refuse(401, "unknown key", nonce=nonce, error="Unknown key.")
     if not roles & set(STAFF_ROLES):
-        return _render(request, "refused.html", None, 403, message=(
+        return refuse(403, "not a staff role", "refused.html", message=(
             "The console is for staff: this key's role may not sign in."))  # fmt: skip
+    throttle.forget(subjects[1])
     cookie, _ = session.issue(
         _secret(state),
         roles=roles,
@@ -342,27 +411,31 @@ async def review(
 @router.get("/alerts")
 async def alerts(
     request: Request,
+    kind: str = Query(default="", max_length=16),
     state_: str = Query(default="", alias="state", max_length=32),
     type_: str = Query(default="", alias="type", max_length=64),
     channel: str = Query(default="", max_length=16),
-    from_: str = Query(default="", alias="from", max_length=32),
-    to: str = Query(default="", max_length=32),
+    from_: str = FROM,
+    to: str = TO,
     page_token: str | None = Query(default=None, max_length=2048),
 ) -> HTMLResponse:
-    """Search alerts by state, type, channel and start date."""
-    current = _current(request)
+    """Search fraud alerts and notices by kind, state, type, channel and start date."""
     state = _state(request)
-    problem = None
-    page = None
-    try:
-        alert_state = AlertState(state_) if state_ else None
+    # A notice has no timeline page here (it is one message, no reply): its row links to its
+    # run in the Web UI instead. Filled by `search`, read when the page renders.
+    notice_links: dict[str, str] = {}
+
+    async def search() -> Page[AlertItem]:
+        alert_kind = AlertKind(kind) if kind else None
+        listed_state = ListedState(state_) if state_ else None
         if type_ and not _matches(type_):
             raise ValueError("alert type")
         started_from = _date(from_)
         started_to = _date(to, end=True)
         page = await list_alerts(
             await state.client(),
-            state=alert_state,
+            kind=alert_kind,
+            state=listed_state,
             alert_type=type_ or None,
             channel=channel or None,
             started_from=started_from,
@@ -370,18 +443,30 @@ async def alerts(
             limit=50,
             page_token=page_token,
         )
-    except (ValueError, InvalidPageToken) as exc:
-        problem = f"Cannot search with that filter ({exc})."
-    filters = {"state": state_, "type": type_, "channel": channel, "from": from_, "to": to}
-    return _render(
+        for item in page.items:
+            if item.kind == AlertKind.NOTICE:
+                notice_links[item.alert_id] = await _ui_link(
+                    state, notice_workflow_id(item.alert_id)
+                )
+        return page
+
+    return await _search_page(
         request,
         "alerts.html",
-        current,
-        page=page,
-        problem=problem,
-        filters=filters,
-        query=urlencode({k: v for k, v in filters.items() if v}),
-        alert_states=[s.value for s in AlertState],
+        {
+            "kind": kind,
+            "state": state_,
+            "type": type_,
+            "channel": channel,
+            "from": from_,
+            "to": to,
+        },
+        search,
+        (ValueError, InvalidPageToken),
+        "search",
+        alert_kinds=[k.value for k in AlertKind],
+        alert_states=[s.value for s in ListedState],
+        notice_links=notice_links,
     )
 
 
@@ -429,17 +514,15 @@ async def reports(
     request: Request,
     decision: str = Query(default="", max_length=16),
     product: str = Query(default="", max_length=32),
-    from_: str = Query(default="", alias="from", max_length=32),
-    to: str = Query(default="", max_length=32),
+    from_: str = FROM,
+    to: str = TO,
     cursor: str | None = Query(default=None, max_length=512),
 ) -> HTMLResponse:
     """Credit-application reports with filters."""
-    current = _current(request)
     state = _state(request)
-    problem = None
-    page = None
-    try:
-        page = await asyncio.to_thread(
+
+    async def search() -> Any:
+        return await asyncio.to_thread(
             state.reports().list,
             completed_from=_date(from_),
             completed_to=_date(to, end=True),
@@ -448,17 +531,14 @@ async def reports(
             limit=50,
             cursor=cursor,
         )
-    except (ValueError, InvalidCursor) as exc:
-        problem = f"Cannot list with that filter ({exc})."
-    filters = {"decision": decision, "product": product, "from": from_, "to": to}
-    return _render(
+
+    return await _search_page(
         request,
         "reports.html",
-        current,
-        page=page,
-        problem=problem,
-        filters=filters,
-        query=urlencode({k: v for k, v in filters.items() if v}),
+        {"decision": decision, "product": product, "from": from_, "to": to},
+        search,
+        (ValueError, InvalidCursor),
+        "list",
         decisions=[d.value for d in Decision],
         products=[p.value for p in Product],
     )
@@ -777,6 +857,7 @@ templates.env.filters["when"] = lambda v: (
 def install(app: FastAPI) -> None:
     """Mount the console (pages, static files, its redirects and refusals) on the API app."""
     app.include_router(router)
+    app.state.console_logins = session.LoginThrottle()
     app.mount("/console/static", StaticFiles(directory=str(HERE / "static")), name="console-static")
 
     async def sign_in(request: Request, _: Exception) -> Response:

@@ -6,6 +6,10 @@ no credential: the roles, the person, an expiry, a random session ID and, for a 
 SHA-256 of the key, so a key removed from the configuration ends its sessions at once. It is
 HMAC-SHA256 signed with FIFLOW_CONSOLE_SESSION_KEY, HttpOnly, SameSite=Strict, Secure over
 HTTPS and scoped to /console. Every POST form carries a CSRF token bound to the session ID.
+
+Sign-in has a throttle of its own (the API's per-key buckets only see keys that exist):
+after LOGIN_FAILURES refused attempts within LOGIN_WINDOW_S from one client address, or with
+one presented credential, further attempts get 429 until the oldest failure ages out.
 """
 
 from __future__ import annotations
@@ -17,11 +21,18 @@ import hmac
 import json
 import secrets
 import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 COOKIE = "fiflow_console"
 LOGIN_COOKIE = "fiflow_console_login"  # the login form's own CSRF nonce (double submit)
 PATH = "/console"
+LOGIN_FAILURES = 5
+LOGIN_WINDOW_S = 60.0
+# Each subject costs a few hundred bytes; past this many the stalest are forgotten, so a flood
+# of made-up keys cannot grow the process without bound.
+LOGIN_MAX_TRACKED = 10_000
 
 
 class BadSession(Exception):
@@ -124,3 +135,56 @@ def csrf_ok(secret: str, sid: str, token: str | None) -> bool:
 def new_nonce() -> str:
     """A random value for the login form's double-submit token."""
     return secrets.token_urlsafe(16)
+
+
+class LoginThrottle:
+    """Refused console sign-ins per subject (a client address, a presented credential).
+
+    Subjects are kept as SHA-256 digests, so the process never holds a presented key. Like
+    the API's rate limits it is per API process: N processes admit N times the failures.
+    """
+
+    def __init__(
+        self,
+        failures: int = LOGIN_FAILURES,
+        window_s: float = LOGIN_WINDOW_S,
+        *,
+        max_tracked: int = LOGIN_MAX_TRACKED,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.failures = failures
+        self.window_s = window_s
+        self.max_tracked = max_tracked
+        self._clock = clock
+        self._seen: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _recent(self, digest: str, now: float) -> deque[float]:
+        times = self._seen.get(digest) or deque()
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        return times
+
+    def wait(self, *subjects: str) -> float:
+        """Seconds until any of `subjects` may try again; 0.0 when all may now."""
+        now = self._clock()
+        wait = 0.0
+        for digest in map(key_digest, subjects):
+            times = self._recent(digest, now)
+            if len(times) >= self.failures:
+                wait = max(wait, times[-self.failures] + self.window_s - now)
+        return wait
+
+    def failed(self, *subjects: str) -> None:
+        """Count one refused sign-in against each of `subjects`."""
+        now = self._clock()
+        for digest in map(key_digest, subjects):
+            times = self._recent(digest, now)
+            times.append(now)
+            self._seen[digest] = times
+            self._seen.move_to_end(digest)
+        while len(self._seen) > self.max_tracked:
+            self._seen.popitem(last=False)
+
+    def forget(self, subject: str) -> None:
+        """A successful sign-in clears its credential's failures."""
+        self._seen.pop(key_digest(subject), None)
