@@ -9,12 +9,13 @@ matching; targets: no growing consumer lag, p99 publish -> alert SMS <= 1 s), it
 1. picks the sandbox's customers whose preferred channel is SMS (`--customers` of them, all
    by default) so every alert is texted, and starts a sandbox stream run
    (`POST /__sandbox/feeds/stream`: rate, seconds, alert_share, those customers);
-2. samples the durable consumer every `--sample-every` seconds with nats-py
-   (`js.consumer_info(stream, consumer)`): the lag is num_pending + num_ack_pending
-   (messages not yet acknowledged). p50/p99/max over the publishing window, and whether it
-   grows: the least-squares slope of the lag over the second half of that window, in
-   messages/s, counts as growing above 1 % of the rate. After publishing it keeps sampling
-   until the lag is 0 (the drain time) or `--drain-seconds` pass;
+2. samples the durable consumers every `--sample-every` seconds with nats-py
+   (`js.consumers_info(stream)`: the legacy subject's and each partition's): the lag is
+   num_pending + num_ack_pending summed (messages not yet acknowledged). p50/p99/max over
+   the publishing window, and whether it grows: the least-squares slope of the lag over
+   the second half of that window, in messages/s, counts as growing above 1 % of the rate.
+   After publishing it keeps sampling until the lag is 0 (the drain time) or
+   `--drain-seconds` pass;
 3. finds each alerting transaction's alert SMS in the sandbox outbox (long-polling
    `/__sandbox/sms/outbox?to=<phone>&after=&wait=`, one request per customer at a time) and
    computes publish-ack -> SMS sent p50/p95/p99/max from the sandbox's own clock (the run's
@@ -177,16 +178,25 @@ def is_alert_sms(message: dict[str, Any]) -> bool:
 async def sample_consumer(
     js: Any, stream: str, consumer: str, every: float, sampler: Sampler, stop: asyncio.Event
 ) -> None:
-    """consumer_info every `every` seconds until `stop`."""
+    """The lag every `every` seconds until `stop`: summed over the stream's consumers (the
+    legacy subject's `consumer` and one per partition, `<consumer>-p<N>`)."""
     while not stop.is_set():
         began = time.monotonic()
         try:
-            info = await js.consumer_info(stream, consumer, timeout=2)
+            infos = [
+                i
+                for i in await js.consumers_info(stream)
+                if i.name == consumer or i.name.startswith(f"{consumer}-p")
+            ]
         except Exception:  # noqa: BLE001 - counted and shown; the run goes on
             sampler.errors += 1
         else:
             sampler.samples.append(
-                Sample(time.time(), int(info.num_pending or 0), int(info.num_ack_pending or 0))
+                Sample(
+                    time.time(),
+                    sum(int(i.num_pending or 0) for i in infos),
+                    sum(int(i.num_ack_pending or 0) for i in infos),
+                )
             )
         await asyncio.sleep(max(0.0, every - (time.monotonic() - began)))
 

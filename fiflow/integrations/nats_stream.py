@@ -2,7 +2,9 @@
 and the window state the consumer keeps beside the stream.
 
 One JSON transaction (fiflow.domain.feeds.transactions.Transaction) per message on
-`FIFLOW_FEED_SUBJECT`; the stream `FIFLOW_FEED_STREAM` holds every subject under
+`<FIFLOW_FEED_SUBJECT>.<partition>`, the partition a stable hash of the customer id
+(`partition_of`); the plain `FIFLOW_FEED_SUBJECT` is still read (legacy, unordered across
+consumer processes). The stream `FIFLOW_FEED_STREAM` holds every subject under
 `FIFLOW_FEED_SUBJECTS` on file storage. A message the consumer cannot read goes to the
 dead-letter subject (its own stream) with the reason in a header, so nothing is lost and
 nothing blocks the stream. docs/feeds.md "The stream" is the reference for the FI's core.
@@ -15,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import re
 import ssl
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -229,27 +233,94 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> None:
             await js.add_stream(config)
 
 
-def consumer_config(settings: Settings) -> ConsumerConfig:
-    """The durable pull consumer every `fiflow feed` process shares."""
+# --- partitions: a customer's transactions on one subject, read by one process ------------
+
+
+def partition_of(customer_id: str, partitions: int) -> int:
+    """The customer's partition: the first 4 bytes of SHA-256(customer_id, UTF-8), big-endian,
+    modulo the partition count. Unkeyed on purpose: the FI's core computes it too, and a
+    number below the partition count says nothing about the customer."""
+    digest = hashlib.sha256(customer_id.encode()).digest()
+    return int.from_bytes(digest[:4], "big") % partitions
+
+
+def partition_subject(settings: Settings, partition: int) -> str:
+    """The subject of one partition: `<feed_subject>.<partition>`."""
+    return f"{settings.feed_subject}.{partition}"
+
+
+def transaction_subject(settings: Settings, customer_id: str) -> str:
+    """Where a transaction of this customer is published."""
+    return partition_subject(settings, partition_of(customer_id, settings.feed_partitions))
+
+
+def owned_partitions(settings: Settings) -> list[int]:
+    """The partitions consumer process `feed_consumer_index` of `feed_consumer_count` reads:
+    p with p % count == index. Each process's share is its own, so a customer's transactions
+    are judged by one process, in stream order."""
+    index, count = settings.feed_consumer_index, settings.feed_consumer_count
+    if not 0 <= index < count:
+        raise ValueError(f"feed consumer index {index} is not below the consumer count {count}")
+    return [p for p in range(settings.feed_partitions) if p % count == index]
+
+
+def partition_consumer(settings: Settings, partition: int) -> str:
+    """The durable consumer of one partition (stable whatever the process count)."""
+    return f"{settings.feed_consumer}-p{partition}"
+
+
+def _consumer_config(settings: Settings, name: str, subject: str, what: str) -> ConsumerConfig:
     return ConsumerConfig(
-        name=settings.feed_consumer,
-        durable_name=settings.feed_consumer,
-        description="fiflow feed: screens transactions and starts alerts",
+        name=name,
+        durable_name=name,
+        description=f"fiflow feed: screens transactions and starts alerts ({what})",
         deliver_policy=DeliverPolicy.ALL,
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=settings.feed_ack_wait_seconds,
         max_deliver=settings.feed_max_deliver,
+        filter_subject=subject,
         # Room for every consumer process's batch in flight at once.
         max_ack_pending=max(1000, settings.feed_batch_size * 16),
+    )
+
+
+def consumer_config(settings: Settings) -> ConsumerConfig:
+    """The durable pull consumer of the plain (legacy, unpartitioned) subject, which every
+    `fiflow feed` process shares."""
+    return _consumer_config(settings, settings.feed_consumer, settings.feed_subject, "legacy")
+
+
+def partition_consumer_config(settings: Settings, partition: int) -> ConsumerConfig:
+    """The durable pull consumer of one partition."""
+    return _consumer_config(
+        settings,
+        partition_consumer(settings, partition),
+        partition_subject(settings, partition),
+        f"partition {partition}",
     )
 
 
 async def pull_subscription(
     js: JetStreamContext, settings: Settings
 ) -> JetStreamContext.PullSubscription:
-    """Create or update the durable consumer, and bind a pull subscription to it."""
+    """Create or update the legacy subject's durable consumer, and bind a pull subscription."""
     await js.add_consumer(settings.feed_stream, consumer_config(settings))
     return await js.pull_subscribe_bind(durable=settings.feed_consumer, stream=settings.feed_stream)
+
+
+async def pull_subscriptions(
+    js: JetStreamContext, settings: Settings
+) -> list[JetStreamContext.PullSubscription]:
+    """Pull subscriptions on this process's partitions, then on the legacy subject."""
+    subs = []
+    for partition in owned_partitions(settings):
+        config = partition_consumer_config(settings, partition)
+        assert config.durable_name is not None
+        await js.add_consumer(settings.feed_stream, config)
+        subs.append(
+            await js.pull_subscribe_bind(durable=config.durable_name, stream=settings.feed_stream)
+        )
+    return [*subs, await pull_subscription(js, settings)]
 
 
 async def window_bucket(js: JetStreamContext, settings: Settings) -> KeyValue:
@@ -284,20 +355,21 @@ class Published:
 async def publish_transactions(
     js: JetStreamContext,
     settings: Settings,
-    messages: Sequence[tuple[str, bytes]],
+    messages: Sequence[tuple[str, str, bytes]],
     within_s: float = PUBLISH_TIMEOUT_S,
 ) -> Published:
-    """Publish (transaction ID, body) pairs and wait until the stream acknowledged every one.
+    """Publish (transaction ID, customer ID, body) triples, each to its customer's partition,
+    and wait until the stream acknowledged every one.
 
     StreamUnavailable when any is not acknowledged in time: the caller retries the whole
     batch, and the stream drops what it already holds (same ID within the duplicate window).
     """
     futures: list[asyncio.Future[PubAck]] = []
     try:
-        for transaction_id, body in messages:
+        for transaction_id, customer_id, body in messages:
             futures.append(
                 await js.publish_async(
-                    settings.feed_subject,
+                    transaction_subject(settings, customer_id),
                     body,
                     wait_stall=within_s,
                     stream=settings.feed_stream,
@@ -347,11 +419,19 @@ class WindowStore:
 
     Keys are keyed hashes of the window key (`card:<customer>/<last4>` would put a customer
     and card digits in a subject).
+
+    The states this process last read or wrote are kept (up to `cache_size`, least recently
+    used dropped): a process owns its partitions, so the next transaction of a customer
+    usually finds its state here and skips a round trip. A kept state is only a guess of
+    what is stored: it is written with its revision, so when another writer came in between
+    the write fails (WindowConflict), the guess is dropped and the caller reads again.
     """
 
-    def __init__(self, kv: KeyValue, hash_key: str):
+    def __init__(self, kv: KeyValue, hash_key: str, cache_size: int = 0):
         self._kv = kv
         self._hash_key = hash_key
+        self._cache_size = cache_size
+        self._cache: OrderedDict[str, tuple[WindowState, int]] = OrderedDict()
 
     def kv_key(self, window_key: str) -> str:
         """The bucket key of a window key (its kind, then a keyed hash)."""
@@ -360,6 +440,10 @@ class WindowStore:
 
     async def load(self, window_key: str) -> tuple[WindowState, int]:
         """The key's state and its revision (0: none stored yet)."""
+        kept = self._cache.get(window_key)
+        if kept is not None:
+            self._cache.move_to_end(window_key)
+            return kept
         try:
             entry = await self._kv.get(self.kv_key(window_key))
         except nats.js.errors.KeyNotFoundError:
@@ -368,13 +452,30 @@ class WindowStore:
         state = WindowState.model_validate_json(entry.value)
         if state.key != window_key:  # a hash collision would mix two keys' transactions
             raise ValueError("window state stored under another key")
-        return state, entry.revision or 0
+        revision = entry.revision or 0
+        self._keep(state, revision)
+        return state, revision
 
     async def save(self, state: WindowState, revision: int) -> int:
         """Write the state over `revision` (0: only if none exists); WindowConflict if changed."""
         try:
-            return await self._kv.update(
+            written = await self._kv.update(
                 self.kv_key(state.key), state.model_dump_json().encode(), last=revision
             )
         except nats.js.errors.KeyWrongLastSequenceError:
+            self._cache.pop(state.key, None)
             raise WindowConflict("the window state changed since it was read") from None
+        except BaseException:
+            # Unknown whether it was written: the next load reads what is stored.
+            self._cache.pop(state.key, None)
+            raise
+        self._keep(state, written)
+        return written
+
+    def _keep(self, state: WindowState, revision: int) -> None:
+        if self._cache_size <= 0:
+            return
+        self._cache[state.key] = (state, revision)
+        self._cache.move_to_end(state.key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)

@@ -144,7 +144,9 @@ def run_stack(
         for n in range(1, workers + 1):
             stack.spawn(f"worker-{n}", [*cli, "worker"], _metrics_env(env, ports, n))
         for n in range(1, feed_consumers + 1):
-            stack.spawn(f"feed-{n}", [*cli, "feed"], env)
+            # Each its own share of the partitions: a customer's transactions on one process.
+            feed_args = ["feed", "--index", str(n - 1), "--of", str(feed_consumers)]
+            stack.spawn(f"feed-{n}", [*cli, *feed_args], env)
         api_url = f"http://127.0.0.1:{ports.api}"
         _wait_until(
             "api",

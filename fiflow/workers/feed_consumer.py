@@ -1,23 +1,26 @@
 """The stream consumer process (`fiflow feed`): screen each transaction, start its alerts,
 then acknowledge.
 
-A durable JetStream pull consumer shared by every `fiflow feed` process (scaling out is
-starting more of them, like workers). For each message:
+Transactions arrive partitioned by customer (`<subject>.<partition>`, see
+fiflow.integrations.nats_stream.partition_of). Each partition has a durable JetStream pull
+consumer; process `index` of `count` reads the partitions p with p % count == index, one
+batch at a time per partition, so one process judges a customer's transactions, in stream
+order, while its partitions run concurrently. Every process also reads the shared durable
+consumer of the plain (legacy) subject, with no order across processes. For each batch:
 
-1. read it as a Transaction; one that is not goes to the dead-letter subject with the reason
-   and is acknowledged, so it never blocks the stream;
-2. read the windows of its card and customer from the KV bucket, evaluate the active FI
-   conditions and the customer's own alert preferences (the FI's defaults for a customer who
-   stored none), and record the transaction in the windows,
-   written only over the revision read (compare-and-set): two consumers or a redelivery never
-   count a transaction twice, and a restart forgets nothing;
+1. read each message as a Transaction; one that is not goes to the dead-letter subject with
+   the reason and is acknowledged, so it never blocks the stream;
+2. per customer, in stream order: read the windows of its cards and of the customer from the
+   KV bucket once (or from what this process last wrote), evaluate the active FI conditions
+   and the customer's own alert preferences (the FI's defaults for a customer who stored
+   none) transaction by transaction, and write each changed window once, only over the
+   revision read (compare-and-set): two consumers or a redelivery never count a transaction
+   twice, and a restart forgets nothing;
 3. `plan_alerts` and start what it says, keyed by the transaction id, so a redelivery starts
-   nothing new;
-4. acknowledge, only now. A failure on the way (Temporal or NATS unavailable) leaves the
-   message to be delivered again after a backoff.
-
-A batch is screened concurrently across customers and in stream order within one customer,
-so a customer's windows see their transactions in order.
+   nothing new; the batch's starts run concurrently (bounded by feed_start_concurrency);
+4. acknowledge each message only after its own starts. A failure on the way (Temporal or NATS
+   unavailable) sends it, and the customer's later messages of the batch, back after a
+   backoff; the partition waits for them, so later transactions never overtake them.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -48,7 +51,7 @@ from fiflow.domain.feeds.matches import (
 )
 from fiflow.domain.feeds.preferences import AlertPreferences, effective, preference_matches
 from fiflow.domain.feeds.transactions import FeedSettings, Transaction
-from fiflow.domain.feeds.windows import Windows, WindowState
+from fiflow.domain.feeds.windows import Windows, WindowState, observe
 from fiflow.domain.rules import RuleSetError
 from fiflow.integrations import telemetry
 from fiflow.integrations.alert_starts import start_notice, start_stream_fraud_alert
@@ -62,8 +65,9 @@ from fiflow.integrations.nats_stream import (
     dead_letter,
     describe_invalid,
     ensure_streams,
+    owned_partitions,
     parse_transaction,
-    pull_subscription,
+    pull_subscriptions,
     window_bucket,
 )
 from fiflow.integrations.preferences_store import PreferenceStore
@@ -80,6 +84,9 @@ FETCH_WAIT_S = 2.0
 WINDOW_ATTEMPTS = 8
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 30.0
+# After sending messages back, a partition waits their backoff and this much more, so they
+# are due (and delivered first) when it fetches again.
+REDELIVERY_MARGIN_S = 0.25
 
 StartFraudAlert = Callable[[Client, Settings, AlertRequest, datetime], Awaitable[str]]
 StartNotice = Callable[[Client, Settings, NoticeRequest, datetime], Awaitable[str]]
@@ -164,6 +171,7 @@ class FeedConsumer:
         self._preferences = preferences
         self._start_fraud = start_fraud
         self._start_notice = start_notice
+        self._starts = asyncio.Semaphore(settings.feed_start_concurrency)
         # Counts since start (log lines and tests; no personal data).
         self.processed = 0
         self.fraud_alerts = 0
@@ -172,8 +180,20 @@ class FeedConsumer:
         self.retries = 0
         self.window_conflicts = 0
 
-    async def run(self, sub: JetStreamContext.PullSubscription, stop: asyncio.Event) -> None:
-        """Fetch and handle batches until `stop` is set (the batch in hand is finished)."""
+    async def run(
+        self,
+        subs: Sequence[JetStreamContext.PullSubscription] | JetStreamContext.PullSubscription,
+        stop: asyncio.Event,
+    ) -> None:
+        """Fetch and handle batches from each subscription (its partitions and the legacy
+        subject) until `stop` is set (the batches in hand are finished)."""
+        if not isinstance(subs, Sequence):
+            subs = [subs]
+        await asyncio.gather(*(self._pull(sub, stop) for sub in subs))
+
+    async def _pull(self, sub: JetStreamContext.PullSubscription, stop: asyncio.Event) -> None:
+        # One loop per durable consumer, one batch at a time: a partition's batches are
+        # handled in stream order, while the process's other partitions go on meanwhile.
         while not stop.is_set():
             try:
                 msgs = await sub.fetch(self._settings.feed_batch_size, timeout=FETCH_WAIT_S)
@@ -185,10 +205,17 @@ class FeedConsumer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
                 continue
-            await self.handle_batch(msgs)
+            held = await self.handle_batch(msgs)
+            if held > 0:
+                # Messages sent back are delivered again before new ones once due: waiting
+                # for them keeps a customer's later transactions from overtaking them.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), held + REDELIVERY_MARGIN_S)
 
-    async def handle_batch(self, msgs: list[Msg]) -> None:
-        """Screen a fetched batch: customers concurrently, each customer's messages in order."""
+    async def handle_batch(self, msgs: list[Msg]) -> float:
+        """Screen a fetched batch and start its alerts: customers concurrently, each
+        customer's messages in order. Returns the longest backoff a message was sent back
+        with (0: none)."""
         groups: dict[str, list[tuple[Msg, Transaction]]] = {}
         for msg in msgs:
             try:
@@ -198,7 +225,7 @@ class FeedConsumer:
                 continue
             groups.setdefault(txn.customer_id, []).append((msg, txn))
         if not groups:
-            return
+            return 0.0
         async with self._kept_in_progress(msgs):
             try:
                 screening = await asyncio.to_thread(self._screening, list(groups))
@@ -206,11 +233,12 @@ class FeedConsumer:
                 # A broken rule file says what is wrong; a driver error may quote data.
                 what = str(exc) if isinstance(exc, RuleSetError) else type(exc).__name__
                 log.error("cannot read the conditions or preferences, batch waits: %s", what)
-                for group in groups.values():
-                    for msg, _ in group:
-                        await self._retry_later(msg, exc)
-                return
-            await asyncio.gather(*(self._handle_group(g, screening) for g in groups.values()))
+                delays = [await self._retry_later(m, exc) for g in groups.values() for m, _ in g]
+                return max(delays, default=0.0)
+            delays = await asyncio.gather(
+                *(self._handle_group(g, screening) for g in groups.values())
+            )
+        return max(delays, default=0.0)
 
     def _screening(self, customer_ids: list[str]) -> Screening:
         rule_set: ConditionRuleSet = self._rules.condition_rules()
@@ -227,63 +255,115 @@ class FeedConsumer:
 
     async def _handle_group(
         self, group: list[tuple[Msg, Transaction]], screening: Screening
-    ) -> None:
-        for index, (msg, txn) in enumerate(group):
+    ) -> float:
+        """One customer's messages of a batch: screened in order against windows read and
+        written once, their starts concurrent, each acknowledged after its own starts."""
+        try:
+            matched = await self._screen_group([txn for _, txn in group], screening)
+        except Exception as exc:  # noqa: BLE001 - KV unavailable, windows kept changing
+            return await self._send_back(group, 0, exc)
+        plans: list[AlertPlan | ValidationError] = []
+        for (_, txn), matches in zip(group, matched, strict=True):
             try:
-                await self._handle(msg, txn, screening)
+                plans.append(plan_alerts(txn, matches, Origin.STREAM))
             except ValidationError as exc:
+                plans.append(exc)
+        outcomes = await asyncio.gather(
+            *(
+                self._start(plan, msg)
+                for (msg, _), plan in zip(group, plans, strict=True)
+                if not isinstance(plan, ValidationError)
+            ),
+            return_exceptions=True,
+        )
+        started = iter(outcomes)
+        for index, ((msg, _), plan) in enumerate(zip(group, plans, strict=True)):
+            if isinstance(plan, ValidationError):
                 # The transaction is valid but cannot make an alert (plan_alerts refused it):
                 # delivering it again would fail the same way.
-                await self._reject(msg, f"cannot start its alert: {describe_invalid(exc)}")
-            except Exception as exc:  # noqa: BLE001 - any other failure is worth a retry
-                delay = await self._retry_later(msg, exc)
-                # The customer's later messages wait as well: windows see them in order.
-                for later, _ in group[index + 1 :]:
-                    await self._nak(later, delay)
-                return
+                await self._reject(msg, f"cannot start its alert: {describe_invalid(plan)}")
+                continue
+            outcome = next(started)
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, Exception):
+                    raise outcome
+                # Any other failure is worth a retry; the customer's later messages go back
+                # with it (their starts, if made, are found again by key).
+                return await self._send_back(group, index, outcome)
+            # A lost ack only brings the message back: its starts are found again by key.
+            with contextlib.suppress(nats.errors.Error):
+                await msg.ack()
+            self.processed += 1
+        return 0.0
 
-    async def _handle(self, msg: Msg, txn: Transaction, screening: Screening) -> None:
-        matches = await self._screen(txn, screening)
-        plan = plan_alerts(txn, matches, Origin.STREAM)
-        await self._start(plan, msg)
-        await msg.ack()
-        self.processed += 1
+    async def _send_back(
+        self, group: list[tuple[Msg, Transaction]], index: int, exc: Exception
+    ) -> float:
+        """Retry group[index] after a backoff, and the customer's later messages with it,
+        so the windows see them in order."""
+        delay = await self._retry_later(group[index][0], exc)
+        for later, _ in group[index + 1 :]:
+            await self._nak(later, delay)
+        return delay
 
-    async def _screen(self, txn: Transaction, screening: Screening) -> list[Match]:
-        """The transaction's matches, its windows updated by compare-and-set."""
+    async def _screen_group(
+        self, txns: list[Transaction], screening: Screening
+    ) -> list[list[Match]]:
+        """The matches of one customer's transactions, in order. Their windows are read once
+        and written once per batch (compare-and-set; all again if another writer came in
+        between), not once per transaction: the round trips were most of a message's cost."""
         rules = screening.rules
-        kinds = [k for k in ("card", "customer") if rules.horizon(k) > timedelta(0)]
-        keys = {"card": txn.card_key, "customer": txn.customer_key}
+        # Computed once here: CompiledRules.observe would go over every condition per call.
+        horizons = {k: rules.horizon(k) for k in ("card", "customer")}
+        kinds = [k for k, horizon in horizons.items() if horizon > timedelta(0)]
+        keys = list(dict.fromkeys(getattr(t, f"{k}_key") for t in txns for k in kinds))
         for _ in range(WINDOW_ATTEMPTS):
-            loaded = await asyncio.gather(*(self._windows.load(keys[k]) for k in kinds))
-            states = {k: state for k, (state, _) in zip(kinds, loaded, strict=True)}
-            revisions = {k: rev for k, (_, rev) in zip(kinds, loaded, strict=True)}
-            windows = Windows.model_construct(
-                card=states.get("card") or WindowState(key=txn.card_key),
-                customer=states.get("customer") or WindowState(key=txn.customer_key),
-            )
-            matches = screen(txn, windows, screening)
-            after = rules.observe(windows, txn)
-            try:
+            loaded = await asyncio.gather(*(self._windows.load(k) for k in keys))
+            read = {k: state for k, (state, _) in zip(keys, loaded, strict=True)}
+            revisions = {k: rev for k, (_, rev) in zip(keys, loaded, strict=True)}
+            states = dict(read)
+            matched: list[list[Match]] = []
+            for txn in txns:
+                windows = Windows.model_construct(
+                    card=states.get(txn.card_key) or WindowState(key=txn.card_key),
+                    customer=states.get(txn.customer_key) or WindowState(key=txn.customer_key),
+                )
+                matched.append(screen(txn, windows, screening))
+                after = observe(windows, txn, card=horizons["card"], customer=horizons["customer"])
                 for kind in kinds:
-                    before, new = getattr(windows, kind), getattr(after, kind)
-                    # Already recorded (a redelivery): nothing to write.
-                    if new is not before:
-                        await self._windows.save(new, revisions[kind])
-            except WindowConflict:
+                    state = getattr(after, kind)
+                    states[state.key] = state
+            # Unchanged (every transaction already recorded: a redelivery): nothing to write.
+            saved = await asyncio.gather(
+                *(
+                    self._windows.save(states[k], revisions[k])
+                    for k in keys
+                    if states[k] is not read[k]
+                ),
+                return_exceptions=True,
+            )
+            failed = [e for e in saved if isinstance(e, BaseException)]
+            if any(isinstance(e, WindowConflict) for e in failed):
                 self.window_conflicts += 1
                 continue
-            return matches
+            if failed:
+                raise failed[0]
+            return matched
         raise WindowConflict(f"window state kept changing over {WINDOW_ATTEMPTS} attempts")
 
     async def _start(self, plan: AlertPlan, msg: Msg) -> None:
+        # Bounded: a batch of many matches must not open hundreds of calls to Temporal.
         if plan.fraud_alert is not None:
-            await self._start_fraud(
-                self._client, self._settings, plan.fraud_alert, _received_at(msg)
-            )
+            async with self._starts:
+                await self._start_fraud(
+                    self._client, self._settings, plan.fraud_alert, _received_at(msg)
+                )
             self.fraud_alerts += 1
         if plan.notice is not None:
-            await self._start_notice(self._client, self._settings, plan.notice, _received_at(msg))
+            async with self._starts:
+                await self._start_notice(
+                    self._client, self._settings, plan.notice, _received_at(msg)
+                )
             self.notices += 1
 
     async def _reject(self, msg: Msg, reason: str) -> None:
@@ -370,13 +450,22 @@ async def run_consumer(settings: Settings) -> None:
         js = nc.jetstream()
         await ensure_streams(js, settings)
         windows = WindowStore(
-            await window_bucket(js, settings), settings.address_hash_key.get_secret_value()
+            await window_bucket(js, settings),
+            settings.address_hash_key.get_secret_value(),
+            cache_size=settings.feed_window_cache_size,
         )
-        sub = await pull_subscription(js, settings)
+        subs = await pull_subscriptions(js, settings)
         rules = RuleStore(settings.rules_dir, RuleVersionStore(engine))
         consumer = FeedConsumer(settings, client, js, windows, rules, PreferenceStore(engine))
-        log.info("feed consumer %s reading stream %s", settings.feed_consumer, settings.feed_stream)
-        await consumer.run(sub, stop)
+        log.info(
+            "feed consumer %d of %d reading stream %s: partitions %s of %d, and the legacy subject",
+            settings.feed_consumer_index + 1,
+            settings.feed_consumer_count,
+            settings.feed_stream,
+            ",".join(str(p) for p in owned_partitions(settings)) or "none",
+            settings.feed_partitions,
+        )
+        await consumer.run(subs, stop)
         log.info(
             "feed consumer stopping: %d screened, %d fraud alerts, %d notices, "
             "%d dead-lettered, %d retried",

@@ -3,6 +3,7 @@ dead letters with their reason, window state written only over the revision read
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -26,12 +27,17 @@ from fiflow.integrations.nats_stream import (
     connect_options,
     dead_letter,
     ensure_streams,
+    owned_partitions,
     parse_transaction,
+    partition_of,
     publish_transactions,
     pull_subscription,
+    transaction_subject,
     window_bucket,
 )
 from fiflow.integrations.settings import Settings
+from fiflow.sandbox.routes.feeds import StreamRequest
+from fiflow.sandbox.routes.feeds import partition_subject as core_subject
 from tests.nats_server import nats_server
 from tests.sandbox.servers import free_port
 
@@ -94,17 +100,57 @@ async def test_a_batch_is_acknowledged_and_a_repeated_id_is_stored_once(
     js: JetStreamContext, settings: Settings
 ) -> None:
     await ensure_streams(js, settings)  # a second call keeps what exists
-    first = await publish_transactions(js, settings, [("tx-1", txn_json("tx-1")),
-                                                      ("tx-2", txn_json("tx-2"))])  # fmt: skip
+
+    def batch(*ids: str) -> list[tuple[str, str, bytes]]:
+        return [(i, "cust-0042", txn_json(i)) for i in ids]
+
+    first = await publish_transactions(js, settings, batch("tx-1", "tx-2"))
     assert (first.count, first.duplicates) == (2, 0)
     assert first.last_sequence == first.first_sequence + 1
     # The client retries the whole batch after a lost answer: nothing is stored twice.
-    again = await publish_transactions(js, settings, [("tx-1", txn_json("tx-1")),
-                                                      ("tx-3", txn_json("tx-3"))])  # fmt: skip
+    again = await publish_transactions(js, settings, batch("tx-1", "tx-3"))
     assert (again.count, again.duplicates) == (2, 1)
     info = await js.stream_info(settings.feed_stream)
     assert info.state.messages == 3
     assert info.config.storage == "file"
+    # On the customer's partition subject, which names a number, not the customer.
+    stored = await js.get_msg(settings.feed_stream, seq=first.first_sequence)
+    partition = partition_of("cust-0042", settings.feed_partitions)
+    assert stored.subject == f"{settings.feed_subject}.{partition}"
+    assert "cust" not in (stored.subject or "")
+
+
+def test_partitions_are_a_documented_hash_and_split_between_processes() -> None:
+    # The FI's core computes the same number (docs: first 4 bytes of SHA-256, big-endian).
+    digest = hashlib.sha256(b"cust-0042").digest()
+    assert partition_of("cust-0042", 32) == int.from_bytes(digest[:4], "big") % 32
+    assert {partition_of(f"cust-{n:04d}", 32) for n in range(400)} == set(range(32))
+    settings = Settings(feed_partitions=8, feed_consumer_count=3, feed_consumer_index=1)
+    assert owned_partitions(settings) == [1, 4, 7]
+    shares = [
+        owned_partitions(settings.model_copy(update={"feed_consumer_index": i})) for i in range(3)
+    ]
+    assert sorted(p for share in shares for p in share) == list(range(8))  # each once
+    with pytest.raises(ValueError, match="index 3"):
+        owned_partitions(settings.model_copy(update={"feed_consumer_index": 3}))
+
+
+async def test_a_kept_window_state_never_overwrites_another_writers(
+    js: JetStreamContext, settings: Settings
+) -> None:
+    bucket = await window_bucket(js, settings)
+    mine = WindowStore(bucket, "test-hash-key", cache_size=10)
+    other = WindowStore(bucket, "test-hash-key")
+    key = "card:cust-0042/4242"
+    one = WindowState(key=key, recent=(parse_transaction(txn_json("tx-1")),))
+    revision = await mine.save(one, 0)
+    assert await mine.load(key) == (one, revision)  # kept: no read
+    two = WindowState(key=key, recent=(*one.recent, parse_transaction(txn_json("tx-2"))))
+    await other.save(two, revision)  # another process came in between
+    # The kept state is stale: writing over it fails, and the next load reads what is stored.
+    with pytest.raises(WindowConflict):
+        await mine.save(WindowState(key=key), revision)
+    assert (await mine.load(key))[0] == two
 
 
 async def test_a_dead_letter_keeps_the_body_and_says_why(
@@ -174,3 +220,16 @@ def test_credentials_and_tls_come_from_the_settings(tmp_path: Path) -> None:
     )  # fmt: skip
     assert (keyed["user"], keyed["password"], keyed["token"]) == ("fiflow", "pw", "tok")
     assert keyed["user_credentials"] == str(creds)
+
+
+def test_the_sandbox_generator_publishes_to_the_partition_fiflow_reads() -> None:
+    # The sandbox stands for the FI's core and imports no fiflow code: its own copy of the
+    # documented rule must agree with fiflow's, or generated streams would lose their order.
+    settings = Settings()
+    assert settings.feed_partitions == StreamRequest().partitions  # the same default
+    for n in range(500):
+        customer = f"cust-{n:04d}"
+        assert core_subject(settings.feed_subject, customer, 32) == transaction_subject(
+            settings, customer
+        )
+    assert core_subject(settings.feed_subject, "cust-0001", 0) == settings.feed_subject

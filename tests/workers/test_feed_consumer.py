@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import nats.errors
 import pytest
 from nats.js import JetStreamContext
 from sqlalchemy.engine import Engine
@@ -26,6 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from fiflow.domain.alerts import AlertRequest
 from fiflow.domain.feeds.preferences import AlertPreferences, AmountOver
+from fiflow.domain.feeds.windows import WindowState
 from fiflow.domain.keys import alert_id_for, alert_workflow_id, notice_id_for, notice_workflow_id
 from fiflow.integrations.alert_starts import start_fraud_alert
 from fiflow.integrations.database import create_db_engine, upgrade_database
@@ -34,7 +36,8 @@ from fiflow.integrations.nats_stream import (
     WindowStore,
     connect_nats,
     ensure_streams,
-    pull_subscription,
+    publish_transactions,
+    pull_subscriptions,
     window_bucket,
 )
 from fiflow.integrations.preferences_store import PreferenceStore
@@ -155,20 +158,26 @@ async def publish(
 
 @asynccontextmanager
 async def consumer(
-    settings: Settings, client: Client, engine: Engine, **kw: Any
+    settings: Settings,
+    client: Client,
+    engine: Engine,
+    store: type[WindowStore] = WindowStore,
+    **kw: Any,
 ) -> AsyncIterator[FeedConsumer]:
     """A consumer like `fiflow feed`'s (its own NATS connection), running until the block ends."""
     nc = await connect_nats(settings, "test-consumer")
     js = nc.jetstream()
     await ensure_streams(js, settings)
-    windows = WindowStore(
-        await window_bucket(js, settings), settings.address_hash_key.get_secret_value()
+    windows = store(
+        await window_bucket(js, settings),
+        settings.address_hash_key.get_secret_value(),
+        cache_size=settings.feed_window_cache_size,
     )
-    sub = await pull_subscription(js, settings)
+    subs = await pull_subscriptions(js, settings)
     rules = RuleStore(settings.rules_dir, RuleVersionStore(engine))
     running = FeedConsumer(settings, client, js, windows, rules, PreferenceStore(engine), **kw)
     stop = asyncio.Event()
-    task = asyncio.create_task(running.run(sub, stop))
+    task = asyncio.create_task(running.run(subs, stop))
     try:
         yield running
     finally:
@@ -178,11 +187,15 @@ async def consumer(
 
 
 async def drained(js: JetStreamContext, settings: Settings, within: float = 20.0) -> None:
-    """Wait until the durable consumer has nothing left to deliver or to be acknowledged."""
+    """Wait until the durable consumers (partitions and legacy) have nothing left to deliver
+    or to be acknowledged."""
 
     async def info() -> tuple[int, int]:
-        i = await js.consumer_info(settings.feed_stream, settings.feed_consumer)
-        return i.num_pending or 0, i.num_ack_pending or 0
+        infos = await js.consumers_info(settings.feed_stream)
+        return (
+            sum(i.num_pending or 0 for i in infos),
+            sum(i.num_ack_pending or 0 for i in infos),
+        )
 
     await eventually(info, lambda counts: counts == (0, 0), within=within)
 
@@ -325,3 +338,88 @@ def _value(read: Callable[[], int]) -> Callable[[], Awaitable[int]]:
         return read()
 
     return get
+
+
+async def test_two_consumers_judge_a_customers_transactions_in_publish_order(
+    js: JetStreamContext, settings: Settings, client: Client, engine: Engine
+) -> None:
+    # Six customers' declines interleaved, published to their partitions; two consumer
+    # processes (index 0 and 1 of 2) share four partitions in small batches.
+    shared = settings.model_copy(
+        update={"feed_partitions": 4, "feed_batch_size": 2, "feed_consumer_count": 2}
+    )
+    customers = [f"cust-o{n}" for n in range(6)]
+    published = [decline(f"{c}-d{k}", k, customer=c) for k in (1, 2, 3) for c in customers]
+    await publish_transactions(
+        js,
+        shared,
+        [(t["transaction_id"], t["customer_id"], json.dumps(t).encode()) for t in published],
+    )
+    # The second decline of cust-o0 fails once on its way (its window unreadable): it goes
+    # back to the stream, and the third must not overtake it, neither on this consumer nor
+    # on the other (with one shared consumer, the other process took the third meanwhile).
+    flaky = {"card:cust-o0/4242": 2}  # fails on the key's second read
+
+    class FlakyWindows(WindowStore):
+        async def load(self, window_key: str) -> tuple[WindowState, int]:
+            if window_key in flaky:
+                flaky[window_key] -= 1
+                if flaky[window_key] == 0:
+                    raise nats.errors.TimeoutError
+            return await super().load(window_key)
+
+    first = shared.model_copy(update={"feed_consumer_index": 0})
+    second = shared.model_copy(update={"feed_consumer_index": 1})
+    async with (
+        consumer(first, client, engine, FlakyWindows) as one,
+        consumer(second, client, engine, FlakyWindows) as two,
+    ):
+        await drained(js, settings, within=30)
+    assert flaky["card:cust-o0/4242"] <= 0 and one.retries + two.retries == 1
+    assert one.processed > 0 and two.processed > 0  # both screened their partitions
+    assert one.processed + two.processed == len(published)
+    # "three declines within 15 minutes" fires on each customer's third decline, only there.
+    for c in customers:
+        assert [await alerted(client, settings, f"{c}-d{k}") for k in (1, 2, 3)] == [
+            False,
+            False,
+            True,
+        ], c
+
+
+async def test_a_batch_writes_each_window_once_and_starts_its_alerts_together(
+    js: JetStreamContext, settings: Settings, client: Client, engine: Engine
+) -> None:
+    # Five of one card's transactions (two of them alerting) in one fetched batch.
+    bodies = [decline(f"w-{n}", n, customer="cust-w") for n in range(3)] + [
+        txn(f"w-cnp-{n}", "cust-w", amount="8000.00", card_present=False) for n in range(2)
+    ]
+    await publish_transactions(
+        js, settings, [(b["transaction_id"], "cust-w", json.dumps(b).encode()) for b in bodies]
+    )
+    saves: list[int] = []
+    in_flight = [0, 0]  # now, most at once
+
+    class CountingWindows(WindowStore):
+        async def save(self, state: WindowState, revision: int) -> int:
+            saves.append(len(state.recent))
+            return await super().save(state, revision)
+
+    async def slow_start(c: Client, s: Settings, req: AlertRequest, at: datetime) -> str:
+        in_flight[0] += 1
+        in_flight[1] = max(in_flight)
+        await asyncio.sleep(0.2)
+        in_flight[0] -= 1
+        return await start_fraud_alert(c, s, req, at)
+
+    async with consumer(settings, client, engine, CountingWindows, start_fraud=slow_start):
+        await drained(js, settings)
+    assert saves == [5]  # one compare-and-set for the card's five, not five
+    assert in_flight[1] == 3  # d-2's three-declines alert and the two large ones, together
+    assert [await alerted(client, settings, b["transaction_id"]) for b in bodies] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]

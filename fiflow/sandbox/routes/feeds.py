@@ -91,6 +91,10 @@ class StreamRequest(MixFields):
     rate: float = Field(default=100, gt=0, le=50_000, description="Transactions per second.")
     seconds: float = Field(default=10, gt=0, le=3600)
     subject: str = Field(default="fiflow.transactions.card", pattern=r"^[A-Za-z0-9_.>*-]+$")
+    # Like the FI's core, the generator publishes each customer's transactions to their
+    # partition (`<subject>.<p>`, fiflow's documented hash), so fiflow keeps their order
+    # across consumer processes. 0 publishes to the plain (legacy, unordered) subject.
+    partitions: int = Field(default=32, ge=0, le=4096)
 
 
 class StreamRun(BaseModel):
@@ -178,6 +182,17 @@ async def write_file(req: FileRequest, state: SandboxState = Depends(get_state))
     return await asyncio.to_thread(build)
 
 
+def partition_subject(subject: str, customer_id: str, partitions: int) -> str:
+    """The subject of the customer's partition, computed as the FI's core would from the
+    documented rule (README, "The stream"): the first 4 bytes of SHA-256 of the customer id,
+    big-endian, modulo the partition count. The sandbox imports no fiflow code, so it
+    computes this itself; tests check it agrees with fiflow's."""
+    if partitions == 0:
+        return subject
+    digest = hashlib.sha256(customer_id.encode()).digest()
+    return f"{subject}.{int.from_bytes(digest[:4], 'big') % partitions}"
+
+
 async def _publish(state: SandboxState, run: StreamRun, req: StreamRequest) -> None:
     """Publish the run's transactions at its rate; JetStream dedups by transaction id."""
     import nats  # the stream is optional for the sandbox: imported only when used
@@ -197,7 +212,8 @@ async def _publish(state: SandboxState, run: StreamRun, req: StreamRequest) -> N
 
         async def one(i: int) -> None:
             try:
-                await js.publish(req.subject, lines[i], headers={"Nats-Msg-Id": ids[i]}, timeout=10)
+                subject = partition_subject(req.subject, customers[i], req.partitions)
+                await js.publish(subject, lines[i], headers={"Nats-Msg-Id": ids[i]}, timeout=10)
             except Exception:  # noqa: BLE001 - counted; the run goes on
                 run.failed += 1
             else:

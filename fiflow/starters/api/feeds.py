@@ -101,7 +101,7 @@ async def post_transactions(
             "batch_too_large",
             f"at most {settings.feed_ingest_max_lines} transactions per request, not {len(lines)}",
         )
-    messages: list[tuple[str, bytes]] = []
+    messages: list[tuple[str, str, bytes]] = []
     problems: list[dict[str, object]] = []
     for n, line in lines:
         try:
@@ -109,7 +109,7 @@ async def post_transactions(
         except InvalidTransaction as exc:
             problems.append({"line": n, "problem": str(exc)})
             continue
-        messages.append((txn.transaction_id, line))
+        messages.append((txn.transaction_id, txn.customer_id, line))
     if problems:
         first = problems[0]
         more = f" (and {len(problems) - 1} more lines)" if len(problems) > 1 else ""

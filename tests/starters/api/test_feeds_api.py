@@ -12,6 +12,7 @@ import httpx
 import nats
 import pytest
 
+from fiflow.integrations.nats_stream import partition_of
 from fiflow.integrations.settings import Settings
 from fiflow.starters.api.app import create_app
 from tests.nats_server import nats_server
@@ -92,6 +93,13 @@ async def test_lines_are_stored_in_order_once_and_acknowledged(
     messages = await stored(nats_url)
     ids = [json.loads(m)["transaction_id"] for m in messages]
     assert ids[-2:] == ["tx-a1", "tx-a2"] and ids.count("tx-a1") == 1
+    # Published to the customer's partition, as a direct publisher would (documented hash).
+    nc = await nats.connect(nats_url)
+    try:
+        last = await nc.jetstream().get_msg("FIFLOW_TRANSACTIONS", seq=data["last_sequence"])
+    finally:
+        await nc.close()
+    assert last.subject == f"fiflow.transactions.card.{partition_of('cust-0042', 32)}"
 
 
 async def test_one_bad_line_refuses_the_request_and_stores_nothing(
