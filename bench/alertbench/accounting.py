@@ -7,8 +7,10 @@ as far as a history shows them:
   is in the parent's 2 below); a signal-with-start is 1 in all, though its history shows a
   start and a signal (recognised: the signal is event 2, right after the start);
 - activity started or retried: 1 per attempt (scheduled, plus attempts past the first);
-- local activities: all markers recorded by one workflow task are 1 together (Cloud
-  counts the RecordMarker commands of a workflow task as one action);
+- local activities: all local-activity markers recorded by one workflow task are 1
+  together (Cloud counts a workflow task's local activities as one action); a patch's
+  marker (`workflow.patched`) is not a local activity or a side effect and is free, like
+  its TemporalChangeVersion upsert;
 - timer started: 1;
 - signal: 1 per signal, counted where it is received (WorkflowExecutionSignaled), whoever
   sent it: the sender's SignalExternalWorkflowExecutionInitiated is the same signal;
@@ -50,6 +52,8 @@ CATEGORIES = (
     "workflow options updated",
 )
 EXEMPT_SEARCH_ATTRIBUTES = {"TemporalChangeVersion"}
+# The marker name sdk-core gives a local activity's result (a patch's is "core_patch").
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
 
 
 def event_name(event: HistoryEvent) -> str:
@@ -88,9 +92,9 @@ def billable_actions(events: Sequence[HistoryEvent]) -> Counter[str]:
             attempt = event.activity_task_started_event_attributes.attempt
             actions["activity retried"] += max(0, attempt - 1)
         elif name == "MarkerRecorded":
-            marker_tasks.add(
-                event.marker_recorded_event_attributes.workflow_task_completed_event_id
-            )
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name == LOCAL_ACTIVITY_MARKER:
+                marker_tasks.add(marker.workflow_task_completed_event_id)
         elif name == "TimerStarted":
             actions["timer started"] += 1
         elif name == "UpsertWorkflowSearchAttributes":

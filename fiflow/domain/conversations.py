@@ -93,6 +93,13 @@ class SmsOptedOut(BaseModel):
     at: datetime
 
 
+class SmsOptedIn(BaseModel):
+    """Signal `sms_opted_in` to an open alert: its address sent START after STOP; SMS again."""
+
+    message_id: str
+    at: datetime
+
+
 class AlertClosed(BaseModel):
     """Signal `alert_closed`: the alert no longer takes replies."""
 

@@ -18,6 +18,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from fiflow import workflows as workflows_package
+from fiflow.activities.alert_preparation import AlertPreparation
 from fiflow.activities.backoffice import (
     CardActivities,
     ContactCenterActivities,
@@ -58,6 +59,7 @@ from fiflow.integrations.optouts import OptOutStore
 from fiflow.integrations.preferences_store import PreferenceStore
 from fiflow.integrations.push import PushClient
 from fiflow.integrations.reports import CreditReportStore
+from fiflow.integrations.results_reports import ResultsReportStore
 from fiflow.integrations.rule_versions import RuleVersionStore
 from fiflow.integrations.rules_store import RuleStore
 from fiflow.integrations.settings import Settings
@@ -148,13 +150,16 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
         core = CoreBankingActivities(CoreBankingClient(http["core_banking"]))
         billing = BillingActivities(BillingClient(http["billing"]))
         metrics_store = MetricsStore(engine)
-        metrics = MetricsActivities(metrics_store)
+        results_reports = ResultsReportStore(engine, sealer=payload_codec(settings))
+        metrics = MetricsActivities(metrics_store, results_reports)
         reports = ReportActivities(
             CreditReportStore(engine, sealer=payload_codec(settings)), metrics_store
         )
         interaction_store = InteractionStore(engine)
         interactions = InteractionActivities(interaction_store)
-        retention = RetentionActivities(MessageLedger(engine), interaction_store)
+        retention = RetentionActivities(
+            MessageLedger(engine), interaction_store, metrics_store, results_reports
+        )
         follow_ups = FollowUpRegistry(client, interaction_store)
         tickets = TicketActivities(CrmClient(http["crm"]))
         windows = ContactWindowActivities()
@@ -172,6 +177,7 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
         )
         yield [
             rules.load_alert_rules,
+            AlertPreparation(rules, crm, conversations).prepare_alert,
             crm.get_customer,
             crm.add_note,
             fraud.record_outcome,
@@ -205,6 +211,8 @@ async def activity_set(settings: Settings, client: Client) -> AsyncIterator[list
             alerts_from_calls.prepare,
             retention.purge_message_ledger,
             retention.purge_interaction_events,
+            retention.purge_metric_events,
+            retention.purge_results_reports,
             batches.prepare,
             batches.screen_chunk,
             batches.begin_alerting,

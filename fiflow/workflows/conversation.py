@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, FailureError, is_cancelled_exception
@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         RegisterAlert,
         Route,
         RoutingDecision,
+        SmsOptedIn,
         SmsOptedOut,
         accept_inbound,
         close_alert,
@@ -43,6 +44,11 @@ with workflow.unsafe.imports_passed_through():
 # Routes whose answer asks the customer to choose among the open alerts: worth making sure
 # each of them still runs (rare, unlike a plain YES or NO, so the look costs little).
 LISTS_OPEN_ALERTS = frozenset({Route.CLARIFY, Route.UNKNOWN_CODE})
+# Asked first in every run: runs that take it take every patch below without asking (one
+# marker per run, in its first workflow task, rather than one in each task that first
+# reaches a patched step) and leave the idle timer running. Histories written before ask
+# each patch where they did (docs/architecture.md, section 7).
+LEAN = "conversation-lean"
 
 
 @workflow.defn
@@ -57,6 +63,9 @@ class ConversationWorkflow:
         # and meanwhile replies must still be routed and alerts registered.
         self._writer: asyncio.Task[None] | None = None
         self._confirming = False  # the writer is sending a stored keyword's confirmation
+        # The lean path's idle period: since when nothing was open or handled, and its timer.
+        self._idle_since: datetime | None = None
+        self._idle_timer: asyncio.Task[None] | None = None
 
     # --- handlers (they only record; the main loop does the work, in arrival order) ----
 
@@ -73,8 +82,9 @@ class ConversationWorkflow:
         if req.alert_id in known:
             return register_alert(st, req, workflow.now(), skip_closed_codes=False)
         # Histories written before drew codes among the open alerts' only (section 7).
-        skip_closed = workflow.patched("reply-codes-skip-recently-closed")
+        skip_closed = self._patched("reply-codes-skip-recently-closed")
         registration = register_alert(st, req, workflow.now(), skip_closed_codes=skip_closed)
+        self._idle_since = None  # no longer idle (no command: a mark for the lean path)
         self._details()
         return registration
 
@@ -110,9 +120,15 @@ class ConversationWorkflow:
     async def run(self, inp: ConversationInput) -> ConversationSnapshot:
         """Handle messages until idle with nothing open, continuing-as-new when history grows."""
         st = self._state
+        # Before any other patch or command: which path this run takes is settled here.
+        self._lean()
         self._details()
         self._start_writer()  # keywords a previous run acted on but could not store yet
         while True:
+            if st.open_alerts:
+                # Not idle (an alert opened, merged into a digest or not): a new idle period,
+                # with its own timer, starts when the last one closes.
+                self._end_idle_period()
             if st.digest_due is not None:
                 # Merged alerts gather until their digest is due: the one timer an address
                 # over its alert cap pays. Messages are still handled meanwhile.
@@ -128,6 +144,9 @@ class ConversationWorkflow:
                 await workflow.wait_condition(
                     lambda: self._has_work() or not st.open_alerts or st.digest_due is not None
                 )
+            elif self._lean():
+                if await self._idle_ran_out(inp.idle_timeout):
+                    break
             else:
                 try:
                     await workflow.wait_condition(
@@ -143,11 +162,12 @@ class ConversationWorkflow:
             # Checked between messages too: under a steady stream the queue never empties,
             # and what is still queued goes across in the state. Patched: histories written
             # before drained the whole queue first (docs/architecture.md, section 7).
-            mid_queue = workflow.patched("continue-as-new-mid-queue")
+            mid_queue = self._patched("continue-as-new-mid-queue")
             while st.pending and not (mid_queue and self._history_too_long()):
                 await self._handle(st.pending[0])
                 st.pending.pop(0)
                 st.messages_handled += 1
+                self._idle_since = None  # the idle period starts again after it
             if self._history_too_long():
                 await self._stop_writer()
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -165,7 +185,7 @@ class ConversationWorkflow:
         # ended without telling us (terminated by an operator, failed), then decide again.
         if (
             decision.route in LISTS_OPEN_ALERTS
-            and workflow.patched("prune-ended-alerts")
+            and self._patched("prune-ended-alerts")
             and await self._prune_ended_alerts()
         ):
             decision = route_message(
@@ -188,7 +208,7 @@ class ConversationWorkflow:
                 await self._send(msg, decision, messages.no_open_alert(fi))
             case Route.EXPIRED:
                 await self._send(msg, decision, messages.expired(fi))
-            case Route.OPT_OUT | Route.OPT_IN if workflow.patched("opt-out-effective-at-once"):
+            case Route.OPT_OUT | Route.OPT_IN if self._patched("opt-out-effective-at-once"):
                 await self._opt_out_at_once(msg, decision.route is Route.OPT_OUT)
             case Route.OPT_OUT | Route.OPT_IN:
                 # Histories written before: the keyword was stored inline (a database down
@@ -212,10 +232,11 @@ class ConversationWorkflow:
                 await self._send(msg, decision, self._inp.help_text, ignore_opt_out=True)
         self._details()
 
-    @staticmethod
-    def _parse(body: str) -> ParsedReply:
+    def _parse(self, body: str) -> ParsedReply:
         """The message's meaning; "not me 4821" is read as NO 4821 where the patch applies."""
         parsed = parse_reply(body)
+        if self._lean():
+            return parsed
         old = parse_reply(body, glue_across_spaces=True)
         # Asked only when the readings differ, so other messages' histories get no marker.
         if parsed != old and not workflow.patched("answer-words-before-code"):
@@ -330,6 +351,57 @@ class ConversationWorkflow:
                     await handle.signal(
                         "sms_opted_out", SmsOptedOut(message_id=msg.message_id, at=workflow.now())
                     )
+        elif (
+            not opting_out
+            and was_out
+            and st.open_alerts
+            and self._patched("start-signals-open-alerts")
+        ):
+            # START after STOP: the alerts told of the STOP may text the address again.
+            # Histories written before left them refusing SMS (docs/architecture.md, section 7).
+            for alert in list(st.open_alerts):
+                handle = workflow.get_external_workflow_handle(alert_workflow_id(alert.alert_id))
+                with contextlib.suppress(FailureError):  # already ended: nothing to tell
+                    await handle.signal(
+                        "sms_opted_in", SmsOptedIn(message_id=msg.message_id, at=workflow.now())
+                    )
+
+    # --- idleness on the lean path: one timer per idle period ----------------------------
+
+    async def _idle_ran_out(self, idle_timeout: timedelta) -> bool:
+        """Wait while idle; True once idle for `idle_timeout` with nothing left to store.
+
+        The timer is started once per idle period and left running: a message handled
+        meanwhile does not cancel and restart it (a timer each). If it fires before the
+        period's end (a message moved the end on), one more timer covers what is left.
+        """
+        st = self._state
+        now = workflow.now()
+        if self._idle_since is None:
+            self._idle_since = now
+        end = self._idle_since + idle_timeout
+        timer = self._idle_timer
+        if timer is None or timer.done():
+            timer = self._idle_timer = asyncio.create_task(workflow.sleep(end - now))
+        await workflow.wait_condition(
+            lambda: (
+                bool(st.pending) or self._history_too_long() or bool(st.open_alerts) or timer.done()
+            )
+        )
+        if not timer.done() or workflow.now() < end:
+            return False
+        if st.open_alerts or st.pending or self._writes_pending():
+            # Never end with an opt-out not yet stored (it would be lost): wait another period.
+            self._idle_since = None
+            return False
+        return True
+
+    def _end_idle_period(self) -> None:
+        """An alert opened: the idle period is over, and so is its timer (a new one follows)."""
+        self._idle_since = None
+        if self._idle_timer is not None and not self._idle_timer.done():
+            self._idle_timer.cancel()
+        self._idle_timer = None
 
     def _start_writer(self) -> None:
         if self._state.opt_out_writes and (self._writer is None or self._writer.done()):
@@ -419,6 +491,15 @@ class ConversationWorkflow:
 
     # --- helpers --------------------------------------------------------------------------
 
+    @staticmethod
+    def _lean() -> bool:
+        """Whether this run took LEAN (asked first thing in each run; the SDK memoizes it)."""
+        return workflow.patched(LEAN)
+
+    def _patched(self, patch: str) -> bool:
+        """A patch's answer: True without a marker of its own on the lean path."""
+        return self._lean() or workflow.patched(patch)
+
     def _spend_auto_reply(self, decision: RoutingDecision) -> bool:
         """Take an unsolicited answer from the window; if none is left, record the silence."""
         st = self._state
@@ -433,6 +514,8 @@ class ConversationWorkflow:
 
     def _close(self, alert_id: str, sig: AlertClosed) -> None:
         close_alert(self._state, alert_id, sig.closed_at, sig.outcome)
+        # The idle period, if this was the last open alert, starts now (lean path).
+        self._idle_since = None
         self._details()
 
     def _has_work(self) -> bool:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, FailureError
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from fiflow.activities.alert_preparation import AlertPreparation, PrepareAlert
     from fiflow.activities.backoffice import (
         AddCrmNote,
         CardActivities,
@@ -23,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.activities.conversations import (
         ConversationActivities,
         RegisterAlertWithConversation,
+        Registration,
     )
     from fiflow.activities.messaging import (
         Delivery,
@@ -44,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
         CustomerReply,
         ReplyOutcome,
     )
-    from fiflow.domain.conversations import AlertClosed, SmsOptedOut
+    from fiflow.domain.conversations import AlertClosed, SmsOptedIn, SmsOptedOut
     from fiflow.domain.customers import Channel, Customer, channel_order, other_channel
     from fiflow.domain.keys import idempotency_key, reply_code_candidates
     from fiflow.domain.metrics import RecordMetricEvents, alert_events
@@ -52,10 +57,17 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.domain.rules import ActionType, AlertRules, RuleAction, render, render_sms
     from fiflow.domain.text import SUMMARY_MAX, clean_text
     from fiflow.workflows.failures import cause_of
-    from fiflow.workflows.options import BACKOFFICE, LOCAL_CALL, METRICS, QUICK
+    from fiflow.workflows.local_first import local_first
+    from fiflow.workflows.options import BACKOFFICE, LOCAL_CALL, METRICS, PREPARE_ALERT, QUICK
     from fiflow.workflows.reach import Message, reach
 
+A = TypeVar("A")
+R = TypeVar("R")
+
 PUSH_ACTIONS = ["confirm", "contest"]
+# Runs that took this patch run `_run_hot_path`; histories written before replay `run`'s
+# original path (docs/architecture.md, section 7).
+HOT_PATH = "alert-hot-path"
 # Template values that come from outside fiflow: shortened first when an SMS is too long.
 OUTSIDE_FIELDS = frozenset({"merchant"})
 
@@ -83,7 +95,9 @@ class FraudAlertWorkflow:
         # The address sent STOP (the conversation says so before the database may know):
         # this alert sends it no SMS from then on.
         self._sms_opted_out = False
+        self._sms_opted_out_at: datetime | None = None  # when the conversation routed it
         self._search_updates: list[SearchAttributeUpdate] = []
+        self._hot = False  # the hot path: back-office calls run as local activities first
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -103,9 +117,26 @@ class FraudAlertWorkflow:
     @workflow.signal(name="sms_opted_out")
     def sms_opted_out(self, sig: SmsOptedOut) -> None:
         """The conversation routed a STOP from this alert's number: no more SMS to it."""
+        if self._sms_opted_out_at is None or sig.at > self._sms_opted_out_at:
+            self._sms_opted_out_at = sig.at
         if not self._sms_opted_out:
             self._sms_opted_out = True
             self._status.path.append("address opted out of SMS")
+
+    @workflow.signal(name="sms_opted_in")
+    def sms_opted_in(self, sig: SmsOptedIn) -> None:
+        """The conversation routed a START after a STOP from this alert's number: SMS again."""
+        if not self._sms_opted_out:
+            return
+        if self._sms_opted_out_at is not None and sig.at < self._sms_opted_out_at:
+            return  # older than the opt-out it would undo
+        # Asked only when it would change something (no marker otherwise). A worker without
+        # this handler took the signal and changed nothing: its history then goes on
+        # refusing SMS on replay (docs/architecture.md, section 7).
+        if not workflow.patched("sms-opt-in"):
+            return
+        self._sms_opted_out = False
+        self._status.path.append("address opted back in to SMS")
 
     @workflow.query(name="status")
     def status(self) -> AlertStatus:
@@ -117,6 +148,8 @@ class FraudAlertWorkflow:
     @workflow.run
     async def run(self, inp: AlertInput) -> AlertStatus:
         """Run the alert to its outcome."""
+        if workflow.patched(HOT_PATH):
+            return await self._run_hot_path(inp)
         s = self._status
         req = inp.request
         rules = await workflow.execute_local_activity_method(
@@ -205,6 +238,150 @@ class FraudAlertWorkflow:
         s.timings["completed"] = workflow.now()
         return s
 
+    async def _run_hot_path(self, inp: AlertInput) -> AlertStatus:
+        """The alert in as few workflow tasks and events as its guarantees allow.
+
+        Same decisions as the original path; what changes is how they are recorded: the
+        preparation and the first send run in the first workflow task, the rule actions and
+        the metrics in the task that took the reply, each as a local activity (one marker per
+        task is billed); the escalation timer is left to expire rather than cancelled; the
+        search attributes change at the start, on escalation (a long-lived state) and at the
+        end, not on the brief "applying" state.
+        """
+        self._hot = True
+        s = self._status
+        req = inp.request
+        await self._prepare()
+        rules, customer = self._rules, self._customer
+        assert rules is not None and customer is not None
+
+        policy = rules.policy
+        limit = policy.pre_block_min_amount
+        if limit is not None and req.transaction.amount >= limit:
+            s.card_pre_blocked = await self._card(True, "pre_block", "pre_block_high_amount")
+
+        sent: Channel | None
+        if self._merged and not self._sms_opted_out:
+            sent = self._merged_into_digest()
+        else:
+            sent = await self._send_alert(channel_order(customer), "alert")
+        outcome: AlertOutcome
+        if sent is None:
+            self._accepting = False
+            s.path.append("no reachable channel")
+            await self._run_actions(policy.on_no_channel, "no_channel")
+            outcome = AlertOutcome.NO_CHANNEL
+        else:
+            self._set_state(AlertState.AWAITING_REPLY)
+            for number, step in enumerate(policy.escalation, start=1):
+                if await self._reply_before(step.wait):
+                    break
+                final = number == len(policy.escalation)
+                if final:
+                    self._accepting = False
+                else:
+                    self._set_state(AlertState.ESCALATED)
+                s.path.append(f"no reply after step {number}")
+                await self._run_actions(step.actions, f"escalation{number}")
+            reply = s.reply
+            if reply is None:
+                outcome = AlertOutcome.NO_REPLY
+            else:
+                self._accepting = False
+                # Applying takes one workflow task: the final upsert follows in the same one.
+                self._set_state(AlertState.APPLYING, upsert=False)
+                confirmed = reply.outcome is ReplyOutcome.CONFIRM
+                outcome = AlertOutcome.CONFIRM if confirmed else AlertOutcome.CONTEST
+                actions = policy.on_confirm if confirmed else policy.on_contest
+                await self._run_actions(actions, outcome.value)
+
+        s.outcome = outcome
+        s.timings["decided"] = workflow.now()
+        self._set_state(FINAL_STATE[outcome])
+        await self._record_metrics()
+        await self._answer_late_replies()
+        await self._close_in_conversation(outcome)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        # A forward the conversation began before it took the closing signal can land now:
+        # answer it too (a reply arriving with the completion re-runs this task, so none slips).
+        await self._answer_late_replies()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        s.timings["completed"] = workflow.now()
+        return s
+
+    async def _prepare(self) -> None:
+        """Rules, customer and conversation in one local activity; step by step past its budget."""
+        s, req = self._status, self._inp.request
+        try:
+            prepared = await workflow.execute_local_activity_method(
+                AlertPreparation.prepare_alert,
+                PrepareAlert(
+                    alert_id=s.alert_id,
+                    alert_type=req.alert_type,
+                    customer_id=req.customer_id,
+                    summary=self._summary(),
+                    registered_at=workflow.now(),
+                ),
+                **PREPARE_ALERT,
+            )
+        except FailureError:
+            # A part still failing (the CRM down, say): each step again on its own budget,
+            # so a CRM outage degrades the alert as it always did. A refused alert type
+            # fails the rules step again, and with it the alert, as before.
+            await self._prepare_in_steps()
+            return
+        self._use_rules(prepared.rules)
+        self._customer = prepared.customer
+        if prepared.registration is None:
+            s.reply_code = reply_code_candidates(s.alert_id)[0]
+        else:
+            self._registered(prepared.registration)
+
+    async def _prepare_in_steps(self) -> None:
+        req = self._inp.request
+        rules = await workflow.execute_local_activity_method(
+            RuleActivities.load_alert_rules, LoadAlertRules(alert_type=req.alert_type), **QUICK
+        )
+        self._use_rules(rules)
+        try:
+            customer = await workflow.execute_local_activity_method(
+                CrmActivities.get_customer,
+                GetCustomer(customer_id=req.customer_id),
+                **QUICK,
+                local_retry_threshold=timedelta(seconds=1),
+            )
+        except FailureError as err:
+            customer = self._without_profile(err)
+        self._customer = customer
+        await self._register(customer)
+
+    def _use_rules(self, rules: AlertRules) -> None:
+        self._rules = rules
+        self._status.rule_set_version = rules.version
+        self._search_updates.append(sa.RULE_SET_VERSION.value_set(rules.version))
+
+    def _registered(self, reg: Registration) -> None:
+        s = self._status
+        s.reply_code = reg.reply_code
+        self._conversation_id = reg.conversation_id
+        self._merged = reg.merged
+        s.path.append("registered with SMS conversation")
+        if reg.opted_out:
+            self._sms_opted_out = True
+            s.path.append("address opted out of SMS")
+
+    async def _reply_before(self, wait: timedelta) -> bool:
+        """Whether the reply came before the wait ended; the timer is never cancelled.
+
+        `wait_condition(timeout=)` cancels its timer when the condition wins: two more events
+        per answered alert. A timer still pending when the run completes costs nothing more.
+        """
+        if self._status.reply is not None:
+            return True
+        timer = asyncio.ensure_future(workflow.sleep(wait))
+        await workflow.wait_condition(lambda: self._status.reply is not None or timer.done())
+        return self._status.reply is not None
+
     # --- steps ----------------------------------------------------------------------------
 
     async def _register(self, customer: Customer) -> None:
@@ -227,13 +404,7 @@ class FraudAlertWorkflow:
             ),
             **LOCAL_CALL,
         )
-        s.reply_code = reg.reply_code
-        self._conversation_id = reg.conversation_id
-        self._merged = reg.merged
-        s.path.append("registered with SMS conversation")
-        if reg.opted_out:
-            self._sms_opted_out = True
-            s.path.append("address opted out of SMS")
+        self._registered(reg)
 
     def _without_profile(self, err: FailureError) -> Customer:
         """The CRM stayed down past the read's budget: carry on with no way to reach them.
@@ -286,7 +457,11 @@ class FraudAlertWorkflow:
             push_data=push_data,
         )
         channel, attempts = await reach(
-            customer, channels, message, lambda c: self._key(f"send:{label}:{c.value}")
+            customer,
+            channels,
+            message,
+            lambda c: self._key(f"send:{label}:{c.value}"),
+            local=self._hot,
         )
         for attempt in attempts:
             self._record(f"send_{attempt.channel.value}:{label}", attempt.outcome, attempt.detail)
@@ -314,7 +489,7 @@ class FraudAlertWorkflow:
             match action.type:
                 case ActionType.RECORD_FRAUD_OUTCOME:
                     assert action.outcome is not None
-                    case_id = await workflow.execute_activity_method(
+                    case_id = await self._write(
                         FraudActivities.record_outcome,
                         RecordFraudOutcome(
                             case_ref=s.alert_id,
@@ -323,7 +498,6 @@ class FraudAlertWorkflow:
                             alert_type=req.alert_type,
                             idempotency_key=key,
                         ),
-                        **BACKOFFICE,
                     )
                     self._record(name, "done", f"{action.outcome.value} case {case_id}")
                 case ActionType.BLOCK_CARD:
@@ -335,7 +509,7 @@ class FraudAlertWorkflow:
                         await self._card(False, label, action.reason or "customer_confirmed")
                 case ActionType.SCHEDULE_CALLBACK:
                     assert action.reason is not None
-                    callback_id = await workflow.execute_activity_method(
+                    callback_id = await self._write(
                         ContactCenterActivities.schedule_callback,
                         ScheduleCallback(
                             customer_id=customer.customer_id,
@@ -344,14 +518,13 @@ class FraudAlertWorkflow:
                             reference=s.alert_id,
                             idempotency_key=key,
                         ),
-                        **BACKOFFICE,
                     )
                     self._record(name, "done", f"{action.priority.value} callback {callback_id}")
                 case ActionType.NOTIFY_CUSTOMER:
                     await self._notify(action, name, key)
                 case ActionType.ADD_CRM_NOTE:
                     assert action.note is not None
-                    await workflow.execute_activity_method(
+                    await self._write(
                         CrmActivities.add_note,
                         AddCrmNote(
                             customer_id=customer.customer_id,
@@ -359,7 +532,6 @@ class FraudAlertWorkflow:
                             category="fraud_alert",
                             idempotency_key=key,
                         ),
-                        **BACKOFFICE,
                     )
                     self._record(name, "done")
                 case ActionType.RESEND:
@@ -368,8 +540,9 @@ class FraudAlertWorkflow:
                     reachable = [c for c in order if customer.reachable_by(c)]
                     sent = await self._send_alert(reachable, label)
                     self._record(name, "done" if sent else "failed", sent.value if sent else "")
-        except ActivityError as err:
+        except FailureError as err:
             # One refused action must not stop the others (a missing card, say): record it.
+            # (A local activity's final failure can come unwrapped, not as an ActivityError.)
             self._record(name, "failed", cause_of(err))
 
     async def _card(self, blocked: bool, label: str, reason: str) -> bool:
@@ -377,7 +550,7 @@ class FraudAlertWorkflow:
         assert customer is not None
         name = f"{'block' if blocked else 'unblock'}_card:{label}"
         try:
-            status = await workflow.execute_activity_method(
+            status = await self._write(
                 CardActivities.set_blocked,
                 SetCardBlocked(
                     customer_id=customer.customer_id,
@@ -386,9 +559,8 @@ class FraudAlertWorkflow:
                     reason=reason,
                     idempotency_key=self._key(name),
                 ),
-                **BACKOFFICE,
             )
-        except ActivityError as err:
+        except FailureError as err:
             self._record(name, "failed", cause_of(err))
             return False
         self._record(name, "done", status)
@@ -401,7 +573,7 @@ class FraudAlertWorkflow:
         text = render(rules.templates[action.template], values)
         channel = s.reply.channel if s.reply else (s.channel or Channel.SMS)
         if channel is Channel.PUSH and customer.push_device_id:
-            await workflow.execute_activity_method(
+            await self._write(
                 MessagingActivities.send_push,
                 SendPush(
                     device_id=customer.push_device_id,
@@ -410,13 +582,12 @@ class FraudAlertWorkflow:
                     data={"alert_id": s.alert_id},
                     idempotency_key=key,
                 ),
-                **BACKOFFICE,
             )
             self._record(name, "done", "push")
         elif customer.phone and self._sms_opted_out:
             self._record(name, "skipped", "address opted out")
         elif customer.phone:
-            result = await workflow.execute_activity_method(
+            result = await self._write(
                 MessagingActivities.send_sms,
                 SendSms(
                     to=customer.phone,
@@ -424,7 +595,6 @@ class FraudAlertWorkflow:
                     purpose=f"notify:{action.template}",
                     idempotency_key=key,
                 ),
-                **BACKOFFICE,
             )
             if result.delivery is Delivery.SENT:
                 self._record(name, "done", "sms")
@@ -452,7 +622,7 @@ class FraudAlertWorkflow:
                 self._late_answered.add(reply.message_id)
                 name = f"answer_late_reply:{reply.message_id}"
                 try:
-                    await workflow.execute_activity_method(
+                    await self._write(
                         MessagingActivities.send_sms,
                         SendSms(
                             to=customer.phone,
@@ -460,10 +630,9 @@ class FraudAlertWorkflow:
                             purpose="alert:late_reply",
                             idempotency_key=self._key(name),
                         ),
-                        **BACKOFFICE,
                     )
                     self._record(name, "done", "told the reply was not applied")
-                except ActivityError as err:
+                except FailureError as err:
                     self._record(name, "failed", cause_of(err))
 
     async def _record_metrics(self) -> None:
@@ -499,19 +668,26 @@ class FraudAlertWorkflow:
 
     # --- helpers --------------------------------------------------------------------------
 
-    def _set_state(self, state: AlertState) -> None:
+    def _set_state(self, state: AlertState, *, upsert: bool = True) -> None:
         s = self._status
         s.state = state
-        # One upsert per state change, carrying whatever else changed since the last one.
-        workflow.upsert_search_attributes(
-            [*self._search_updates, sa.ALERT_STATE.value_set(state.value)]
-        )
-        self._search_updates = []
+        if upsert:
+            # One upsert per state change, carrying whatever else changed since the last one.
+            workflow.upsert_search_attributes(
+                [*self._search_updates, sa.ALERT_STATE.value_set(state.value)]
+            )
+            self._search_updates = []
         channel = s.channel.value if s.channel else "none"
         workflow.set_current_details(
             f"**{state.value}** · channel {channel} · rules {s.rule_set_version} · "
             f"{len(s.actions)} actions"
         )
+
+    async def _write(self, method: Callable[[Any, A], Awaitable[R]], arg: A) -> R:
+        """A back-office call: local first on the hot path, a regular activity before it."""
+        if self._hot:
+            return await local_first(method, arg)
+        return await workflow.execute_activity_method(method, arg, **BACKOFFICE)
 
     def _record(self, action: str, status: str, detail: str = "") -> None:
         self._status.actions.append(

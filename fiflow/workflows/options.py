@@ -72,7 +72,46 @@ METRICS: dict[str, Any] = {
     # Backoffs over a second wait on a workflow timer: a database outage must not hold the
     # workflow task open (and heartbeating) for the whole two minutes.
     "local_retry_threshold": timedelta(seconds=1),
+    # Bounded by attempts too (about 6 s of backoff): a local activity whose backoff waits on
+    # a timer is not reliably held by its schedule-to-close (see BACKOFFICE_LOCAL).
     "retry_policy": RetryPolicy(
-        initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
+        initial_interval=timedelta(milliseconds=200),
+        maximum_interval=timedelta(seconds=10),
+        maximum_attempts=6,
+    ),
+}
+
+# The alert's hot path runs its back-office writes as local activities: no activity task
+# round trip and one marker per workflow task instead of three events per call. The budget
+# is short on purpose; past it the same call (same idempotency key) goes out as a regular
+# activity with the whole BACKOFFICE budget (`local_first`), so a long outage still waits
+# on the server, not in the worker. Backoffs over a second wait on a workflow timer.
+# The budget is counted in attempts (5, about 8 s): a local activity whose backoff waits
+# on a timer starts its schedule-to-close clock again (measured: an endless CRM outage
+# retried for hours under a 20 s schedule-to-close), so only the attempt count bounds it.
+BACKOFFICE_LOCAL: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=10),
+    "schedule_to_close_timeout": timedelta(seconds=20),
+    "local_retry_threshold": timedelta(seconds=1),
+    "retry_policy": RetryPolicy(
+        initial_interval=BACKOFFICE_RETRY.initial_interval,
+        backoff_coefficient=BACKOFFICE_RETRY.backoff_coefficient,
+        maximum_interval=BACKOFFICE_RETRY.maximum_interval,
+        maximum_attempts=5,
+    ),
+}
+
+# Preparing an alert in one local activity (rules, customer, conversation). Past this
+# budget the alert prepares step by step, each step with its own budget (LOCAL_CALL and
+# QUICK), so a CRM outage still degrades the alert exactly as before.
+PREPARE_ALERT: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=15),
+    "schedule_to_close_timeout": timedelta(seconds=20),
+    "local_retry_threshold": timedelta(seconds=1),
+    # Bounded by attempts (about 3 s), for the reason given at BACKOFFICE_LOCAL.
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(milliseconds=200),
+        maximum_interval=timedelta(seconds=10),
+        maximum_attempts=5,
     ),
 }

@@ -121,10 +121,8 @@ def _event(event_id: int, kind: str, seconds: int = 0, **attrs: object) -> Histo
     return event
 
 
-def _marker(event_id: int, task: int) -> HistoryEvent:
-    attrs = MarkerRecordedEventAttributes(
-        marker_name="core_local_activity", workflow_task_completed_event_id=task
-    )
+def _marker(event_id: int, task: int, name: str = "core_local_activity") -> HistoryEvent:
+    attrs = MarkerRecordedEventAttributes(marker_name=name, workflow_task_completed_event_id=task)
     return _event(event_id, "MARKER_RECORDED", marker_recorded_event_attributes=attrs)
 
 
@@ -180,6 +178,22 @@ def test_billable_actions_follow_temporal_clouds_rules() -> None:
     assert figures["events"] == 18
     assert figures["billable"] == 11
     assert figures["by_event"]["MarkerRecorded"] == 3
+
+
+def test_a_patch_marker_is_free_and_a_task_with_only_one_bills_nothing() -> None:
+    events = [
+        _event(1, "WORKFLOW_EXECUTION_STARTED"),
+        _event(4, "WORKFLOW_TASK_COMPLETED"),
+        _marker(5, 4, name="core_patch"),  # workflow.patched: not a local activity
+        _upsert(6, "TemporalChangeVersion"),
+        _event(8, "WORKFLOW_TASK_COMPLETED"),
+        _marker(9, 8, name="core_patch"),
+        _marker(10, 8),  # a local activity in the same task: that task bills one
+    ]
+    assert accounting.billable_actions(events) == {
+        "workflow started": 1,
+        "local activities (per workflow task)": 1,
+    }
 
 
 def test_signal_with_start_is_one_action() -> None:

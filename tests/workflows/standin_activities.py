@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
+from fiflow.activities.alert_preparation import AlertPreparation
 from fiflow.activities.backoffice import (
     CardActivities,
     ContactCenterActivities,
@@ -33,6 +34,7 @@ from fiflow.integrations.interactions_store import InteractionStore
 from fiflow.integrations.metrics_store import MetricsStore
 from fiflow.integrations.optouts import OptOutStore
 from fiflow.integrations.reports import CreditReportStore
+from fiflow.integrations.results_reports import ResultsReportStore
 from fiflow.integrations.rules_store import RuleStore
 from fiflow.integrations.settings import Settings
 from tests.workflows.standins import LendingOffice
@@ -62,7 +64,7 @@ def all_activities(
     tickets = TicketActivities(stand_in)
     interaction_store = InteractionStore(engine)
     metrics_store = MetricsStore(engine)
-    metrics = MetricsActivities(metrics_store)
+    metrics = MetricsActivities(metrics_store, ResultsReportStore(engine))
     interactions = InteractionActivities(interaction_store)
     follow_ups = FollowUpRegistry(client, interaction_store)
     conversations = ConversationActivities(
@@ -74,6 +76,7 @@ def all_activities(
     )
     return [
         rules.load_alert_rules,
+        AlertPreparation(rules, crm, conversations).prepare_alert,
         rules.load_credit_rules,
         rules.load_trigger_rules,
         crm.get_customer,

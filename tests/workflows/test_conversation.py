@@ -426,3 +426,94 @@ async def test_an_alert_terminated_by_an_operator_leaves_the_conversation_too(h:
     snap = await poll_async(lambda: h.snapshot(phone), lambda s: s.pending == 0)
     assert snap.open_alerts == []
     assert [d.route for d in snap.routing_log] == [Route.FORWARD]
+
+
+async def test_start_after_stop_lets_an_open_alert_text_again(h: Harness) -> None:
+    customer = h.add(sms_customer())
+    phone = customer.phone or ""
+    handle = await h.start(alert_request(customer))
+    [alert_sms] = await h.wait_for_sms(phone, 1)
+
+    await h.reply(phone, "STOP")
+    await h.wait_for_sms(phone, 2)  # the opt-out confirmation
+    status = await h.wait_status(handle, lambda s: "address opted out of SMS" in s.path)
+    assert "address opted back in to SMS" not in status.path
+
+    await h.reply(phone, "START")
+    texts = await h.wait_for_sms(phone, 3)  # sent once the opt-in is stored
+    assert "subscribed to SMS alerts again" in texts[2]
+    await h.wait_status(handle, lambda s: "address opted back in to SMS" in s.path)
+
+    await h.reply(phone, f"YES {code_in(alert_sms)}")
+    result = await h.finish(handle)
+
+    assert result.outcome is AlertOutcome.CONFIRM
+    assert result.path[-3:] == [
+        "address opted out of SMS",
+        "address opted back in to SMS",
+        f"reply:confirm via reply code {code_in(alert_sms)}",
+    ]
+    [notify] = [a for a in result.actions if a.action.startswith("notify_customer:")]
+    assert (notify.status, notify.detail) == ("done", "sms")
+    texts = h.office.sms_to(phone)
+    assert len(texts) == 4, texts  # alert, STOP and START confirmations, the thanks
+    assert "marked ACME Inc $912.00 as genuine" in texts[3]
+
+
+async def test_stop_start_stop_leaves_an_open_alert_opted_out(h: Harness) -> None:
+    customer = h.add(sms_customer())
+    phone = customer.phone or ""
+    handle = await h.start(alert_request(customer))
+    [alert_sms] = await h.wait_for_sms(phone, 1)
+
+    await h.reply(phone, "STOP")
+    await h.wait_for_sms(phone, 2)
+    await h.reply(phone, "START")
+    await h.wait_for_sms(phone, 3)
+    await h.reply(phone, "STOP")
+    await h.wait_for_sms(phone, 4)  # the second opt-out is confirmed too
+    await h.wait_status(handle, lambda s: s.path.count("address opted out of SMS") == 2)
+
+    await h.reply(phone, f"YES {code_in(alert_sms)}")
+    result = await h.finish(handle)
+
+    assert result.outcome is AlertOutcome.CONFIRM
+    assert [p for p in result.path if "opted" in p] == [
+        "address opted out of SMS",
+        "address opted back in to SMS",
+        "address opted out of SMS",
+    ]
+    [notify] = [a for a in result.actions if a.action.startswith("notify_customer:")]
+    assert (notify.status, notify.detail) == ("skipped", "address opted out")
+    assert len(h.office.sms_to(phone)) == 4  # no thanks after the last STOP
+    snap = await poll_async(lambda: h.snapshot(phone), lambda s: s.pending == 0)
+    assert snap.sms_opted_out is True
+
+
+async def test_an_alert_late_in_an_idle_period_gets_a_whole_idle_timeout_after_it(
+    h: Harness,
+) -> None:
+    customer = h.add(sms_customer())
+    phone = customer.phone or ""
+    await h.reply(phone, "hello")  # nothing open: the conversation starts idle, timer running
+    await h.wait_for_sms(phone, 1)
+    await h.skip(timedelta(days=2))
+
+    handle = await h.start(alert_request(customer))
+    await h.wait_for_sms(phone, 2)
+    # Nobody answers: the alert closes after its ladder and tells the conversation so.
+    result = await h.skip_to_end(handle)
+    assert result.outcome is AlertOutcome.NO_REPLY
+
+    conversation = h.client.get_workflow_handle_for(
+        ConversationWorkflow.run, h.conversation_id(phone)
+    )
+    async with h.env.time_skipping_unlocked():  # type: ignore[attr-defined]
+        final = await asyncio.wait_for(conversation.result(), timeout=30)
+    assert [c.alert_id for c in final.closed_alerts] == [result.alert_id]
+    # The first idle period's timer (due three days after "hello", under one after the
+    # alert closed) did not end it: it kept the alert in memory a whole idle timeout.
+    desc = await conversation.describe()
+    assert desc.close_time is not None
+    idle_timeout = ConversationInput.model_fields["idle_timeout"].default
+    assert desc.close_time - result.timings["completed"] >= idle_timeout

@@ -118,16 +118,17 @@ async def test_a_confirmed_alert_records_its_facts_once_through_a_retry_and_a_re
     assert "record_fraud_outcome" in actions
     _labels_hold_no_personal_data(store, customer.customer_id, customer.phone or "", "Alex")
 
-    # One marker for the recording (its retry ran inside the same workflow task), behind
-    # one patch marker: the only events metrics add to an alert's history (plus the SDK's
-    # TemporalChangeVersion upsert that comes with a patch).
+    # One marker for the recording (its retry ran inside the same workflow task): the only
+    # event metrics add to an alert's history. New runs take the alert's hot path, behind
+    # its one patch marker, where metrics need no patch of their own.
     markers = [
         e.marker_recorded_event_attributes.SerializeToString()
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
     ]
     assert len([m for m in markers if b"record_metric_events" in m]) == 1
-    assert len([m for m in markers if b"metrics-alert" in m]) == 1
+    assert len([m for m in markers if b"alert-hot-path" in m]) == 1
+    assert not [m for m in markers if b"metrics-alert" in m]
     # Replaying the history runs no activity: still exactly these facts.
     replayer = Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter)
     await replayer.replay_workflow(history)
