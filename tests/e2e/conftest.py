@@ -10,7 +10,16 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from tests.e2e.stack import RunningStack, start_stack
+from tests.e2e.stack import STOPPING, RunningStack, start_stack
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stacks_stopped_in_background_exit_cleanly() -> Iterator[None]:
+    """Every stack a module stopped without waiting (`stop_in_background`) exits 0."""
+    yield
+    codes = {running.log: running.stop() for running in STOPPING}
+    unclean = [running for running in STOPPING if codes[running.log] != 0]
+    assert not unclean, "\n\n".join(f"{r.log}: exit {codes[r.log]}\n{r.output()}" for r in unclean)
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +30,41 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     finally:
         code = running.stop()
         assert code == 0, running.output()
+
+
+# The side stack: one more stack, apart from the shared one, for the modules whose state
+# must not show there (the four-eyes test's rule versions) or whose faults must not stall
+# it (the inbox outage test freezes its Temporal server). Neither module looks at what the
+# other does (rule versions vs. SMS inbox rows of its own customers), so they share it and
+# the suite starts one stack fewer. It stops after the last test that uses it.
+SIDE_STACK_ENV = {
+    # The inbox relay backs off while Temporal is down; keep its longest wait short.
+    "FIFLOW_INBOX_RELAY_MAX_BACKOFF_SECONDS": "3",
+}
+_side: list[RunningStack] = []
+
+
+@pytest.fixture(scope="session")
+def side_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    running = start_stack(
+        tmp_path_factory.mktemp("side") / "state", workers=1, extra_env=SIDE_STACK_ENV
+    )
+    _side.append(running)
+    try:
+        yield running
+    finally:
+        if _side:  # not stopped early
+            _side.remove(running)
+            running.stop_in_background()
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the side stack once no later test needs it (rather than idling to the end)."""
+    if not _side or nextitem is None:
+        return
+    later = item.session.items[item.session.items.index(item) + 1 :]
+    if not any("side_stack" in getattr(i, "fixturenames", ()) for i in later):
+        _side.pop().stop_in_background()
 
 
 @pytest.fixture(scope="session")

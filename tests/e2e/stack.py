@@ -65,6 +65,18 @@ class RunningStack:
             self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=timeout)
 
+    def stop_in_background(self) -> None:
+        """SIGTERM now, without waiting: a stack takes seconds to drain (workers finish what
+        they hold), and the next module's tests need not wait for it. Its exit code is still
+        checked: tests/e2e/conftest.py asserts 0 for each of these when the session ends."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        STOPPING.append(self)
+
+
+# Stacks stopped with `stop_in_background`, whose exit codes are checked at the session's end.
+STOPPING: list[RunningStack] = []
+
 
 def start_stack(
     state_dir: Path,

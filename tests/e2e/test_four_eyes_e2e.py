@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 import yaml
 
 from fiflow.integrations.rules_store import RuleStore
-from tests.e2e.stack import ADMIN_2_PERSON_KEY, ADMIN_PERSON_KEY, RunningStack, start_stack
+from tests.e2e.stack import ADMIN_2_PERSON_KEY, ADMIN_PERSON_KEY, RunningStack
 
 SHARED_ADMIN_KEY = {"X-API-Key": "local-admin-key"}
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """A stack of its own (no workers: only the API is used), so the rule versions it
-    activates never show in the shared stack's rules listing."""
-    running = start_stack(tmp_path_factory.mktemp("four-eyes") / "state", workers=0)
-    try:
-        yield running
-    finally:
-        assert running.stop() == 0, running.output()
+def stack(side_stack: RunningStack) -> RunningStack:
+    """Not the shared stack (tests/e2e/conftest.py's side stack; only its API is used), so
+    the rule versions it activates never show in the shared stack's rules listing."""
+    return side_stack
 
 
 def _credit(info: list[dict]) -> dict:

@@ -13,7 +13,6 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -21,7 +20,7 @@ import sqlalchemy as sa
 
 from fiflow.integrations.database import create_db_engine
 from tests.e2e.conftest import CustomerPool
-from tests.e2e.stack import RunningStack, start_stack
+from tests.e2e.stack import RunningStack
 from tests.e2e.test_alerts_e2e import alert, alert_with_its_sms, calls
 from tests.e2e.waiting import eventually
 
@@ -29,18 +28,10 @@ OUTCOMES = {"YES": ("confirmed", "confirm", "genuine"), "NO": ("contested", "con
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """A stack of its own: freezing its Temporal server must not stall the shared stack."""
-    running = start_stack(
-        tmp_path_factory.mktemp("inbox") / "state",
-        workers=1,
-        # The relay backs off while Temporal is down; keep its longest wait short here.
-        extra_env={"FIFLOW_INBOX_RELAY_MAX_BACKOFF_SECONDS": "3"},
-    )
-    try:
-        yield running
-    finally:
-        assert running.stop() == 0, running.output()
+def stack(side_stack: RunningStack) -> RunningStack:
+    """Not the shared stack: freezing its Temporal server must not stall the shared stack.
+    The side stack (tests/e2e/conftest.py) keeps the relay's longest backoff short."""
+    return side_stack
 
 
 def _temporal_pid(stack: RunningStack) -> int:

@@ -22,12 +22,13 @@ from fiflow.domain.notices import NoticeInput
 from fiflow.integrations.batch_files import FileFormat, store_stream
 from fiflow.integrations.batch_intake import Accepted, accept
 from fiflow.integrations.batch_store import BatchStore
-from fiflow.integrations.database import create_db_engine, upgrade_database
+from fiflow.integrations.database import create_db_engine
 from fiflow.integrations.preferences_store import PreferenceStore
 from fiflow.integrations.rule_versions import RuleVersionStore
 from fiflow.integrations.rules_store import RuleStore
 from fiflow.integrations.settings import Settings
 from fiflow.workflows.batch_screening import BatchInboxSweepWorkflow, BatchScreeningWorkflow
+from tests.fixtures.migrated_db import migrated_sqlite
 
 STAND_IN_TYPES = frozenset({"FraudAlertWorkflow", "InformationalAlertWorkflow"})
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -232,7 +233,7 @@ def batch_settings(tmp_path: Path, task_queue: str, **overrides: Any) -> Setting
 
 def batch_harness(client: Client, settings: Settings) -> BatchHarness:
     """A harness over a freshly migrated database."""
-    upgrade_database(settings.database_url)
+    migrated_sqlite(settings.database_url)
     engine = create_db_engine(settings.database_url)
     store = BatchStore(engine)
     rules = RuleStore(settings.rules_dir, RuleVersionStore(engine))

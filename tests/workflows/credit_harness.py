@@ -34,7 +34,7 @@ from fiflow.domain.credit import (
 )
 from fiflow.domain.customers import Customer
 from fiflow.domain.keys import credit_workflow_id
-from fiflow.integrations.database import create_db_engine, upgrade_database
+from fiflow.integrations.database import create_db_engine
 from fiflow.integrations.reports import CreditReportStore
 from fiflow.integrations.settings import Settings
 from fiflow.starters.credit_client import start_application
@@ -42,6 +42,7 @@ from fiflow.workers.main import workflow_runner
 from fiflow.workflows.account_history import AccountHistoryWorkflow
 from fiflow.workflows.credit_application import CreditApplicationWorkflow
 from fiflow.workflows.credit_check import CreditCheckWorkflow
+from tests.fixtures.migrated_db import migrated_sqlite
 from tests.workflows.credit_standins import (
     ChildScripts,
     StandInAccountHistory,
@@ -184,7 +185,7 @@ async def running_credit_harness(
 ) -> AsyncIterator[CreditHarness]:
     """A worker for the credit workflows (stand-in children unless `real_children`)."""
     db_url = f"sqlite:///{tmp_path / 'fiflow.db'}"
-    upgrade_database(db_url)
+    migrated_sqlite(db_url)
     settings = Settings(task_queue=task_queue, database_url=db_url, workflow_sandbox=True)
     office = LendingOffice()
     scripts = ChildScripts()

@@ -30,13 +30,14 @@ from fiflow.domain.conversations import ConversationInput, ConversationSnapshot
 from fiflow.domain.customers import Card, Channel, Customer
 from fiflow.domain.keys import address_hash, alert_id_for, conversation_workflow_id
 from fiflow.domain.push_binding import alert_push_key
-from fiflow.integrations.database import create_db_engine, upgrade_database
+from fiflow.integrations.database import create_db_engine
 from fiflow.integrations.settings import Settings
 from fiflow.sandbox.seed import AREA_CODES
 from fiflow.starters.alerts_client import deliver_sms, start_alert
 from fiflow.workers.main import build_worker
 from fiflow.workflows.conversation import ConversationWorkflow
 from fiflow.workflows.fraud_alert import FraudAlertWorkflow
+from tests.fixtures.migrated_db import migrated_sqlite
 from tests.workflows.standin_activities import all_activities
 from tests.workflows.standins import Backoffice, LendingOffice
 
@@ -266,7 +267,7 @@ async def running_harness(
 ) -> AsyncIterator[Harness]:
     """Start a worker with fiflow's activities over the stand-ins; yields the harness."""
     db_url = f"sqlite:///{tmp_path / 'fiflow.db'}"
-    upgrade_database(db_url)
+    migrated_sqlite(db_url)
     # Always sandboxed here, whatever the environment says: the tests are the safety net.
     settings = Settings(
         task_queue=task_queue, database_url=db_url, rules_dir=rules_dir, workflow_sandbox=True

@@ -24,12 +24,13 @@ from fiflow.domain.interactions import (
     InteractionStatus,
 )
 from fiflow.domain.keys import follow_up_workflow_id, interaction_workflow_id
-from fiflow.integrations.database import create_db_engine, upgrade_database
+from fiflow.integrations.database import create_db_engine
 from fiflow.integrations.interactions_store import InteractionRecord, InteractionStore
 from fiflow.integrations.settings import Settings
 from fiflow.workers.main import build_worker
 from fiflow.workflows.follow_up import FollowUpWorkflow
 from fiflow.workflows.interaction import InteractionWorkflow
+from tests.fixtures.migrated_db import migrated_sqlite
 from tests.workflows.harness import poll_async, sms_customer
 from tests.workflows.standin_activities import all_activities
 from tests.workflows.standins import LendingOffice
@@ -162,7 +163,7 @@ async def running_interaction_harness(
 ) -> AsyncIterator[InteractionHarness]:
     """Every workflow, with every activity the interaction flows use, over the stand-ins."""
     db_url = f"sqlite:///{tmp_path / 'fiflow.db'}"
-    upgrade_database(db_url)
+    migrated_sqlite(db_url)
     settings = Settings(
         task_queue=task_queue, database_url=db_url, rules_dir=rules_dir, workflow_sandbox=True
     )

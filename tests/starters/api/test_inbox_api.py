@@ -17,7 +17,7 @@ from fiflow.domain.alerts import AlertStatus, CustomerReply
 from fiflow.domain.customers import Channel
 from fiflow.domain.push_binding import alert_push_key, push_reply_token
 from fiflow.integrations.codec import new_key
-from fiflow.integrations.database import create_db_engine, upgrade_database
+from fiflow.integrations.database import create_db_engine
 from fiflow.integrations.inbox import Inbox
 from fiflow.integrations.message_ledger import MessageLedger
 from fiflow.integrations.settings import Settings
@@ -28,6 +28,7 @@ from fiflow.starters.api.app import create_app
 from fiflow.starters.api.inbox_relay import InboxRelay
 from fiflow.starters.api.state import ApiState
 from fiflow.starters.workflow_views import Lookup, View
+from tests.fixtures.migrated_db import migrated_sqlite
 
 URL = "http://api/v1/channels/sms/inbound"
 PHONE = "+12025550143"
@@ -82,7 +83,7 @@ def temporal(monkeypatch: pytest.MonkeyPatch) -> FakeTemporal:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     url = f"sqlite:///{tmp_path / 'fiflow.db'}"
-    upgrade_database(url)
+    migrated_sqlite(url)
     return Settings(
         database_url=url,
         payload_keys=new_key(),  # type: ignore[arg-type]

@@ -16,11 +16,11 @@ import yaml
 from temporalio.client import Client
 
 from fiflow.domain.customers import Card, Customer
-from fiflow.integrations.database import upgrade_database
 from fiflow.integrations.http import BusinessError, TransientError
 from fiflow.integrations.settings import Settings
 from fiflow.starters.api.app import create_app
 from fiflow.starters.api.sessions import mint_customer_session
+from tests.fixtures.migrated_db import migrated_sqlite
 
 OWNER, STRANGER, GHOST = "cust-A", "cust-B", "cust-ghost"
 SESSION_KEY = Settings().customer_session_key.get_secret_value()
@@ -65,7 +65,7 @@ def crm() -> FakeCrm:
 @pytest.fixture
 async def api(tmp_path: Path, crm: FakeCrm) -> AsyncIterator[httpx.AsyncClient]:
     db_url = f"sqlite:///{tmp_path / 'fiflow.db'}"
-    upgrade_database(db_url)
+    migrated_sqlite(db_url)
     app = create_app(Settings(database_url=db_url), client=cast(Client, object()))
     app.state.fiflow.crm = crm
     transport = httpx.ASGITransport(app=app)
