@@ -180,45 +180,7 @@ class FraudAlertWorkflow:
         self._customer = customer
         await self._register(customer)
 
-        policy = rules.policy
-        limit = policy.pre_block_min_amount
-        if limit is not None and req.transaction.amount >= limit:
-            s.card_pre_blocked = await self._card(True, "pre_block", "pre_block_high_amount")
-
-        sent: Channel | None
-        if self._merged and not self._sms_opted_out:
-            sent = self._merged_into_digest()
-        else:
-            sent = await self._send_alert(channel_order(customer), "alert")
-        outcome: AlertOutcome
-        if sent is None:
-            self._accepting = False
-            s.path.append("no reachable channel")
-            await self._run_actions(policy.on_no_channel, "no_channel")
-            outcome = AlertOutcome.NO_CHANNEL
-        else:
-            self._set_state(AlertState.AWAITING_REPLY)
-            for number, step in enumerate(policy.escalation, start=1):
-                if await self._reply_within(step.wait):
-                    break
-                final = number == len(policy.escalation)
-                if final:
-                    self._accepting = False
-                else:
-                    self._set_state(AlertState.ESCALATED)
-                s.path.append(f"no reply after step {number}")
-                await self._run_actions(step.actions, f"escalation{number}")
-            reply = s.reply
-            if reply is None:
-                outcome = AlertOutcome.NO_REPLY
-            else:
-                self._accepting = False
-                self._set_state(AlertState.APPLYING)
-                confirmed = reply.outcome is ReplyOutcome.CONFIRM
-                outcome = AlertOutcome.CONFIRM if confirmed else AlertOutcome.CONTEST
-                actions = policy.on_confirm if confirmed else policy.on_contest
-                await self._run_actions(actions, outcome.value)
-
+        outcome = await self._decide()
         s.outcome = outcome
         s.timings["decided"] = workflow.now()
         self._set_state(FINAL_STATE[outcome])
@@ -250,51 +212,8 @@ class FraudAlertWorkflow:
         """
         self._hot = True
         s = self._status
-        req = inp.request
         await self._prepare()
-        rules, customer = self._rules, self._customer
-        assert rules is not None and customer is not None
-
-        policy = rules.policy
-        limit = policy.pre_block_min_amount
-        if limit is not None and req.transaction.amount >= limit:
-            s.card_pre_blocked = await self._card(True, "pre_block", "pre_block_high_amount")
-
-        sent: Channel | None
-        if self._merged and not self._sms_opted_out:
-            sent = self._merged_into_digest()
-        else:
-            sent = await self._send_alert(channel_order(customer), "alert")
-        outcome: AlertOutcome
-        if sent is None:
-            self._accepting = False
-            s.path.append("no reachable channel")
-            await self._run_actions(policy.on_no_channel, "no_channel")
-            outcome = AlertOutcome.NO_CHANNEL
-        else:
-            self._set_state(AlertState.AWAITING_REPLY)
-            for number, step in enumerate(policy.escalation, start=1):
-                if await self._reply_before(step.wait):
-                    break
-                final = number == len(policy.escalation)
-                if final:
-                    self._accepting = False
-                else:
-                    self._set_state(AlertState.ESCALATED)
-                s.path.append(f"no reply after step {number}")
-                await self._run_actions(step.actions, f"escalation{number}")
-            reply = s.reply
-            if reply is None:
-                outcome = AlertOutcome.NO_REPLY
-            else:
-                self._accepting = False
-                # Applying takes one workflow task: the final upsert follows in the same one.
-                self._set_state(AlertState.APPLYING, upsert=False)
-                confirmed = reply.outcome is ReplyOutcome.CONFIRM
-                outcome = AlertOutcome.CONFIRM if confirmed else AlertOutcome.CONTEST
-                actions = policy.on_confirm if confirmed else policy.on_contest
-                await self._run_actions(actions, outcome.value)
-
+        outcome = await self._decide()
         s.outcome = outcome
         s.timings["decided"] = workflow.now()
         self._set_state(FINAL_STATE[outcome])
@@ -308,6 +227,54 @@ class FraudAlertWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         s.timings["completed"] = workflow.now()
         return s
+
+    async def _decide(self) -> AlertOutcome:
+        """Pre-block, send, wait through the escalation ladder and apply the rules.
+
+        Both paths decide alike; the hot path (`self._hot`) only waits and records differently:
+        its escalation timer is left to expire, and the brief "applying" state is not upserted
+        (applying takes one workflow task, and the final upsert follows in the same one).
+        """
+        s, rules, customer = self._status, self._rules, self._customer
+        assert rules is not None and customer is not None
+        req = self._inp.request
+        reply_in_time = self._reply_before if self._hot else self._reply_within
+        policy = rules.policy
+        limit = policy.pre_block_min_amount
+        if limit is not None and req.transaction.amount >= limit:
+            s.card_pre_blocked = await self._card(True, "pre_block", "pre_block_high_amount")
+
+        sent: Channel | None
+        if self._merged and not self._sms_opted_out:
+            sent = self._merged_into_digest()
+        else:
+            sent = await self._send_alert(channel_order(customer), "alert")
+        if sent is None:
+            self._accepting = False
+            s.path.append("no reachable channel")
+            await self._run_actions(policy.on_no_channel, "no_channel")
+            return AlertOutcome.NO_CHANNEL
+        self._set_state(AlertState.AWAITING_REPLY)
+        for number, step in enumerate(policy.escalation, start=1):
+            if await reply_in_time(step.wait):
+                break
+            final = number == len(policy.escalation)
+            if final:
+                self._accepting = False
+            else:
+                self._set_state(AlertState.ESCALATED)
+            s.path.append(f"no reply after step {number}")
+            await self._run_actions(step.actions, f"escalation{number}")
+        reply = s.reply
+        if reply is None:
+            return AlertOutcome.NO_REPLY
+        self._accepting = False
+        self._set_state(AlertState.APPLYING, upsert=not self._hot)
+        confirmed = reply.outcome is ReplyOutcome.CONFIRM
+        outcome = AlertOutcome.CONFIRM if confirmed else AlertOutcome.CONTEST
+        actions = policy.on_confirm if confirmed else policy.on_contest
+        await self._run_actions(actions, outcome.value)
+        return outcome
 
     async def _prepare(self) -> None:
         """Rules, customer and conversation in one local activity; step by step past its budget."""
