@@ -51,7 +51,16 @@ async def test_history_is_ciphertext_and_the_codec_server_decodes_only_for_the_t
 
     # A client without the key sees what the server stores: the history as it is.
     raw = await Client.connect(stack.temporal)
-    history = await raw.get_workflow_handle(f"alert-{alert_id}").fetch_history()
+    handle = raw.get_workflow_handle(f"alert-{alert_id}")
+    # The SMS goes out from a local activity inside the first workflow task; its markers
+    # reach the history when that task completes, a moment after the text is in the outbox.
+    history = await eventually(
+        handle.fetch_history,
+        lambda h: any(
+            e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+            for e in h.events
+        ),
+    )
     stored = b"".join(e.SerializeToString() for e in history.events)
     for secret in (customer["phone"], merchant, "4321.09", customer["cards"][0]["last4"]):
         assert secret.encode() not in stored, f"{secret!r} is readable in the raw history"
