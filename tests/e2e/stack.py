@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from temporalio.converter import DataConverter
 from fiflow.integrations.settings import Settings
 from fiflow.integrations.temporal import data_converter
 from fiflow.starters.api.sessions import mint_customer_session
-from tests.sandbox.servers import REPO_ROOT, free_port
+from tests.sandbox.servers import REPO_ROOT
 
 SYSTEM_KEY = {"X-API-Key": "local-system-key"}
 CHANNEL_KEY = {"X-API-Key": "local-channel-key"}
@@ -90,7 +91,8 @@ def start_stack(
 
     `extra_env` is set on top of the cleaned environment (e.g. a rules directory).
     """
-    ports = {name: free_port() for name in ("temporal", "ui", "sandbox", "api", "codec", "nats")}
+    names = ("temporal", "ui", "sandbox", "api", "codec", "nats")
+    ports = dict(zip(names, distinct_free_ports(len(names)), strict=True))
     log = state_dir.parent / f"{state_dir.name}-up.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FIFLOW_", "TEMPORAL_"))}
     # Each test takes customers nobody else used: seed enough for the whole e2e suite.
@@ -148,6 +150,22 @@ def start_stack(
             raise RuntimeError(f"fiflow up did not start:\n{stack.output()}")
         time.sleep(0.2)
     return stack
+
+
+def distinct_free_ports(count: int) -> list[int]:
+    """Ports nothing listens on, all different: each socket stays bound until all are chosen.
+
+    Asking one at a time can hand out the same port twice (the kernel reuses a port just
+    released), and then two parts of one stack collide (seen: the codec on Temporal's port).
+    """
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def listening(port_url: str) -> bool:
