@@ -7,8 +7,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, computed_field
 
+from fiflow.domain.audit import AuditEntry, AuditOutcome
 from fiflow.domain.customers import Channel
 from fiflow.domain.text import MERCHANT_MAX, clean_text
 
@@ -132,13 +133,43 @@ class CustomerReply(BaseModel):
     routed_by: str  # why it reached this alert: single_open_alert, reply_code, push
 
 
-class ActionRecord(BaseModel):
-    """One step the alert took, for the result and the status endpoint."""
+class ActionRecord(AuditEntry):
+    """One step the alert took, for the result and the status endpoint.
 
-    action: str
-    status: str  # done | skipped | failed
-    detail: str = ""
-    at: datetime
+    Outcomes: done, skipped, failed, merged. Results of runs that ended before the audit
+    records shared one shape (domain/audit.py) name `step` `action` and `outcome` `status`;
+    both are read, and written beside the new names for API v1 clients.
+    """
+
+    step: str = Field(
+        validation_alias=AliasChoices("step", "action"),
+        description="The action taken and what for (`send_sms:alert`, `block_card:contest`).",
+        examples=["send_sms:alert"],
+    )
+    outcome: AuditOutcome = Field(
+        validation_alias=AliasChoices("outcome", "status"),
+        description="How it ended: done, skipped, failed or merged (into a digest).",
+    )
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Deprecated (API v1): the same as `step`.",
+        json_schema_extra={"deprecated": True},
+        repr=False,
+    )
+    @property
+    def action(self) -> str:
+        """`step` under its v1 name."""
+        return self.step
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Deprecated (API v1): the same as `outcome`.",
+        json_schema_extra={"deprecated": True},
+        repr=False,
+    )
+    @property
+    def status(self) -> str:
+        """`outcome` under its v1 name."""
+        return self.outcome
 
 
 class AlertStatus(BaseModel):

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from fiflow.domain.alerts import SAFE_ID
+from fiflow.domain.audit import AuditEntry
 
 MAX_AMOUNT = Decimal("10000000")
 
@@ -119,15 +120,14 @@ class Decision(StrEnum):
 # --- child workflow results ------------------------------------------------------------------
 
 
-class CallRecord(BaseModel):
-    """One back-office call an application made, and how it ended."""
+class CallRecord(AuditEntry):
+    """One back-office call an application made, and how it ended.
 
-    system: str
-    step: str
-    idempotency_key: str | None = None
-    outcome: str  # done | failed | compensated | skipped
-    detail: str = ""
-    at: datetime
+    Outcomes: done, failed, compensated (done, then undone), skipped. Its fields were
+    already the audit shape's (domain/audit.py), so it keeps no older names.
+    """
+
+    system: str = Field(description="The system called (`bureau`, `core_banking`, `sms`).")
 
 
 class BureauReport(BaseModel):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, computed_field
 
 from fiflow.domain.alerts import SAFE_ID
+from fiflow.domain.audit import AuditEntry
 
 
 class Ticket(BaseModel):
@@ -96,12 +97,30 @@ class FollowUpState(StrEnum):
     DONE = "done"
 
 
-class ContactAttempt(BaseModel):
-    """One time the follow-up reached out."""
+class ContactAttempt(AuditEntry):
+    """One time the follow-up reached out.
 
-    at: datetime
-    channel: str
-    outcome: str  # sent | suppressed | failed
+    Outcomes: sent, suppressed (the channel was opted out), failed (no channel reached it;
+    `step` is then `none`). Results of runs that ended before the audit records shared one
+    shape (domain/audit.py) name `step` `channel`; it is read, and written beside `step`
+    for API v1 clients.
+    """
+
+    step: str = Field(
+        validation_alias=AliasChoices("step", "channel"),
+        description="The channel tried: `sms`, `push`, or `none` when none could be used.",
+        examples=["sms"],
+    )
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Deprecated (API v1): the same as `step`.",
+        json_schema_extra={"deprecated": True},
+        repr=False,
+    )
+    @property
+    def channel(self) -> str:
+        """`step` under its v1 name."""
+        return self.step
 
 
 class FollowUpStatus(BaseModel):

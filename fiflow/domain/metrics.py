@@ -171,7 +171,7 @@ def alert_events(workflow_id: str, status: AlertStatus, source: str) -> list[Met
             )
         )
     for number, action in enumerate(status.actions):
-        if action.status not in ("done", "failed"):
+        if action.outcome not in ("done", "failed"):
             continue
         events.append(
             MetricEvent(
@@ -179,8 +179,8 @@ def alert_events(workflow_id: str, status: AlertStatus, source: str) -> list[Met
                 metric=Metric.ALERT_ACTIONS,
                 labels={
                     "type": kind,
-                    "action": _action_name(action.action),
-                    "status": action.status,
+                    "action": _action_name(action.step),
+                    "status": action.outcome,
                 },
                 occurred_at=action.at,
             )

@@ -15,10 +15,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
-from fiflow.domain.alerts import AlertOutcome, AlertStatus
-from fiflow.domain.follow_ups import FollowUpOutcome, FollowUpStatus
+from fiflow.domain.alerts import ActionRecord, AlertOutcome, AlertStatus
+from fiflow.domain.follow_ups import ContactAttempt, FollowUpOutcome, FollowUpStatus
 
 
 class ReportKind(StrEnum):
@@ -49,12 +49,19 @@ FOLLOW_UP_OUTCOMES: tuple[str, ...] = get_args(FollowUpOutcomeWord)
 WORD = r"^[a-z][a-z0-9_]{0,63}$"
 
 
-class ReportAction(BaseModel):
-    """One rule action the alert took: its name (no parameters, no detail) and result."""
+class ReportAction(ActionRecord):
+    """One rule action the alert took: its name (no parameters, no detail) and result.
 
-    action: str
-    status: str  # done | failed | skipped
-    at: datetime
+    The alert's own record's shape (domain/audit.py) with `detail`, `system` and
+    `idempotency_key` left empty; reports stored before it name `step` `action` and
+    `outcome` `status`, which are still read and written (deprecated) for API v1 clients.
+    """
+
+    step: str = Field(
+        validation_alias=AliasChoices("step", "action"),
+        description="The action's name, without what it was for (`block_card`).",
+        examples=["block_card"],
+    )
 
 
 class AlertResultsReport(BaseModel):
@@ -97,12 +104,13 @@ class AlertResultsReport(BaseModel):
         return self.received_at
 
 
-class FollowUpAttemptReport(BaseModel):
-    """One contact attempt: when, on which channel, and what came of it."""
+class FollowUpAttemptReport(ContactAttempt):
+    """One contact attempt: when, on which channel, and what came of it.
 
-    at: datetime
-    channel: str
-    outcome: str  # sent | suppressed | failed
+    The follow-up's own record's shape (domain/audit.py) with `detail`, `system` and
+    `idempotency_key` left empty; reports stored before it name `step` `channel`, which is
+    still read and written (deprecated) for API v1 clients.
+    """
 
 
 class FollowUpResultsReport(BaseModel):
@@ -157,8 +165,7 @@ def alert_report(workflow_id: str, status: AlertStatus, source: str) -> AlertRes
     received = t["received"]
     sent, replied = t.get("sent"), t.get("replied")
     actions = [
-        ReportAction(action=_action_name(a.action), status=a.status, at=a.at)
-        for a in status.actions
+        ReportAction(step=_action_name(a.step), outcome=a.outcome, at=a.at) for a in status.actions
     ]
     reply_seconds = None
     if status.reply is not None and replied is not None:
@@ -175,9 +182,9 @@ def alert_report(workflow_id: str, status: AlertStatus, source: str) -> AlertRes
         reply_seconds=reply_seconds,
         card_pre_blocked=status.card_pre_blocked,
         actions=actions,
-        actions_done=sum(a.status == "done" for a in actions),
-        actions_failed=sum(a.status == "failed" for a in actions),
-        failed_actions=[a.action for a in actions if a.status == "failed"],
+        actions_done=sum(a.outcome == "done" for a in actions),
+        actions_failed=sum(a.outcome == "failed" for a in actions),
+        failed_actions=[a.step for a in actions if a.outcome == "failed"],
         rule_set_version=status.rule_set_version,
         received_at=received,
         sent_at=sent,
@@ -200,9 +207,9 @@ def follow_up_report(workflow_id: str, status: FollowUpStatus) -> FollowUpResult
         outcome=FOLLOW_UP_OUTCOME_WORD[status.outcome],
         reached=bool(sent),
         attempts=sum(a.outcome != "suppressed" for a in attempts),
-        channels=list(dict.fromkeys(a.channel for a in sent)),
+        channels=list(dict.fromkeys(a.step for a in sent)),
         attempt_log=[
-            FollowUpAttemptReport(at=a.at, channel=a.channel, outcome=a.outcome) for a in attempts
+            FollowUpAttemptReport(at=a.at, step=a.step, outcome=a.outcome) for a in attempts
         ],
         reschedules=len(status.reschedules),
         rule_set_version=status.rule_set_version,

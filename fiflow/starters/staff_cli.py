@@ -391,7 +391,10 @@ def _alert_rows(status: dict[str, Any]) -> Iterator[tuple[str, str]]:
         yield "outcome", status["outcome"]
     for action in status.get("actions") or []:
         detail = f" ({action['detail']})" if action.get("detail") else ""
-        yield "action", f"{action['action']}: {action['status']}{detail}"
+        # An API from before the audit records shared one shape answers only the v1 names.
+        step = action.get("step") or action.get("action", "-")
+        outcome = action.get("outcome") or action.get("status", "-")
+        yield "action", f"{step}: {outcome}{detail}"
     if status.get("path"):
         yield "path", " → ".join(status["path"])
 

@@ -242,12 +242,23 @@ class FollowUpWorkflow:
             elif attempt.outcome == "skipped":
                 s.attempts.append(
                     ContactAttempt(
-                        at=workflow.now(), channel=attempt.channel.value, outcome="suppressed"
+                        at=workflow.now(),
+                        step=attempt.channel.value,
+                        outcome="suppressed",
+                        system=attempt.channel.value,
+                        idempotency_key=attempt.idempotency_key,
                     )
                 )
         if channel is not None:
+            key = next((a.idempotency_key for a in attempts if a.channel is channel), None)
             s.attempts.append(
-                ContactAttempt(at=workflow.now(), channel=channel.value, outcome="sent")
+                ContactAttempt(
+                    at=workflow.now(),
+                    step=channel.value,
+                    outcome="sent",
+                    system=channel.value,
+                    idempotency_key=key,
+                )
             )
             await self._note(
                 f"contact{number}",
@@ -255,7 +266,7 @@ class FollowUpWorkflow:
             )
             return
         # Nobody reached on any channel: counted, so the attempts cap still ends this.
-        s.attempts.append(ContactAttempt(at=workflow.now(), channel="none", outcome="failed"))
+        s.attempts.append(ContactAttempt(at=workflow.now(), step="none", outcome="failed"))
 
     async def _give_up(self, rules: FollowUpRules, fi_name: str, why: str) -> FollowUpOutcome:
         values = self._template_values(fi_name)

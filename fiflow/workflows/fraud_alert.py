@@ -59,7 +59,7 @@ with workflow.unsafe.imports_passed_through():
     from fiflow.workflows.failures import cause_of
     from fiflow.workflows.local_first import local_first
     from fiflow.workflows.options import BACKOFFICE, LOCAL_CALL, METRICS, PREPARE_ALERT, QUICK
-    from fiflow.workflows.reach import Message, reach
+    from fiflow.workflows.reach import Attempt, Message, reach
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -431,7 +431,9 @@ class FraudAlertWorkflow:
             local=self._hot,
         )
         for attempt in attempts:
-            self._record(f"send_{attempt.channel.value}:{label}", attempt.outcome, attempt.detail)
+            self._record(
+                f"send_{attempt.channel.value}:{label}", attempt.outcome, attempt.detail, attempt
+            )
         if channel is None:
             return None
         s.channel = channel
@@ -656,9 +658,19 @@ class FraudAlertWorkflow:
             return await local_first(method, arg)
         return await workflow.execute_activity_method(method, arg, **BACKOFFICE)
 
-    def _record(self, action: str, status: str, detail: str = "") -> None:
+    def _record(
+        self, step: str, outcome: str, detail: str = "", attempt: Attempt | None = None
+    ) -> None:
+        # A channel's send also names the channel it went to and the key it carried.
         self._status.actions.append(
-            ActionRecord(action=action, status=status, detail=detail, at=workflow.now())
+            ActionRecord(
+                step=step,
+                outcome=outcome,
+                detail=detail,
+                at=workflow.now(),
+                system=attempt.channel.value if attempt else None,
+                idempotency_key=attempt.idempotency_key if attempt else None,
+            )
         )
 
     def _key(self, step: str) -> str:

@@ -202,9 +202,11 @@ class InformationalAlertWorkflow:
     def _record(self, attempt: Attempt) -> None:
         self._result.attempts.append(
             ActionRecord(
-                action=f"send_{attempt.channel.value}",
-                status=attempt.outcome,
+                step=f"send_{attempt.channel.value}",
+                outcome=attempt.outcome,
                 detail=attempt.detail,
                 at=workflow.now(),
+                system=attempt.channel.value,
+                idempotency_key=attempt.idempotency_key,
             )
         )

@@ -104,10 +104,10 @@ def test_a_confirmed_alert_yields_started_outcome_reply_time_and_its_actions() -
             routed_by="reply_code",
         ),
         actions=[
-            ActionRecord(action="send_sms:alert", status="done", at=T0),
-            ActionRecord(action="unblock_card:confirm", status="skipped", at=T0),
-            ActionRecord(action="record_fraud_outcome:confirm", status="done", at=T0),
-            ActionRecord(action="add_crm_note:confirm", status="failed", at=T0),
+            ActionRecord(step="send_sms:alert", outcome="done", at=T0),
+            ActionRecord(step="unblock_card:confirm", outcome="skipped", at=T0),
+            ActionRecord(step="record_fraud_outcome:confirm", outcome="done", at=T0),
+            ActionRecord(step="add_crm_note:confirm", outcome="failed", at=T0),
         ],
         timings={
             "received": T0,

@@ -35,9 +35,9 @@ def _alert(outcome: AlertOutcome | None) -> AlertStatus:
         outcome=outcome,
         path=["sent to +15550100 for Alex Doe"],
         actions=[
-            ActionRecord(action="block_card:contest", status="done", at=T0, detail="card 4242"),
-            ActionRecord(action="add_crm_note:contest", status="failed", at=T0, detail="Alex"),
-            ActionRecord(action="unblock_card:confirm", status="skipped", at=T0),
+            ActionRecord(step="block_card:contest", outcome="done", at=T0, detail="card 4242"),
+            ActionRecord(step="add_crm_note:contest", outcome="failed", at=T0, detail="Alex"),
+            ActionRecord(step="unblock_card:confirm", outcome="skipped", at=T0),
         ],
         timings={
             "received": T0,
@@ -61,7 +61,7 @@ def test_a_decided_alert_carries_its_report_on_its_first_fact_only() -> None:
         60.0,
     )
     assert report.channels_used == ["sms", "push"]
-    assert [(a.action, a.status) for a in report.actions] == [
+    assert [(a.step, a.outcome) for a in report.actions] == [
         ("block_card", "done"),
         ("add_crm_note", "failed"),
         ("unblock_card", "skipped"),
@@ -90,9 +90,9 @@ def test_a_follow_up_report_counts_attempts_and_keeps_only_a_token_reason() -> N
         reason="Alex called about card 4242",
         follow_up_at=T0,
         attempts=[
-            ContactAttempt(at=T0, channel="push", outcome="suppressed"),
-            ContactAttempt(at=T0 + timedelta(hours=1), channel="sms", outcome="sent"),
-            ContactAttempt(at=T0 + timedelta(days=1), channel="none", outcome="failed"),
+            ContactAttempt(at=T0, step="push", outcome="suppressed"),
+            ContactAttempt(at=T0 + timedelta(hours=1), step="sms", outcome="sent"),
+            ContactAttempt(at=T0 + timedelta(days=1), step="none", outcome="failed"),
         ],
         outcome=FollowUpOutcome.GAVE_UP,
         ended_at=T0 + timedelta(days=2),

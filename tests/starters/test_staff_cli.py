@@ -270,6 +270,24 @@ def shapes() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         }  # fmt: skip
         return {"items": [item], "next_page_token": None}
 
+    @app.get("/v1/alerts/{alert_id}")
+    async def alert(alert_id: str, request: Request) -> Any:
+        refused = keyed(request)
+        if refused:
+            return refused
+        from fiflow.domain.alerts import ActionRecord, AlertState, AlertStatus
+
+        # Today's API writes the real model; an API from before the audit shape wrote an
+        # action with only its v1 names.
+        sent = ActionRecord(step="send_sms:alert", outcome="done", detail="sms", at=NOW)
+        status = AlertStatus(
+            alert_id=alert_id, alert_type="card_fraud_suspected", customer_id="cust-0001",
+            state=AlertState.AWAITING_REPLY, actions=[sent],
+        ).model_dump(mode="json")  # fmt: skip
+        status["actions"].append({"action": "block_card:pre_block", "status": "skipped",
+                                  "detail": "", "at": iso(NOW)})  # fmt: skip
+        return {"alert_id": alert_id, "run_status": "RUNNING", "status": status}
+
     @app.get("/v1/metrics/summary")
     async def summary(request: Request) -> Any:
         refused = keyed(request)
@@ -348,6 +366,18 @@ def test_alerts_list_passes_its_filters_and_renders_the_table(
     [header, row] = table_rows(result.stdout)
     assert header[:4] == ["alert", "kind", "type", "state"]
     assert row[:5] == ["al-1", "fraud alert", "card_fraud_suspected", "escalated", "sms"]
+
+
+def test_alerts_show_renders_actions_in_the_audit_shape_and_the_v1_one(
+    shapes: tuple[str, list[dict[str, Any]]],
+) -> None:
+    url, seen = shapes
+    result = fiflow("alerts", "show", "al-9", "--api", url)
+    assert result.exit_code == 0, result.output
+    assert seen[-1] == {"path": "/v1/alerts/al-9"}
+    lines = [" ".join(line.strip("│ ").split()) for line in result.stdout.splitlines()]
+    actions = [line.removeprefix("action ") for line in lines if line.startswith("action ")]
+    assert actions == ["send_sms:alert: done (sms)", "block_card:pre_block: skipped"]
 
 
 def test_metrics_summary_prints_a_table_per_metric(

@@ -54,7 +54,7 @@ async def test_alerts_over_the_cap_merge_into_one_digest_whose_codes_work(
     for handle in (third, fourth):
         status = await h.wait_status(handle, lambda s: s.state is AlertState.AWAITING_REPLY)
         assert status.channel is Channel.SMS
-        assert [(a.action, a.status) for a in status.actions] == [("send_sms:alert", "merged")]
+        assert [(a.step, a.outcome) for a in status.actions] == [("send_sms:alert", "merged")]
     assert len(h.office.sms_to(phone)) == 2  # over the cap: nothing of their own
 
     await h.skip(timedelta(minutes=2))  # the digest is due

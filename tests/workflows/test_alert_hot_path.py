@@ -185,8 +185,8 @@ async def test_a_write_still_failing_past_its_local_budget_goes_out_as_an_activi
     assert h.office.failures["fraud"] == 0
     [fraud] = h.office.of("fraud")  # applied once, by the regular activity's third attempt
     assert fraud.key == f"alert-{result.alert_id}:record_fraud_outcome:contest"
-    record = [a for a in result.actions if a.action == "record_fraud_outcome:contest"]
-    assert [a.status for a in record] == ["done"]
+    record = [a for a in result.actions if a.step == "record_fraud_outcome:contest"]
+    assert [a.outcome for a in record] == ["done"]
     assert alert.count("ActivityTaskScheduled") == 1
     assert alert.billable["activity retried"] == 2
     # The other writes of the reply kept to local activities.
@@ -207,8 +207,8 @@ async def test_a_refused_write_is_recorded_once_not_retried_as_an_activity(h: Ha
     result = await h.finish(handle)
     alert = await alert_cost(h, handle)
 
-    block = [a for a in result.actions if a.action == "block_card:contest"]
-    assert [(a.status, a.detail) for a in block] == [
+    block = [a for a in result.actions if a.step == "block_card:contest"]
+    assert [(a.outcome, a.detail) for a in block] == [
         ("failed", "BusinessError: card: HTTP 404 unknown card")
     ]
     # One refused action does not stop the others, and none went out again as an activity.

@@ -96,7 +96,7 @@ async def test_stop_start_help(h: Harness, tmp_path: Path) -> None:
     result = await h.finish(await h.start(alert_request(customer)))
     assert result.outcome is AlertOutcome.NO_CHANNEL
     assert [c.body["priority"] for c in h.office.of("contact_center")] == ["high"]
-    assert any(a.status == "skipped" and "opted out" in a.detail for a in result.actions)
+    assert any(a.outcome == "skipped" and "opted out" in a.detail for a in result.actions)
     assert len(h.office.sms_to(phone)) == 1
 
     await h.reply(phone, "START")
@@ -401,8 +401,8 @@ async def test_an_alert_to_an_opted_out_sms_only_customer_says_why_it_waits_for_
     assert result.outcome is AlertOutcome.NO_CHANNEL
     assert result.state is not AlertState.AWAITING_REPLY
     assert "no reachable channel" in result.path
-    skipped = [a for a in result.actions if a.action == "send_sms:alert"]
-    assert [(a.status, a.detail) for a in skipped] == [("skipped", "address opted out")]
+    skipped = [a for a in result.actions if a.step == "send_sms:alert"]
+    assert [(a.outcome, a.detail) for a in skipped] == [("skipped", "address opted out")]
     assert len(h.office.sms_to(phone)) == 1  # nothing after the confirmation
     assert [c.body["priority"] for c in h.office.of("contact_center")] == ["high"]
 
@@ -453,8 +453,8 @@ async def test_start_after_stop_lets_an_open_alert_text_again(h: Harness) -> Non
         "address opted back in to SMS",
         f"reply:confirm via reply code {code_in(alert_sms)}",
     ]
-    [notify] = [a for a in result.actions if a.action.startswith("notify_customer:")]
-    assert (notify.status, notify.detail) == ("done", "sms")
+    [notify] = [a for a in result.actions if a.step.startswith("notify_customer:")]
+    assert (notify.outcome, notify.detail) == ("done", "sms")
     texts = h.office.sms_to(phone)
     assert len(texts) == 4, texts  # alert, STOP and START confirmations, the thanks
     assert "marked ACME Inc $912.00 as genuine" in texts[3]
@@ -483,8 +483,8 @@ async def test_stop_start_stop_leaves_an_open_alert_opted_out(h: Harness) -> Non
         "address opted back in to SMS",
         "address opted out of SMS",
     ]
-    [notify] = [a for a in result.actions if a.action.startswith("notify_customer:")]
-    assert (notify.status, notify.detail) == ("skipped", "address opted out")
+    [notify] = [a for a in result.actions if a.step.startswith("notify_customer:")]
+    assert (notify.outcome, notify.detail) == ("skipped", "address opted out")
     assert len(h.office.sms_to(phone)) == 4  # no thanks after the last STOP
     snap = await poll_async(lambda: h.snapshot(phone), lambda s: s.pending == 0)
     assert snap.sms_opted_out is True

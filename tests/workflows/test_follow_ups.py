@@ -157,6 +157,12 @@ async def test_attempts_run_out_then_it_gives_up_with_a_crm_note(
     assert at(start, result.attempts[0].at)
     assert at(start + timedelta(days=1), result.attempts[1].at)
     assert len(ih.office.sms_to(customer.phone)) == 2
+    # Each contact's audit record names its channel and the key its SMS carried.
+    keys = [m.key for m in ih.office.sms]
+    assert [(a.step, a.outcome, a.system, a.idempotency_key) for a in result.attempts] == [
+        ("sms", "sent", "sms", keys[0]),
+        ("sms", "sent", "sms", keys[1]),
+    ]
     assert result.path[-1] == "gave up: attempts used up"
     notes = ih.office.notes()
     assert notes[-1].startswith('Follow-up on "Card reader broken" (tech_support) ended')

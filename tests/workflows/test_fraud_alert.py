@@ -33,8 +33,11 @@ async def test_confirm_records_genuine_and_thanks_the_customer(h: Harness) -> No
     thanks = h.office.sms_to(customer.phone or "")[1]
     assert "marked ACME Inc $912.00 as genuine" in thanks
     assert {"received", "sent", "replied", "decided", "completed"} <= set(result.timings)
-    unblock = [a for a in result.actions if a.action.startswith("unblock_card")]
-    assert unblock[0].status == "skipped"
+    unblock = [a for a in result.actions if a.step.startswith("unblock_card")]
+    assert unblock[0].outcome == "skipped"
+    # The alert SMS's audit record names the channel and the key the provider saw.
+    [sent] = [a for a in result.actions if a.step == "send_sms:alert"]
+    assert (sent.outcome, sent.system, sent.idempotency_key) == ("done", "sms", h.office.sms[0].key)
 
 
 async def test_confirm_unblocks_a_pre_blocked_card(h: Harness) -> None:
@@ -166,7 +169,7 @@ async def test_back_office_outage_delays_but_loses_and_duplicates_nothing(h: Har
     assert len(h.office.of("fraud")) == 1
     assert len(h.office.of("card")) == 1
     assert len(h.office.of("contact_center")) == 1
-    assert all(a.status == "done" for a in result.actions), result.actions
+    assert all(a.outcome == "done" for a in result.actions), result.actions
 
 
 async def test_a_reply_during_the_final_escalation_is_answered_not_dropped(h: Harness) -> None:
@@ -186,5 +189,5 @@ async def test_a_reply_during_the_final_escalation_is_answered_not_dropped(h: Ha
     assert [r.routed_by for r in result.ignored_replies] == ["single open alert"]
     texts = h.office.sms_to(phone)
     assert sum("your reply was not applied" in t for t in texts) == 1, texts
-    late = [a for a in result.actions if a.action.startswith("answer_late_reply:")]
-    assert [a.status for a in late] == ["done"]
+    late = [a for a in result.actions if a.step.startswith("answer_late_reply:")]
+    assert [a.outcome for a in late] == ["done"]

@@ -100,7 +100,9 @@ async def test_an_sms_notice_goes_out_once_with_its_text_and_key(h: Harness) -> 
     assert result.reasons == ["pref_international"] and result.rule_set_version
     assert "send_after" not in result.timings
     assert result.timings["received"] <= result.timings["sent"] <= result.timings["completed"]
-    assert [(a.action, a.status) for a in result.attempts] == [("send_sms", "done")]
+    assert [(a.step, a.outcome) for a in result.attempts] == [("send_sms", "done")]
+    # The send's audit record names the system and the key the provider saw.
+    assert (result.attempts[0].system, result.attempts[0].idempotency_key) == ("sms", sent.key)
     assert h.office.push == []
 
 
@@ -171,7 +173,7 @@ async def test_an_opted_out_sms_only_customer_is_not_texted_and_it_is_recorded(
 
     assert result.status is NoticeStatus.SKIPPED_OPTED_OUT
     assert h.office.sms == [] and h.office.push == []
-    assert [(a.action, a.status, a.detail) for a in result.attempts] == [
+    assert [(a.step, a.outcome, a.detail) for a in result.attempts] == [
         ("send_sms", "skipped", "address opted out")
     ]
     assert result.channel is None and result.message_id is None
@@ -196,7 +198,7 @@ async def test_an_opted_out_number_still_gets_the_notice_by_push(h: Harness) -> 
 
     assert result.status is NoticeStatus.SENT and result.channel is Channel.PUSH
     assert h.office.sms == [] and len(h.office.push) == 1
-    assert [a.status for a in result.attempts] == ["skipped", "done"]
+    assert [a.outcome for a in result.attempts] == ["skipped", "done"]
 
 
 async def test_a_notice_due_in_quiet_hours_waits_until_they_end(h: Harness) -> None:

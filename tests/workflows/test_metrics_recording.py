@@ -98,7 +98,7 @@ async def test_a_confirmed_alert_records_its_facts_once_through_a_retry_and_a_re
     wid = handle.id
     alert_type = result.alert_type
     events = {(key, metric): (labels, value) for key, metric, labels, value in store.events()}
-    done = [a for a in result.actions if a.status in ("done", "failed")]
+    done = [a for a in result.actions if a.outcome in ("done", "failed")]
     assert len(events) == 3 + len(done)
     assert events[(f"{wid}:alerts_started", "alerts_started")] == (
         {"type": alert_type, "source": "alerting_system", "channel": "sms"},
@@ -114,7 +114,7 @@ async def test_a_confirmed_alert_records_its_facts_once_through_a_retry_and_a_re
     actions = sorted(
         labels["action"] for (_, m), (labels, _) in events.items() if m == "alert_actions"
     )
-    assert actions == sorted(a.action.split(":")[0] for a in done)
+    assert actions == sorted(a.step.split(":")[0] for a in done)
     assert "record_fraud_outcome" in actions
     _labels_hold_no_personal_data(store, customer.customer_id, customer.phone or "", "Alex")
 

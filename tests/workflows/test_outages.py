@@ -66,8 +66,8 @@ async def test_a_stop_during_a_three_day_database_outage_is_kept_and_honoured(
         assert confirmed.outcome is AlertOutcome.CONFIRM
         assert [c.body["outcome"] for c in h.office.of("fraud")] == ["genuine"]
         # ... and the alert that was open when STOP came sends no "confirmed" text.
-        [notice] = [a for a in confirmed.actions if a.action.startswith("notify_customer")]
-        assert (notice.status, notice.detail) == ("skipped", "address opted out")
+        [notice] = [a for a in confirmed.actions if a.step.startswith("notify_customer")]
+        assert (notice.outcome, notice.detail) == ("skipped", "address opted out")
 
         # An alert registered meanwhile texts nobody: the rules' no-channel callback instead.
         second = await h.finish(await h.start(alert_request(customer, merchant="Corner Cafe")))
@@ -100,7 +100,7 @@ async def test_an_alert_whose_crm_stays_down_past_the_budget_calls_back(h: Harne
     status = await h.skip_to_end(handle)
     assert status.outcome is AlertOutcome.NO_CHANNEL
     assert "customer profile unavailable (CRM down past its retry budget)" in status.path
-    assert [a.action for a in status.actions][:1] == ["get_customer"]
+    assert [a.step for a in status.actions][:1] == ["get_customer"]
     assert [c.body for c in h.office.of("contact_center")] == [
         {"reason": "fraud_alert_no_channel", "priority": "high"}
     ]

@@ -48,13 +48,13 @@ async def test_a_confirmed_alert_leaves_one_report_and_a_second_record_adds_noth
     assert (report.channel, report.channels_used, report.reply_channel) == ("sms", ["sms"], "sms")
     assert report.reply_seconds is not None and 0 <= report.reply_seconds < 30
     assert report.rule_set_version == result.rule_set_version is not None
-    recorded = [a for a in result.actions if a.status in ("done", "failed", "skipped")]
-    assert [(a.action, a.status) for a in report.actions] == [
-        (a.action.split(":")[0], a.status) for a in recorded if a.at <= result.timings["decided"]
+    recorded = [a for a in result.actions if a.outcome in ("done", "failed", "skipped")]
+    assert [(a.step, a.outcome) for a in report.actions] == [
+        (a.step.split(":")[0], a.outcome) for a in recorded if a.at <= result.timings["decided"]
     ]
-    assert "record_fraud_outcome" in [a.action for a in report.actions if a.status == "done"]
-    assert report.actions_done == sum(a.status == "done" for a in report.actions)
-    assert report.failed_actions == [a.action for a in report.actions if a.status == "failed"]
+    assert "record_fraud_outcome" in [a.step for a in report.actions if a.outcome == "done"]
+    assert report.actions_done == sum(a.outcome == "done" for a in report.actions)
+    assert report.failed_actions == [a.step for a in report.actions if a.outcome == "failed"]
     assert report.received_at <= report.sent_at <= report.replied_at <= report.completed_at  # type: ignore[operator]
     assert store.get(ReportKind.ALERT, result.alert_id) is not None
     body = json.dumps(report.model_dump(mode="json"))

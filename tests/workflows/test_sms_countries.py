@@ -40,7 +40,7 @@ async def _alert_then_push_confirm(h: Harness, customer_id: str) -> list[str]:
     )
     result = await h.finish(handle)
     assert result.outcome is AlertOutcome.CONFIRM
-    return [f"{a.action} {a.status} {a.detail}" for a in result.actions]
+    return [f"{a.step} {a.outcome} {a.detail}" for a in result.actions]
 
 
 async def test_a_number_outside_the_allowed_countries_is_never_texted(h: Harness) -> None:
