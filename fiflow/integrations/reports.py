@@ -1,4 +1,8 @@
-"""Credit-application result reports: written once when an application finishes, then read."""
+"""Credit-application result reports: written once when an application finishes, then read.
+
+Also what every report store shares (the results reports of alerts and follow-ups use it too):
+keyset paging with opaque cursors, sealing bodies with the payload key ring, UTC on SQLite.
+"""
 
 from __future__ import annotations
 
@@ -94,9 +98,7 @@ class CreditReportStore:
     def save(self, row: StoredReport) -> bool:
         """Store a report; False (and the first report kept unchanged) if one already exists."""
         values = row.model_dump()
-        if self._sealer is not None:
-            body = json.dumps(values["report"], separators=(",", ":")).encode()
-            values["report"] = {SEALED: self._sealer.seal(body)}
+        values["report"] = seal_body(self._sealer, values["report"])
         # DO NOTHING rather than check-then-insert: a racing insert of the same id waits for
         # the other's commit and then returns no row, so exactly one caller sees True.
         if self._engine.dialect.name == "postgresql":
@@ -134,63 +136,109 @@ class CreditReportStore:
         cursor: str | None = None,
     ) -> ReportPage:
         """Reports completed in [completed_from, completed_to), oldest first, one page at a time."""
-        if isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
-            raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, not {limit!r}")
+        check_limit(limit)
         conditions: list[sa.ColumnElement[bool]] = []
         if completed_from is not None:
-            conditions.append(_t.completed_at >= _utc(completed_from, "completed_from"))
+            conditions.append(_t.completed_at >= aware_utc(completed_from, "completed_from"))
         if completed_to is not None:
-            conditions.append(_t.completed_at < _utc(completed_to, "completed_to"))
+            conditions.append(_t.completed_at < aware_utc(completed_to, "completed_to"))
         if decision is not None:
             conditions.append(_t.decision == decision)
         if product is not None:
             conditions.append(_t.product == product)
-        if cursor is not None:
-            after_at, after_id = _decode_cursor(cursor)
-            # Keyset rather than OFFSET: rows inserted before the cursor position neither
-            # shift nor repeat the following pages. The plain >= lets the index bound the
-            # scan, which the OR alone would not.
-            conditions.append(_t.completed_at >= after_at)
-            conditions.append(sa.or_(_t.completed_at > after_at, _t.application_id > after_id))
-        stmt = (
-            sa.select(credit_reports)
-            .where(*conditions)
-            .order_by(_t.completed_at, _t.application_id)
-            # One row more than asked tells whether another page exists.
-            .limit(limit + 1)
+        rows, next_cursor = keyset_page(
+            self._engine,
+            credit_reports,
+            conditions,
+            at=_t.completed_at,
+            key=_t.application_id,
+            limit=limit,
+            cursor=cursor,
+            max_id=64,
         )
-        with self._engine.connect() as conn:
-            rows = conn.execute(stmt).mappings().all()
-        items = [self._from_row(r) for r in rows[:limit]]
-        next_cursor = _encode_cursor(items[-1]) if len(rows) > limit else None
-        return ReportPage(items=items, next_cursor=next_cursor)
+        return ReportPage(items=[self._from_row(r) for r in rows], next_cursor=next_cursor)
 
     def _from_row(self, row: RowMapping) -> StoredReport:
         values = dict(row)
         for name in _DATETIME_FIELDS:
-            # SQLite hands back naive datetimes; what the store wrote there is UTC.
-            if values[name].tzinfo is None:
-                values[name] = values[name].replace(tzinfo=UTC)
-        report = values["report"]
-        if isinstance(report, dict) and set(report) == {SEALED}:
-            if self._sealer is None:
-                raise KeyRingError("this report is encrypted: configure the payload key ring")
-            values["report"] = json.loads(self._sealer.unseal(report[SEALED]))
+            values[name] = as_utc(values[name])
+        values["report"] = unseal_body(self._sealer, values["report"])
         return StoredReport.model_validate(values)
 
 
-def _utc(value: datetime, name: str) -> datetime:
+# --- shared by the report stores (credit here, results in results_reports.py) ----------------
+
+
+def check_limit(limit: int) -> None:
+    """ValueError unless `limit` is a page size a store serves (1 to MAX_LIMIT)."""
+    if isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, not {limit!r}")
+
+
+def aware_utc(value: datetime, name: str) -> datetime:
+    """A filter's instant in UTC; ValueError for a naive one (its zone would be a guess)."""
     if value.tzinfo is None:
         raise ValueError(f"{name} must be timezone-aware, not {value.isoformat()}")
     return value.astimezone(UTC)
 
 
-def _encode_cursor(last: StoredReport) -> str:
-    return encode_cursor(last.completed_at, last.application_id)
+def seal_body(sealer: EncryptionCodec | None, body: Any) -> Any:
+    """A report body as stored: sealed with the key ring when one is configured."""
+    if sealer is None:
+        return body
+    text = json.dumps(body, separators=(",", ":")).encode()
+    return {SEALED: sealer.seal(text)}
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    return decode_cursor(cursor, max_id=64)
+def unseal_body(sealer: EncryptionCodec | None, body: Any) -> Any:
+    """A stored report body in clear (KeyRingError if it is sealed and no key ring is set)."""
+    if isinstance(body, dict) and set(body) == {SEALED}:
+        if sealer is None:
+            raise KeyRingError("this report is encrypted: configure the payload key ring")
+        return json.loads(sealer.unseal(body[SEALED]))
+    return body
+
+
+def keyset_page(
+    engine: Engine,
+    table: sa.Table,
+    conditions: list[sa.ColumnElement[bool]],
+    *,
+    at: sa.Column[Any],
+    key: sa.Column[Any],
+    limit: int,
+    cursor: str | None,
+    max_id: int,
+) -> tuple[list[RowMapping], str | None]:
+    """The rows matching `conditions` after `cursor`, in (at, key) order, and the next cursor.
+
+    Keyset rather than OFFSET: rows inserted before the cursor position neither shift nor
+    repeat the following pages.
+    """
+    conditions = list(conditions)
+    if cursor is not None:
+        after_at, after_id = decode_cursor(cursor, max_id=max_id)
+        # The plain >= lets the index bound the scan, which the OR alone would not.
+        conditions.append(at >= after_at)
+        conditions.append(sa.or_(at > after_at, key > after_id))
+    stmt = (
+        sa.select(table)
+        .where(*conditions)
+        .order_by(at, key)
+        # One row more than asked tells whether another page exists.
+        .limit(limit + 1)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).mappings().all()
+    if len(rows) <= limit:
+        return list(rows), None
+    last = rows[limit - 1]
+    return list(rows[:limit]), encode_cursor(as_utc(last[at.name]), last[key.name])
+
+
+def as_utc(value: datetime) -> datetime:
+    """A stored instant in UTC: SQLite keeps no offset, and what the stores write there is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def encode_cursor(at: datetime, object_id: str) -> str:

@@ -6,9 +6,8 @@ body is sealed with the payload key ring when one is given, and lists page by ke
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 from pydantic import TypeAdapter
@@ -16,10 +15,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, RowMapping
 
 from fiflow.domain.results_reports import ReportKind, ResultsReport
-from fiflow.integrations.codec import EncryptionCodec, KeyRingError
+from fiflow.integrations.codec import EncryptionCodec
 from fiflow.integrations.database import begin_write, results_reports
-from fiflow.integrations.reports import DEFAULT_LIMIT, MAX_LIMIT, SEALED, decode_cursor
-from fiflow.integrations.reports import encode_cursor as _encode
+from fiflow.integrations.reports import (
+    DEFAULT_LIMIT,
+    as_utc,
+    aware_utc,
+    check_limit,
+    keyset_page,
+    seal_body,
+    unseal_body,
+)
 
 _t = results_reports.c
 _REPORT: TypeAdapter[ResultsReport] = TypeAdapter(ResultsReport)
@@ -54,20 +60,16 @@ class ResultsReportStore:
 
     def save(self, report: ResultsReport, stored_at: datetime) -> bool:
         """Store a report; False (the first kept unchanged) when its flow already has one."""
-        body = report.model_dump(mode="json")
-        if self._sealer is not None:
-            text = json.dumps(body, separators=(",", ":")).encode()
-            body = {SEALED: self._sealer.seal(text)}
         values = {
             "kind": report.kind.value,
             "subject_id": report.subject_id,
             "workflow_id": report.workflow_id,
             "report_type": report.type,
             "outcome": report.outcome,
-            "started_at": _utc(report.started_at),
-            "completed_at": _utc(report.completed_at),
-            "stored_at": _utc(stored_at),
-            "report": body,
+            "started_at": as_utc(report.started_at),
+            "completed_at": as_utc(report.completed_at),
+            "stored_at": as_utc(stored_at),
+            "report": seal_body(self._sealer, report.model_dump(mode="json")),
         }
         insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
         # DO NOTHING rather than check-then-insert: of racing writers exactly one sees a row.
@@ -99,58 +101,36 @@ class ResultsReportStore:
         cursor: str | None = None,
     ) -> ResultsPage:
         """Reports of one kind completed in [from, to), oldest first, a page at a time."""
-        if isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
-            raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, not {limit!r}")
+        check_limit(limit)
         conditions: list[sa.ColumnElement[bool]] = [_t.kind == kind.value]
         if completed_from is not None:
-            conditions.append(_t.completed_at >= _aware(completed_from, "completed_from"))
+            conditions.append(_t.completed_at >= aware_utc(completed_from, "completed_from"))
         if completed_to is not None:
-            conditions.append(_t.completed_at < _aware(completed_to, "completed_to"))
+            conditions.append(_t.completed_at < aware_utc(completed_to, "completed_to"))
         if outcome is not None:
             conditions.append(_t.outcome == outcome)
         if report_type is not None:
             conditions.append(_t.report_type == report_type)
-        if cursor is not None:
-            after_at, after_id = decode_cursor(cursor, max_id=128)
-            # The plain >= lets the index bound the scan, which the OR alone would not.
-            conditions.append(_t.completed_at >= after_at)
-            conditions.append(sa.or_(_t.completed_at > after_at, _t.subject_id > after_id))
-        stmt = (
-            sa.select(results_reports)
-            .where(*conditions)
-            .order_by(_t.completed_at, _t.subject_id)
-            .limit(limit + 1)  # one more than asked tells whether another page exists
+        rows, next_cursor = keyset_page(
+            self._engine,
+            results_reports,
+            conditions,
+            at=_t.completed_at,
+            key=_t.subject_id,
+            limit=limit,
+            cursor=cursor,
+            max_id=128,
         )
-        with self._engine.connect() as conn:
-            rows = conn.execute(stmt).mappings().all()
-        items = [self._from_row(r) for r in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            last = items[-1].report
-            next_cursor = _encode(_utc(last.completed_at), last.subject_id)
-        return ResultsPage(items=items, next_cursor=next_cursor)
+        return ResultsPage(items=[self._from_row(r) for r in rows], next_cursor=next_cursor)
 
     def purge(self, older_than: datetime) -> int:
         """Delete the reports of flows completed before the cutoff; how many went."""
-        stmt = sa.delete(results_reports).where(_t.completed_at < _utc(older_than))
+        stmt = sa.delete(results_reports).where(_t.completed_at < as_utc(older_than))
         with begin_write(self._engine) as conn:
             return conn.execute(stmt).rowcount
 
     def _from_row(self, row: RowMapping) -> StoredResults:
-        body = row["report"]
-        if isinstance(body, dict) and set(body) == {SEALED}:
-            if self._sealer is None:
-                raise KeyRingError("this report is encrypted: configure the payload key ring")
-            body = json.loads(self._sealer.unseal(body[SEALED]))
-        return StoredResults(report=_REPORT.validate_python(body), stored_at=_utc(row["stored_at"]))
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite keeps no offset: what this store writes and reads there is UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _aware(value: datetime, name: str) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError(f"{name} must be timezone-aware, not {value.isoformat()}")
-    return value.astimezone(UTC)
+        body = unseal_body(self._sealer, row["report"])
+        return StoredResults(
+            report=_REPORT.validate_python(body), stored_at=as_utc(row["stored_at"])
+        )

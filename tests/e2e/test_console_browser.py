@@ -1,21 +1,30 @@
 """The staff console in a real browser (headless Debian Chromium driven by Playwright) on the
 shared `fiflow up` stack: a reviewer approves a referred application through the page and the
 sandbox's core banking shows the account opened; the dashboard shows the figures the metrics
-API returns; a channel key is refused."""
+API returns; a channel key is refused; a decided alert's timeline leads to its results report,
+and a notice from the search to its timeline."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import BrowserContext, Page, async_playwright, expect
 from temporalio.client import Client, ScheduleOverlapPolicy
 
+from fiflow.domain.feeds.matches import NoticeItem, NoticeRequest, Origin
+from fiflow.integrations.alert_starts import start_notice
+from fiflow.integrations.settings import Settings
 from tests.e2e.conftest import CustomerPool
 from tests.e2e.stack import CHANNEL_KEY, REVIEWER_KEY, REVIEWER_PERSON_KEY, RunningStack
+from tests.e2e.test_alerts_e2e import alert, alert_with_its_sms
 from tests.e2e.test_credit_e2e import application_body, in_state, sandbox, submit
 from tests.e2e.test_web_ui_codec_browser import CHROMIUM_ARGS, WAIT_MS, chromium
 from tests.e2e.waiting import eventually
@@ -32,6 +41,25 @@ def referred_body(customer_id: str, profile: dict[str, Any]) -> dict[str, Any]:
     return application_body(
         customer_id, requested_amount=str(amount), stated_monthly_income=str(income)
     )
+
+
+@asynccontextmanager
+async def chromium_page(
+    executable: str, tmp_path: Path
+) -> AsyncIterator[tuple[BrowserContext, Page]]:
+    """Headless Chromium with one page, closed on the way out; two minutes at most."""
+    async with asyncio.timeout(120), async_playwright() as pw:
+        browser = await pw.chromium.launch_persistent_context(
+            tmp_path / "chromium-profile",
+            executable_path=executable,
+            args=CHROMIUM_ARGS,
+            headless=True,
+        )
+        try:
+            browser.set_default_timeout(WAIT_MS)
+            yield browser, await browser.new_page()
+        finally:
+            await browser.close()
 
 
 async def sign_in(page: Page, api: str, key: str) -> None:
@@ -68,92 +96,80 @@ async def test_a_reviewer_approves_through_the_console(
     r = await http.get(f"{stack.api}/v1/credit-applications", headers=CHANNEL_KEY)
     assert r.status_code == 403
 
-    async with asyncio.timeout(120), async_playwright() as pw:
-        browser = await pw.chromium.launch_persistent_context(
-            tmp_path / "chromium-profile",
-            executable_path=executable,
-            args=CHROMIUM_ARGS,
-            headless=True,
+    async with chromium_page(executable, tmp_path) as (browser, page):
+        # A channel key is not staff: refused, and no session cookie is set.
+        await sign_in(page, stack.api, CHANNEL_KEY["X-API-Key"])
+        await expect(page.get_by_test_id("refused")).to_be_visible()
+        assert not [c for c in await browser.cookies() if c["name"] == "fiflow_console"]
+        await page.goto(f"{stack.api}/console/inbox")
+        assert page.url.endswith("/console/login")
+
+        await sign_in(page, stack.api, REVIEWER_PERSON_KEY["X-API-Key"])
+        await expect(page.get_by_test_id("who")).to_contain_text("reviewer-1")
+        session = next(c for c in await browser.cookies() if c["name"] == "fiflow_console")
+        assert session["httpOnly"] and session["sameSite"] == "Strict"
+        assert REVIEWER_PERSON_KEY["X-API-Key"] not in session["value"]
+
+        row = page.locator(f'tr[data-application="{app_id}"]')
+        await expect(row).to_contain_text("awaiting review")
+        await row.get_by_role("link").click()
+        await expect(page.get_by_test_id("state")).to_have_text("awaiting_review")
+        await expect(page.get_by_test_id("fired-rules")).to_contain_text("refer")
+        await page.fill("input[name=approved_amount]", "4000.00")
+        await page.fill("textarea[name=note]", "verified income by phone")
+        await page.get_by_role("button", name="Approve").click()
+        await expect(page.get_by_test_id("msg")).to_contain_text("approve taken")
+        await expect(page.locator(f'tr[data-application="{app_id}"]')).to_have_count(0)
+
+        done = await in_state(http, stack, app_id, "approved")
+        assert done["status"]["decision"]["decided_by"] == "reviewer:reviewer-1"
+        assert done["status"]["decision"]["approved_amount"] == "4000.00"
+        accounts = await eventually(
+            lambda: sandbox(http, stack, "/__sandbox/core-banking/accounts", customer_id=cid),
+            lambda found: len(found) == 1,
         )
-        try:
-            browser.set_default_timeout(WAIT_MS)
-            page = await browser.new_page()
+        assert accounts[0]["status"] == "open"
 
-            # A channel key is not staff: refused, and no session cookie is set.
-            await sign_in(page, stack.api, CHANNEL_KEY["X-API-Key"])
-            await expect(page.get_by_test_id("refused")).to_be_visible()
-            assert not [c for c in await browser.cookies() if c["name"] == "fiflow_console"]
-            await page.goto(f"{stack.api}/console/inbox")
-            assert page.url.endswith("/console/login")
+        # The approval is a figure once the metrics schedule folded it: then the
+        # dashboard shows, per metric and label set, what the metrics API returns.
+        await eventually(
+            lambda: _approvals_folded(temporal, http, stack), lambda n: n >= 1, within=30
+        )
+        await page.goto(f"{stack.api}/console/dashboards?period=day")
+        await expect(page.locator("section.panel").first).to_be_visible()
+        shown = {
+            (
+                await f.get_attribute("data-metric"),
+                await f.get_attribute("data-labels"),
+            ): int(await f.get_attribute("data-count") or -1)
+            for f in await page.locator("tr.figure").all()
+        }
+        rng = page.get_by_test_id("range")
+        r = await http.get(
+            f"{stack.api}/v1/metrics/summary",
+            params={
+                "period": "day",
+                "from": await rng.get_attribute("data-from") or "",
+                "to": await rng.get_attribute("data-to") or "",
+            },
+            headers=REVIEWER_KEY,
+        )
+        assert r.status_code == 200, r.text
+        expected = {
+            (
+                s["metric"],
+                ", ".join(f"{k}={v}" for k, v in sorted(s["labels"].items())) or "(all)",
+            ): sum(p["count"] for p in s["points"])
+            for s in r.json()["series"]
+        }
+        assert shown == expected
+        assert any(metric == "credit_applications" for metric, _ in shown), shown
 
-            await sign_in(page, stack.api, REVIEWER_PERSON_KEY["X-API-Key"])
-            await expect(page.get_by_test_id("who")).to_contain_text("reviewer-1")
-            session = next(c for c in await browser.cookies() if c["name"] == "fiflow_console")
-            assert session["httpOnly"] and session["sameSite"] == "Strict"
-            assert REVIEWER_PERSON_KEY["X-API-Key"] not in session["value"]
-
-            row = page.locator(f'tr[data-application="{app_id}"]')
-            await expect(row).to_contain_text("awaiting review")
-            await row.get_by_role("link").click()
-            await expect(page.get_by_test_id("state")).to_have_text("awaiting_review")
-            await expect(page.get_by_test_id("fired-rules")).to_contain_text("refer")
-            await page.fill("input[name=approved_amount]", "4000.00")
-            await page.fill("textarea[name=note]", "verified income by phone")
-            await page.get_by_role("button", name="Approve").click()
-            await expect(page.get_by_test_id("msg")).to_contain_text("approve taken")
-            await expect(page.locator(f'tr[data-application="{app_id}"]')).to_have_count(0)
-
-            done = await in_state(http, stack, app_id, "approved")
-            assert done["status"]["decision"]["decided_by"] == "reviewer:reviewer-1"
-            assert done["status"]["decision"]["approved_amount"] == "4000.00"
-            accounts = await eventually(
-                lambda: sandbox(http, stack, "/__sandbox/core-banking/accounts", customer_id=cid),
-                lambda found: len(found) == 1,
-            )
-            assert accounts[0]["status"] == "open"
-
-            # The approval is a figure once the metrics schedule folded it: then the
-            # dashboard shows, per metric and label set, what the metrics API returns.
-            await eventually(
-                lambda: _approvals_folded(temporal, http, stack), lambda n: n >= 1, within=30
-            )
-            await page.goto(f"{stack.api}/console/dashboards?period=day")
-            await expect(page.locator("section.panel").first).to_be_visible()
-            shown = {
-                (
-                    await f.get_attribute("data-metric"),
-                    await f.get_attribute("data-labels"),
-                ): int(await f.get_attribute("data-count") or -1)
-                for f in await page.locator("tr.figure").all()
-            }
-            rng = page.get_by_test_id("range")
-            r = await http.get(
-                f"{stack.api}/v1/metrics/summary",
-                params={
-                    "period": "day",
-                    "from": await rng.get_attribute("data-from") or "",
-                    "to": await rng.get_attribute("data-to") or "",
-                },
-                headers=REVIEWER_KEY,
-            )
-            assert r.status_code == 200, r.text
-            expected = {
-                (
-                    s["metric"],
-                    ", ".join(f"{k}={v}" for k, v in sorted(s["labels"].items())) or "(all)",
-                ): sum(p["count"] for p in s["points"])
-                for s in r.json()["series"]
-            }
-            assert shown == expected
-            assert any(metric == "credit_applications" for metric, _ in shown), shown
-
-            # Alerts search and reports render for a reviewer too.
-            await page.goto(f"{stack.api}/console/alerts")
-            await expect(page.get_by_test_id("alerts-table")).to_be_visible()
-            await page.goto(f"{stack.api}/console/reports")
-            await expect(page.get_by_test_id("reports-table")).to_be_visible()
-        finally:
-            await browser.close()
+        # Alerts search and reports render for a reviewer too.
+        await page.goto(f"{stack.api}/console/alerts")
+        await expect(page.get_by_test_id("alerts-table")).to_be_visible()
+        await page.goto(f"{stack.api}/console/reports")
+        await expect(page.get_by_test_id("reports-table")).to_be_visible()
 
 
 async def _approvals_folded(temporal: Client, http: httpx.AsyncClient, stack: RunningStack) -> int:
@@ -171,3 +187,85 @@ async def _approvals_folded(temporal: Client, http: httpx.AsyncClient, stack: Ru
         if s["metric"] == "credit_applications" and s["labels"].get("decision") == "approved"
         for p in s["points"]
     )
+
+
+async def test_staff_follow_an_alert_to_its_report_and_a_notice_to_its_timeline(
+    stack: RunningStack,
+    http: httpx.AsyncClient,
+    pool: CustomerPool,
+    tmp_path: Path,
+    temporal: Client,
+) -> None:
+    executable = chromium()
+    customer = pool.take()
+    alert_id, _, code = await alert_with_its_sms(http, stack, customer)
+    r = await http.post(
+        f"{stack.sandbox}/__sandbox/sms/inbound",
+        json={"from": customer["phone"], "body": f"YES {code}"},
+    )
+    assert r.status_code == 200 and r.json()["webhook_status"] == 200, r.text
+    await eventually(lambda: alert(http, stack, alert_id), lambda a: a["run_status"] == "completed")
+
+    async def report_status() -> int:
+        r = await http.get(f"{stack.api}/v1/alerts/{alert_id}/report", headers=REVIEWER_KEY)
+        return r.status_code
+
+    # Stored by the alert's last local activity: there once the run has completed.
+    assert await eventually(report_status, lambda s: s == 200) == 200
+
+    # A notice through the feeds' start path, as the stream consumer starts one.
+    to_tell = pool.take()
+    txn_id = f"txn-{uuid.uuid4().hex[:16]}"
+    req = NoticeRequest(
+        source_event_id=txn_id,
+        customer_id=to_tell["customer_id"],
+        alert_type="pref_international",
+        items=[
+            NoticeItem(
+                transaction_id=txn_id,
+                reasons=["pref_international"],
+                amount="2150.00",
+                currency="USD",
+                merchant="ACME ONLINE",
+                card_last4=to_tell["cards"][0]["last4"],
+                occurred_at=datetime.now(UTC),
+            )
+        ],
+        quiet_hours_ok=True,  # whatever the hour in the customer's zone while the suite runs
+        origin=Origin.STREAM,
+    )
+    notice_id = await start_notice(temporal, Settings(), req, datetime.now(UTC))
+
+    async def notice_listed() -> list[dict[str, Any]]:
+        r = await http.get(
+            f"{stack.api}/v1/alerts", params={"kind": "notice"}, headers=REVIEWER_KEY
+        )
+        assert r.status_code == 200, r.text
+        return [i for i in r.json()["items"] if i["alert_id"] == notice_id]
+
+    await eventually(notice_listed, lambda found: bool(found) and found[0]["state"] == "sent")
+
+    async with chromium_page(executable, tmp_path) as (browser, page):
+        await sign_in(page, stack.api, REVIEWER_PERSON_KEY["X-API-Key"])
+        await expect(page.get_by_test_id("who")).to_contain_text("reviewer-1")
+
+        await page.goto(f"{stack.api}/console/alerts/{alert_id}")
+        await expect(page.get_by_test_id("state")).to_have_text("confirmed")
+        run = await page.get_by_test_id("ui-link").get_attribute("href")
+        assert run and run.endswith(f"/workflows/alert-{alert_id}")
+        await page.get_by_test_id("report-link").click()
+        await expect(page.get_by_test_id("outcome")).to_have_text("confirmed")
+        assert page.url.endswith(f"/console/results/alerts/{alert_id}")
+
+        await page.goto(f"{stack.api}/console/alerts?kind=notice")
+        row = page.locator(f'tr[data-alert="{notice_id}"]')
+        await row.get_by_role("link", name=notice_id).click()
+        await expect(page.get_by_test_id("state")).to_have_text("sent")
+        await expect(page.get_by_test_id("channel")).to_have_text("sms")
+        await expect(page.get_by_test_id("timeline")).to_contain_text("send sms")
+        run = await page.get_by_test_id("ui-link").get_attribute("href")
+        assert run and run.endswith(f"/workflows/notice-{notice_id}")
+        # The message itself names the amount, merchant and card: not on the page.
+        body = await page.content()
+        assert "ACME ONLINE" not in body and to_tell["phone"] not in body
+        assert to_tell["customer_id"] not in body

@@ -130,7 +130,7 @@ async def _rules(_version: str | None) -> ReviewRules:
     return REVIEW
 
 
-async def test_lists_filter_order_and_page(dev_server: WorkflowEnvironment) -> None:
+async def test_lists_filter_order_and_page(dev_server: WorkflowEnvironment, tmp_path: Path) -> None:
     client = dev_server.client
     queue = f"tq-{uuid.uuid4().hex[:8]}"
     async with Worker(client, task_queue=queue, workflows=[StandInApplication, StandInAlert]):
@@ -219,6 +219,32 @@ async def test_lists_filter_order_and_page(dev_server: WorkflowEnvironment) -> N
         assert {paged.items[0].alert_id, rest.items[0].alert_id} == {"al-0", "al-1"}
         future = await list_alerts(client, started_from=datetime.now(UTC) + timedelta(days=1))
         assert future.items == []
+
+        # The console's review inbox: the same list, oldest first; its refresh fetches the
+        # rows alone (console.js swaps them in), with the state filter kept.
+        db_url = f"sqlite:///{tmp_path / 'fiflow.db'}"
+        upgrade_database(db_url)
+        app = create_app(Settings(database_url=db_url), client=client)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://api"
+        ) as api:
+            form = await api.get("/console/login")
+            nonce = re.search(r'name="nonce" value="([^"]+)"', form.text)
+            assert nonce
+            await api.post(
+                "/console/login", data={"credential": "local-reviewer-1-key", "nonce": nonce[1]}
+            )
+            page = await api.get("/console/inbox")
+            listed = re.findall(r'<tr data-application="([^"]+)"', page.text)
+            assert listed == ["app-1", "app-2", "app-4"]
+            assert 'data-refresh="/console/inbox?fragment=1&' in page.text
+            rows = await api.get(
+                "/console/inbox", params={"fragment": "1", "state": "awaiting_documents"}
+            )
+            assert rows.status_code == 200 and "<html" not in rows.text
+            assert re.findall(r'<tr data-application="([^"]+)"', rows.text) == ["app-2"]
+            stale = await api.get("/console/inbox", params={"page_token": "bm90IG91cnM="})
+            assert stale.status_code == 303 and "no+longer+available" in stale.headers["location"]
 
 
 def test_review_due_follows_the_workflows_clock() -> None:
@@ -315,7 +341,7 @@ async def test_the_alert_list_holds_notices_too_through_the_api_and_console(
             assert r.status_code == 422, r.text
             assert r.json()["code"] and r.json()["message"]
 
-        # The console's alert search: notices listed, filtered, linked to their run.
+        # The console's alert search: notices listed, filtered, linked to their timeline and run.
         form = await api.get("/console/login")
         nonce = re.search(r'name="nonce" value="([^"]+)"', form.text)
         assert nonce
@@ -328,9 +354,18 @@ async def test_the_alert_list_holds_notices_too_through_the_api_and_console(
         rows = re.findall(r'<tr data-alert="([^"]+)" data-kind="([^"]+)">(.*?)</tr>', page.text)
         assert sorted((a, k) for a, k, _ in rows) == [("nt-1", "notice"), ("nt-2", "notice")]
         assert all("/workflows/notice-nt-" in row for _, _, row in rows)
+        assert all(f'href="/console/notices/{a}"' in row for a, _, row in rows)  # its timeline
         every = await api.get("/console/alerts")
         kinds = dict(re.findall(r'data-alert="([^"]+)" data-kind="([^"]+)"', every.text))
         assert kinds == {"al-9": "fraud_alert", "nt-1": "notice", "nt-2": "notice"}
         assert 'href="/console/alerts/al-9"' in every.text  # a fraud alert has its timeline
+        for params, expected in (
+            ({"channel": "push"}, {"nt-1"}),
+            ({"state": "waiting_quiet_hours"}, {"nt-2"}),
+            ({"type": "card_fraud_suspected"}, {"al-9"}),
+            ({"from": "2000-01-01", "to": "2000-01-02"}, set()),
+        ):
+            found = await api.get("/console/alerts", params=params)
+            assert set(re.findall(r'data-alert="([^"]+)"', found.text)) == expected, params
         wrong = await api.get("/console/alerts", params={"kind": "reminder"})
         assert wrong.status_code == 200 and "Cannot search with that filter" in wrong.text

@@ -8,6 +8,8 @@ credit reports. Staff only (reviewer, admin).
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
+from typing import TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import AwareDatetime, BaseModel, Field
@@ -27,6 +29,12 @@ from fiflow.starters.api.auth import require
 from fiflow.starters.api.errors import ApiError
 from fiflow.starters.api.openapi import KEYED, PARAMS, errors
 from fiflow.starters.api.state import ApiState, api_state
+
+R = TypeVar("R", AlertResultsReport, FollowUpResultsReport)
+KIND_OF: dict[type, ReportKind] = {
+    AlertResultsReport: ReportKind.ALERT,
+    FollowUpResultsReport: ReportKind.FOLLOW_UP,
+}
 
 router = APIRouter(
     tags=["reports"], dependencies=[require("reviewer", "admin")], responses=errors(*KEYED)
@@ -63,12 +71,9 @@ async def get_alert_report(
     alert_id: str = Path(pattern=SAFE_ID), state: ApiState = Depends(api_state)
 ) -> AlertResultsReport:
     """How one finished alert ended (stored when it was decided)."""
-    stored = await asyncio.to_thread(state.results_reports().get, ReportKind.ALERT, alert_id)
-    if stored is None or not isinstance(stored.report, AlertResultsReport):
-        raise ApiError(
-            404, "report_not_found", f"no report for alert {alert_id} (not decided, or unknown)"
-        )
-    return stored.report
+    return await _one(
+        state, AlertResultsReport, alert_id, f"alert {alert_id} (not decided, or unknown)"
+    )
 
 
 @router.get(
@@ -82,16 +87,12 @@ async def get_follow_up_report(
     follow_up_id: str = Path(pattern=SAFE_ID), state: ApiState = Depends(api_state)
 ) -> FollowUpResultsReport:
     """How one finished follow-up ended."""
-    stored = await asyncio.to_thread(
-        state.results_reports().get, ReportKind.FOLLOW_UP, follow_up_id
+    return await _one(
+        state,
+        FollowUpResultsReport,
+        follow_up_id,
+        f"follow-up {follow_up_id} (not finished, or unknown)",
     )
-    if stored is None or not isinstance(stored.report, FollowUpResultsReport):
-        raise ApiError(
-            404,
-            "report_not_found",
-            f"no report for follow-up {follow_up_id} (not finished, or unknown)",
-        )
-    return stored.report
 
 
 @router.get(
@@ -111,9 +112,10 @@ async def list_alert_reports(
     state: ApiState = Depends(api_state),
 ) -> AlertReportList:
     """Reports of decided alerts, filtered and paged."""
-    page = await _page(state, ReportKind.ALERT, from_, to, outcome, alert_type, limit, cursor)
-    items = [s.report for s in page.items if isinstance(s.report, AlertResultsReport)]
-    return AlertReportList(items=items, next_cursor=page.next_cursor)
+    page = await results_page(
+        state, ReportKind.ALERT, from_, to, outcome, alert_type, limit, cursor
+    )
+    return AlertReportList(items=_of(page, AlertResultsReport), next_cursor=page.next_cursor)
 
 
 @router.get(
@@ -135,21 +137,38 @@ async def list_follow_up_reports(
     state: ApiState = Depends(api_state),
 ) -> FollowUpReportList:
     """Reports of finished follow-ups, filtered and paged."""
-    page = await _page(state, ReportKind.FOLLOW_UP, from_, to, outcome, reason, limit, cursor)
-    items = [s.report for s in page.items if isinstance(s.report, FollowUpResultsReport)]
-    return FollowUpReportList(items=items, next_cursor=page.next_cursor)
+    page = await results_page(
+        state, ReportKind.FOLLOW_UP, from_, to, outcome, reason, limit, cursor
+    )
+    return FollowUpReportList(items=_of(page, FollowUpResultsReport), next_cursor=page.next_cursor)
 
 
-async def _page(
+async def _one(state: ApiState, report_class: type[R], subject_id: str, what: str) -> R:
+    """The stored report of one alert or follow-up, or a 404 naming `what`."""
+    stored = await asyncio.to_thread(state.results_reports().get, KIND_OF[report_class], subject_id)
+    if stored is None or not isinstance(stored.report, report_class):
+        raise ApiError(404, "report_not_found", f"no report for {what}")
+    return stored.report
+
+
+def _of(page: ResultsPage, report_class: type[R]) -> list[R]:
+    return [s.report for s in page.items if isinstance(s.report, report_class)]
+
+
+async def results_page(
     state: ApiState,
     kind: ReportKind,
-    from_: AwareDatetime | None,
-    to: AwareDatetime | None,
+    from_: datetime | None,
+    to: datetime | None,
     outcome: str | None,
     report_type: str | None,
     limit: int,
     cursor: str | None,
 ) -> ResultsPage:
+    """One page of results reports, as the list endpoints and the console pages read them.
+
+    ApiError (4xx) for a range that ends before it starts or a cursor that is not ours.
+    """
     if from_ is not None and to is not None and from_ >= to:
         raise ApiError(422, "invalid_range", "`from` must be before `to`")
     try:

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import re
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from fiflow.domain.results_reports import ALERT_OUTCOMES, FOLLOW_UP_OUTCOMES, WORD, ReportKind
-from fiflow.integrations.reports import InvalidCursor
 from fiflow.integrations.results_reports import ResultsPage
-from fiflow.starters.console.routes import _current, _date, _render, _safe, _state
+from fiflow.starters.api.errors import ApiError
+from fiflow.starters.api.results_reports import results_page
+from fiflow.starters.console.routes import _current, _date, _render, _safe, _search_page, _state
 
 router = APIRouter(prefix="/console/results", include_in_schema=False)
+# The roles the API's report endpoints require.
+ROLES = ("reviewer", "admin")
 
 # Per kind: its path segment, its title, the outcomes it may filter by.
 KINDS = {
@@ -39,41 +41,39 @@ async def results_list(
     cursor: str | None = Query(default=None, max_length=512),
 ) -> HTMLResponse:
     """The results reports of one kind, filtered by outcome, type and completion date."""
-    current = _current(request, "reviewer", "admin")
     if segment not in KINDS:
+        current = _current(request, *ROLES)
         return _render(request, "not_found.html", current, 404, what=f"report list {segment}")
     kind, title, outcomes = KINDS[segment]
-    problem = None
-    page: ResultsPage | None = None
-    try:
+
+    async def search() -> ResultsPage:
         if outcome and outcome not in outcomes:
             raise ValueError(f"no outcome {outcome!r}")
         if type_ and not re.match(WORD, type_):
             raise ValueError("a type is a lower-case word")
-        page = await asyncio.to_thread(
-            _state(request).results_reports().list,
+        # The API's own listing: the same range and cursor checks as GET /v1/reports/...
+        return await results_page(
+            _state(request),
             kind,
-            completed_from=_date(from_),
-            completed_to=_date(to, end=True),
-            outcome=outcome or None,
-            report_type=type_ or None,
-            limit=50,
-            cursor=cursor,
+            _date(from_),
+            _date(to, end=True),
+            outcome or None,
+            type_ or None,
+            50,
+            cursor,
         )
-    except (ValueError, InvalidCursor) as exc:
-        problem = f"Cannot list with that filter ({exc})."
-    filters = {"outcome": outcome, "type": type_, "from": from_, "to": to}
-    return _render(
+
+    return await _search_page(
         request,
         "results_reports.html",
-        current,
+        {"outcome": outcome, "type": type_, "from": from_, "to": to},
+        search,
+        (ValueError, ApiError),
+        "list",
+        roles=ROLES,
         segment=segment,
         kind=kind.value,
         title=title,
-        page=page,
-        problem=problem,
-        filters=filters,
-        query=urlencode({k: v for k, v in filters.items() if v}),
         outcomes=outcomes,
     )
 
@@ -81,7 +81,7 @@ async def results_list(
 @router.get("/{segment}/{subject_id}")
 async def results_report(request: Request, segment: str, subject_id: str) -> HTMLResponse:
     """One alert's or follow-up's results report."""
-    current = _current(request, "reviewer", "admin")
+    current = _current(request, *ROLES)
     _safe(subject_id)
     if segment not in KINDS:
         return _render(request, "not_found.html", current, 404, what=f"report list {segment}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import hmac
+import inspect
 import json
 import logging
 import re
@@ -23,10 +24,12 @@ from urllib.parse import quote, urlencode
 
 import yaml
 from fastapi import APIRouter, FastAPI, Form, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fiflow.domain.alerts import SAFE_ID
 from fiflow.domain.credit import ApplicationState, Decision, Product, ReviewDecision
@@ -37,7 +40,11 @@ from fiflow.domain.keys import (
     notice_workflow_id,
 )
 from fiflow.domain.metrics import PeriodKind
+from fiflow.domain.notices import NoticeResult
+from fiflow.domain.results_reports import ReportKind
 from fiflow.domain.rules import RuleSetError
+from fiflow.integrations.alert_starts import NOTICE_WORKFLOW
+from fiflow.integrations.codec import KeyRingError
 from fiflow.integrations.reports import InvalidCursor
 from fiflow.integrations.rules_store import RULE_FILES
 from fiflow.integrations.settings import STAFF_ROLES
@@ -61,7 +68,7 @@ from fiflow.starters.workflow_lists import (
     list_applications,
     review_due_at,
 )
-from fiflow.starters.workflow_views import Lookup
+from fiflow.starters.workflow_views import Lookup, workflow_view
 
 log = logging.getLogger("fiflow.console")
 HERE = Path(__file__).parent
@@ -147,10 +154,14 @@ async def _search_page(
     search: Callable[[], Awaitable[Any]],
     bad_filter: tuple[type[Exception], ...],
     verb: str,
+    roles: tuple[str, ...] = (),
     **context: Any,
 ) -> HTMLResponse:
-    """A list page with filters: a page of results, or what is wrong with the filter (no 500)."""
-    current = _current(request)  # before `search` reads a filter: sign-in comes first
+    """A list page with filters: a page of results, or what is wrong with the filter (no 500).
+
+    `roles`: who may see it (any staff role by default).
+    """
+    current = _current(request, *roles)  # before `search` reads a filter: sign-in comes first
     page: Any = None
     problem: str | None = None
     try:
@@ -421,8 +432,8 @@ async def alerts(
 ) -> HTMLResponse:
     """Search fraud alerts and notices by kind, state, type, channel and start date."""
     state = _state(request)
-    # A notice has no timeline page here (it is one message, no reply): its row links to its
-    # run in the Web UI instead. Filled by `search`, read when the page renders.
+    # A notice's row links to its timeline page, and also straight to its run in the Web UI
+    # (one message, no reply: ops often want the history itself). Filled by `search`.
     notice_links: dict[str, str] = {}
 
     async def search() -> Page[AlertItem]:
@@ -494,6 +505,13 @@ async def alert(request: Request, alert_id: str) -> HTMLResponse:
         for a in status.actions:
             events.append((a.at, f"action {a.action}", f"{a.status} {a.detail}".strip()))
     events.sort(key=lambda e: e[0])
+    # Stored once the alert is decided: linked only when there is one to open. A report
+    # that cannot be unsealed here (no key ring) must not take the timeline down with it.
+    try:
+        report = await asyncio.to_thread(state.results_reports().get, ReportKind.ALERT, alert_id)
+    except KeyRingError as exc:
+        log.warning("alert %s: its results report is not readable here (%s)", alert_id, exc)
+        report = None
     return _render(
         request,
         "alert.html",
@@ -503,7 +521,58 @@ async def alert(request: Request, alert_id: str) -> HTMLResponse:
         status=status,
         events=events,
         ui_link=await _ui_link(state, alert_workflow_id(alert_id)),
+        report_link=f"/console/results/alerts/{quote(alert_id)}" if report else None,
     )
+
+
+@router.get("/notices/{notice_id}")
+async def notice(request: Request, notice_id: str) -> HTMLResponse:
+    """One notice's timeline: what was sent on which channel, deferred, suppressed or failed."""
+    current = _current(request)
+    _safe(notice_id)
+    state = _state(request)
+    view = await workflow_view(
+        await state.client(), notice_workflow_id(notice_id), NOTICE_WORKFLOW, NoticeResult
+    )
+    if view.lookup is Lookup.NOT_FOUND:
+        return _render(request, "not_found.html", current, 404, what=f"notice {notice_id}")
+    status = view.status
+    # (when, order at the same instant, what, detail): one workflow task records the send,
+    # its outcome and the end at the same instant, and they read best in that order.
+    steps: list[tuple[datetime, int, str, str]] = []
+    if status is not None:
+        for name, at in status.timings.items():
+            order, what, detail = _NOTICE_STEPS.get(name, (2, name.replace("_", " "), ""))
+            if name == "sent" and status.channel is not None:
+                detail = f"by {status.channel.value}"
+            elif name == "completed":
+                detail = status.status.value.replace("_", " ")
+            steps.append((at, order, what, detail))
+        for a in status.attempts:
+            what = a.action.replace("_", " ")
+            steps.append((a.at, 2, what, f"{a.status} {a.detail}".strip()))
+    steps.sort(key=lambda e: (e[0], e[1]))
+    events = [(at, what, detail) for at, _, what, detail in steps]
+    return _render(
+        request,
+        "notice.html",
+        current,
+        notice_id=notice_id,
+        view=view,
+        status=status,
+        events=events,
+        ui_link=await _ui_link(state, notice_workflow_id(notice_id)),
+    )
+
+
+# A notice's timings by name: their order among steps at one instant (the send attempts
+# are 2), what the timeline calls them, and a fixed detail.
+_NOTICE_STEPS = {
+    "received": (0, "received", ""),
+    "send_after": (1, "quiet hours end", "the send waited until then"),
+    "sent": (3, "sent", ""),
+    "completed": (4, "completed", ""),
+}
 
 
 # --- reports ----------------------------------------------------------------------------------
@@ -871,3 +940,55 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(SignIn, sign_in)
     app.add_exception_handler(Refused, refused)
+
+    # The API answers a bad parameter or an unknown path in JSON; a person in the console gets
+    # a page instead, with the same status. Installed after the API's handlers, which serve
+    # every other path as before.
+    api_invalid = app.exception_handlers[RequestValidationError]
+    api_http = app.exception_handlers[StarletteHTTPException]
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        if not _console_path(request):
+            return await _answer(api_invalid(request, exc))
+        assert isinstance(exc, RequestValidationError)
+        # Which fields only: the values may be personal data, and the page repeats nothing.
+        fields = sorted({_field_name(e.get("loc", ())) for e in exc.errors()})
+        message = f"This page cannot take the value given for: {', '.join(fields)}."
+        return _problem(request, 422, "Cannot show that page", message)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        if not _console_path(request):
+            return await _answer(api_http(request, exc))
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            return _problem(request, 404, "Not found", "There is no such console page.")
+        return _problem(request, exc.status_code, "Cannot do that", str(exc.detail))
+
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+
+
+async def _answer(result: Response | Awaitable[Response]) -> Response:
+    # Starlette lets an exception handler be sync or async.
+    return await result if inspect.isawaitable(result) else result
+
+
+def _console_path(request: Request) -> bool:
+    path = request.url.path
+    return path == "/console" or path.startswith("/console/")
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    # ("query", "state", 0) names the form or query field `state`.
+    where = ("query", "body", "path", "header", "cookie")
+    names = [p for p in loc if isinstance(p, str) and p not in where]
+    return names[0] if names else "?"
+
+
+def _problem(request: Request, status: int, heading: str, message: str) -> HTMLResponse:
+    """An error page (the nav kept for a signed-in caller)."""
+    try:
+        current: session.ConsoleSession | None = _current(request)
+    except (SignIn, Refused):
+        current = None
+    return _render(request, "problem.html", current, status, heading=heading, message=message)
