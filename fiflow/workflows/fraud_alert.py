@@ -98,6 +98,10 @@ class FraudAlertWorkflow:
         self._sms_opted_out_at: datetime | None = None  # when the conversation routed it
         self._search_updates: list[SearchAttributeUpdate] = []
         self._hot = False  # the hot path: back-office calls run as local activities first
+        # AlertState already reads "awaiting_reply" from the start (set by the starter, free):
+        # the hot path then skips that upsert. Read from the start event, so a history whose
+        # start said "starting" (an older starter) replays with its upsert: no patch needed.
+        self._awaiting_from_start = False
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -212,6 +216,8 @@ class FraudAlertWorkflow:
         """
         self._hot = True
         s = self._status
+        started_as = workflow.info().typed_search_attributes.get(sa.ALERT_STATE)
+        self._awaiting_from_start = started_as == AlertState.AWAITING_REPLY.value
         await self._prepare()
         outcome = await self._decide()
         s.outcome = outcome
@@ -254,7 +260,7 @@ class FraudAlertWorkflow:
             s.path.append("no reachable channel")
             await self._run_actions(policy.on_no_channel, "no_channel")
             return AlertOutcome.NO_CHANNEL
-        self._set_state(AlertState.AWAITING_REPLY)
+        self._set_state(AlertState.AWAITING_REPLY, upsert=not self._awaiting_from_start)
         for number, step in enumerate(policy.escalation, start=1):
             if await reply_in_time(step.wait):
                 break
@@ -295,6 +301,11 @@ class FraudAlertWorkflow:
             # A part still failing (the CRM down, say): each step again on its own budget,
             # so a CRM outage degrades the alert as it always did. A refused alert type
             # fails the rules step again, and with it the alert, as before.
+            if self._awaiting_from_start:
+                # Not sent yet, and maybe not for a while: show it (once sent, the
+                # "awaiting_reply" upsert follows as on the original path).
+                self._awaiting_from_start = False
+                self._set_state(AlertState.STARTING)
             await self._prepare_in_steps()
             return
         self._use_rules(prepared.rules)

@@ -13,6 +13,7 @@ from typing import Any
 
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.converter import default as default_converter
 
 from fiflow.domain.alerts import AlertOutcome
 from fiflow.domain.interactions import EventType
@@ -106,6 +107,28 @@ async def test_an_alert_whose_crm_stays_down_past_the_budget_calls_back(h: Harne
     ]
     assert [c.body["outcome"] for c in h.office.of("fraud")] == ["no_response"]
     assert h.office.sms == []
+    # Started as "awaiting_reply" (free, with the start), it shows "starting" while its
+    # preparation goes step by step, so ops don't see an unsent alert as sent.
+    assert await alert_states(handle) == ["awaiting_reply", "starting", "no_channel"]
+
+
+async def alert_states(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """The AlertState search attribute as the alert's history sets it: start, then upserts."""
+    states = []
+    async for event in handle.fetch_history_events():
+        if event.HasField("workflow_execution_started_event_attributes"):
+            fields = event.workflow_execution_started_event_attributes.search_attributes
+        elif event.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+        else:
+            continue
+        if "AlertState" in fields.indexed_fields:
+            states.append(
+                default_converter().payload_converter.from_payload(
+                    fields.indexed_fields["AlertState"], str
+                )
+            )
+    return states
 
 
 async def test_an_interaction_outlives_an_eleven_minute_context_store_outage(
