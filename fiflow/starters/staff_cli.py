@@ -48,6 +48,9 @@ REVIEWER_KEY = "local-reviewer-1-key"
 ADMIN_KEY = "local-admin-1-key"
 DECISIONS = {"approve": "approve", "decline": "decline", "request-info": "request_info"}
 ALERT_FINAL = {"confirmed", "contested", "no_response", "no_channel"}
+NOTICE_FINAL = {"sent", "skipped_opted_out", "no_channel", "failed"}
+# `alerts list` lists notices beside fraud alerts; their IDs say which is which.
+NOTICE_PREFIX = "nt-"
 
 
 # --- review -----------------------------------------------------------------------------------
@@ -322,15 +325,20 @@ def alerts_show(
 ) -> None:
     """An alert's state, channel, reply, decision and actions; --follow until it is final.
 
+    A notice's ID (nt-..., as `alerts list --kind notice` shows) reads the notice: its
+    status, channel and send attempts.
+
     Exit codes: 0 done (with --follow: the alert is final); 1 not found or refused by the API
     (4xx); 2 usage error; 3 API unreachable or failing (5xx); 4 not final at --timeout; 130
     interrupted (Ctrl-C).
     """
     client = StaffApi(api, key)
-    path = f"/v1/alerts/{alert_id}"
+    notice = alert_id.startswith(NOTICE_PREFIX)
+    path = f"/v1/notices/{alert_id}" if notice else f"/v1/alerts/{alert_id}"
+    panel = notice_panel if notice else alert_panel
     view = client.get(path)
     if not follow:
-        print_json(view) if as_json else out.print(alert_panel(view))
+        print_json(view) if as_json else out.print(panel(view))
         return
     deadline = time.monotonic() + timeout if timeout else None
     started = time.monotonic()
@@ -346,27 +354,29 @@ def alerts_show(
                 break
             if deadline is not None and time.monotonic() > deadline:
                 live.stop()
-                out.print(alert_panel(view))
+                out.print(panel(view))
                 stop(f"{alert_id} is still {state} after {timeout:g}s", NOT_SETTLED)
             waited = duration(time.monotonic() - started)
             live.update(
-                Group(
-                    alert_panel(view), Spinner("dots", text=f" waiting for a final state, {waited}")
-                )
+                Group(panel(view), Spinner("dots", text=f" waiting for a final state, {waited}"))
             )
             time.sleep(interval)
             view = client.get(path)
-    print_json(view) if as_json else out.print(alert_panel(view))
+    print_json(view) if as_json else out.print(panel(view))
 
 
 def _alert_state(view: dict[str, Any]) -> str:
     status = view.get("status")
-    return str(status["state"]) if status else "starting"
+    if not status:
+        return "starting"
+    # A fraud alert's `state`, a notice's `status`.
+    return str(status["state"] if "state" in status else status["status"])
 
 
 def _alert_final(view: dict[str, Any]) -> bool:
     # A run that ended without a final state (failed, terminated) will not move any more.
-    return _alert_state(view) in ALERT_FINAL or str(view.get("run_status")).lower() not in (
+    final = ALERT_FINAL if "alert_id" in view else NOTICE_FINAL
+    return _alert_state(view) in final or str(view.get("run_status")).lower() not in (
         "running",
         "none",
     )
@@ -375,6 +385,26 @@ def _alert_final(view: dict[str, Any]) -> bool:
 def alert_panel(view: dict[str, Any]) -> Panel:
     """An alert's state, channel, reply, decision and actions as a panel."""
     return _panel(view, "alert_id", _alert_rows)
+
+
+def notice_panel(view: dict[str, Any]) -> Panel:
+    """A notice's status, channel, reasons and send attempts as a panel."""
+    return _panel(view, "notice_id", _notice_rows)
+
+
+def _notice_rows(status: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    yield "status", status["status"]
+    yield "type", status["alert_type"]
+    yield "customer", status["customer_id"]
+    yield "channel", status.get("channel") or "-"
+    if status.get("reasons"):
+        yield "reasons", ", ".join(status["reasons"])
+    yield "items", str(status.get("items", 1))
+    for attempt in status.get("attempts") or []:
+        detail = f" ({attempt['detail']})" if attempt.get("detail") else ""
+        yield "attempt", f"{attempt['step']}: {attempt['outcome']}{detail}"
+    if status.get("path"):
+        yield "path", " → ".join(status["path"])
 
 
 def _alert_rows(status: dict[str, Any]) -> Iterator[tuple[str, str]]:

@@ -26,6 +26,7 @@ from fiflow.starters.api import (
     interactions,
     lists,
     metrics,
+    notices,
     openapi,
     preferences,
     reports,
@@ -97,6 +98,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     )
     app.include_router(lists.router)
     app.include_router(alerts.router)
+    app.include_router(notices.router)
     app.include_router(channels.router)
     app.include_router(credit.router)
     app.include_router(credit_prefills.router)

@@ -27,6 +27,7 @@ from fiflow.domain.credit_prefill import CreditPrefill, PrefillStatus
 from fiflow.domain.customers import Customer
 from fiflow.domain.follow_ups import FollowUpStatus, Ticket
 from fiflow.domain.interactions import InteractionChannel, InteractionStatus
+from fiflow.domain.notices import NoticeResult
 from fiflow.domain.push_binding import alert_push_key, push_reply_token
 from fiflow.integrations.database import upgrade_database
 from fiflow.integrations.settings import Settings
@@ -38,6 +39,7 @@ from fiflow.starters.api import (
     follow_ups,
     interactions,
     lists,
+    notices,
 )
 from fiflow.starters.api.app import create_app
 from fiflow.starters.api.sessions import mint_customer_session
@@ -128,6 +130,7 @@ def _alert_body() -> dict[str, Any]:
 MATRIX = [
     Row("POST", "/v1/alerts", only(202, "system"), _alert_body()),
     Row("GET", "/v1/alerts/al-1", {**scoped(200, "channel", *STAFF), "system": 200}),
+    Row("GET", "/v1/notices/nt-1", {**scoped(200, "channel", *STAFF), "system": 200}),
     Row("POST", "/v1/channels/push/replies", only(202, *CHANNELS),
         {"alert_id": "al-1", "action": "confirm", "device_id": DEVICE, "token": PUSH_TOKEN}),
     Row("POST", "/v1/credit-applications", only(202, *CHANNELS),
@@ -299,6 +302,11 @@ def boundary(monkeypatch: pytest.MonkeyPatch) -> Boundary:
         )  # fmt: skip
         return _view(PrefillStatus(prefill_id="pf-1", state="ready", prefill=prefill))
 
+    async def notice_view(_client: Any, workflow_id: str, *_rest: Any) -> View[NoticeResult]:
+        if workflow_id != "notice-nt-1":
+            return View(Lookup.NOT_FOUND)
+        return _view(NoticeResult(notice_id="nt-1", alert_type="declined", customer_id=OWNER))
+
     async def no_op(*_args: Any, **_kw: Any) -> None:
         return None
 
@@ -319,6 +327,7 @@ def boundary(monkeypatch: pytest.MonkeyPatch) -> Boundary:
         (follow_ups, "follow_up_view", follow_up_view),
         (follow_ups, "start_follow_up", no_op),
         (credit_prefills, "workflow_view", prefill_view),
+        (notices, "workflow_view", notice_view),
         (lists, "list_applications", empty_page),
         (lists, "list_alerts", empty_page),
     ):
