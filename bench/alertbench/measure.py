@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fiflow.starters.supervisor import read_status
+
 PROC = Path("/proc")
 # Never counted in "all processes": the load generator is not part of the stack.
 BENCH_PROCESS = "bench"
@@ -300,17 +302,12 @@ class Step:
 def read_stack_status(state_dir: Path) -> dict[str, Any] | None:
     """The status.json a running `fiflow up` wrote in state_dir, or None when none runs.
 
-    The same reading as fiflow.starters.supervisor.read_status, kept here so the bench does
-    not depend on that module's internals.
+    Read by the supervisor's own reader: a pid alone may name another process (the stack was
+    killed and its pid reused), so each recorded process must also have the start time
+    recorded with it (/proc/<pid>/stat field 22). A part whose process is gone or replaced
+    reads as `stopped`, and `stack_processes` leaves it out: its CPU is not the stack's.
     """
-    import json
-
-    try:
-        status: dict[str, Any] = json.loads((state_dir / "status.json").read_text())
-        os.kill(int(status["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return status
+    return read_status(state_dir)
 
 
 def parse_cpu_list(text: str) -> set[int]:

@@ -93,6 +93,22 @@ class Settings(BaseSettings):
     # worker's CPU under load). Every workflow test runs sandboxed whatever this says;
     # `FIFLOW_WORKFLOW_SANDBOX=false` lets a production worker skip that cost.
     workflow_sandbox: bool = True
+    # Worker tuning (FIFLOW_WORKER_*); unset: the SDK's defaults. On 2 cores, 8 workflow
+    # task polls (half of them non-sticky) with 20 workflow task slots measured no less CPU
+    # per alert than the defaults (bench/README.md, Notes).
+    # Runs kept in memory between their workflow tasks; an evicted run is replayed from its
+    # history on its next task. Each cached sandboxed run holds about 30-90 KB.
+    worker_max_cached_workflows: int = Field(default=1000, ge=0)
+    worker_max_concurrent_workflow_tasks: int | None = Field(default=None, ge=1)
+    # Every activity is async (blocking database calls go through asyncio.to_thread).
+    worker_max_concurrent_activities: int = Field(default=200, ge=1)
+    worker_max_concurrent_local_activities: int | None = Field(default=None, ge=1)
+    # Workflow task polls in flight; a share of them (the ratio) polls the task queue itself
+    # (new runs, runs not cached here), the rest this worker's sticky queue. With a cache the
+    # SDK needs at least 2: one of each.
+    worker_workflow_task_polls: int | None = Field(default=None, ge=2)
+    worker_nonsticky_to_sticky_poll_ratio: float = Field(default=0.2, gt=0, le=1)
+    worker_activity_task_polls: int | None = Field(default=None, ge=1)
     # FIFLOW_DATABASE_URL, or the conventional DATABASE_URL that platforms set.
     database_url: str = Field(
         default="sqlite:///.fiflow/fiflow.db",

@@ -5,7 +5,9 @@ No stack, no timing: these check the arithmetic the report is built on.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from temporalio.api.history.v1 import (
 from bench.alertbench import accounting, measure, report, scaleout
 from bench.alertbench.knee import find_knee
 from bench.alertbench.measure import FlowResult, Gate, LoopTimes, Step
+from fiflow.starters.supervisor import process_start
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -262,6 +265,34 @@ def test_stack_processes_come_from_the_status_file() -> None:
     processes = measure.stack_processes(status)
     assert processes == {"temporal": 100, "worker-1": 101}
     assert measure.worker_count(["temporal", "worker-1", "worker-2"]) == 2
+
+
+def _write_status(state_dir: Path, pid: int, started: int | None, part_started: int | None) -> None:
+    parts = [{"name": "worker-1", "pid": pid, "proc_start": part_started, "state": "running"}]
+    status = {"pid": pid, "proc_start": started, "parts": parts}
+    (state_dir / "status.json").write_text(json.dumps(status))
+
+
+def test_stack_status_names_a_process_by_pid_and_start_time(tmp_path: Path) -> None:
+    me = os.getpid()
+    started = process_start(me)
+    assert started is not None  # Linux: /proc is there
+    _write_status(tmp_path, me, started, started)
+    status = measure.read_stack_status(tmp_path)
+    assert status is not None
+    assert measure.stack_processes(status) == {"worker-1": me}
+
+    # The same pid with another start time: a reused pid, not the process recorded.
+    _write_status(tmp_path, me, started, started + 1)
+    status = measure.read_stack_status(tmp_path)
+    assert status is not None
+    assert status["parts"][0]["state"] == "stopped"
+    assert measure.stack_processes(status) == {}
+
+    # The supervisor itself replaced: no stack runs there.
+    _write_status(tmp_path, me, started + 1, started)
+    assert measure.read_stack_status(tmp_path) is None
+    assert measure.read_stack_status(tmp_path / "nowhere") is None
 
 
 def test_cpu_lists_parse_like_taskset() -> None:

@@ -57,8 +57,17 @@ class AlertView(BaseModel):
 )
 async def post_alert(req: AlertRequest, state: ApiState = Depends(api_state)) -> AlertAccepted:
     """Start a fraud alert; the same `source_event_id` always yields the same alert."""
-    await _check_alert_type(state, req.alert_type)
-    await _check_customer(state, req)
+    # The CRM round trip is the slow part of a POST: it runs while the alert type is checked
+    # (a thread, as the rule store may read the database), not after. The type's answer still
+    # comes first, so a request wrong in both ways always gets the same error.
+    customer_check = asyncio.ensure_future(_check_customer(state, req))
+    try:
+        await _check_alert_type(state, req.alert_type)
+    except BaseException:
+        customer_check.cancel()
+        customer_check.add_done_callback(_discard_outcome)
+        raise
+    await customer_check
     client = await state.client()
     alert_id = await start_alert(client, state.settings, req, datetime.now(UTC))
     return AlertAccepted(alert_id=alert_id, status_url=f"/v1/alerts/{alert_id}")
@@ -84,6 +93,12 @@ async def get_alert(
         raise not_found
     ensure_owner(scope, view.status.customer_id if view.status else None, not_found)
     return AlertView(alert_id=alert_id, run_status=view.run_status, status=view.status)
+
+
+def _discard_outcome(task: asyncio.Future[None]) -> None:
+    # A check whose answer no longer matters: read its outcome so asyncio does not log it.
+    if not task.cancelled():
+        task.exception()
 
 
 async def _check_alert_type(state: ApiState, alert_type: str) -> None:
