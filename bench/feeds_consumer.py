@@ -25,8 +25,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from nats.aio.msg import Msg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -77,7 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=None,
         help="durable consumers to wait for before sampling (default: partitions + 1; "
-        "1 with --code)",
+        "1 for a --code checkout from before the partitions)",
     )
     p.add_argument("--timeout", type=float, default=600.0, help="give up draining after this")
     return p.parse_args(argv)
@@ -167,6 +170,24 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 else:
                     await publish_transactions(js, settings, chunk)
             log(f"published {len(lines)} in {time.monotonic() - began:.1f}s")
+            # The window bucket's reads and writes, counted from copies of the requests (core
+            # NATS hands every subscriber a copy): a figure the machine's load does not move.
+            kv_ops = {"reads": 0, "writes": 0}
+
+            def counter(kind: str) -> Callable[[Msg], Awaitable[None]]:
+                async def count(_msg: Msg) -> None:
+                    kv_ops[kind] += 1
+
+                return count
+
+            bucket = settings.feed_window_bucket
+            for subject, kind in (
+                (f"$KV.{bucket}.>", "writes"),
+                (f"$JS.API.DIRECT.GET.KV_{bucket}", "reads"),
+                (f"$JS.API.DIRECT.GET.KV_{bucket}.>", "reads"),
+                (f"$JS.API.STREAM.MSG.GET.KV_{bucket}", "reads"),
+            ):
+                await nc.subscribe(subject, cb=counter(kind))
             for i in range(args.consumers):
                 command = [sys.executable, "-m", "fiflow.starters.cli", "feed"]
                 if args.profile is not None and i == 0:
@@ -178,8 +199,9 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     own["PYTHONPATH"] = str(args.code.resolve())
                 procs.append(_spawn(command, own, args.code))
             total = len(lines)
-            # The legacy subject's consumer and one per partition (older code: one in all).
-            expect = args.expect_consumers or (1 if args.code else settings.feed_partitions + 1)
+            # The legacy subject's consumer and one per partition (code from before the
+            # partitions: one in all, say so with --expect-consumers 1).
+            expect = args.expect_consumers or settings.feed_partitions + 1
             samples: list[tuple[float, int]] = []  # (time, acknowledged)
             deadline = time.monotonic() + args.timeout
             jsm = nc.jsm()
@@ -219,6 +241,8 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         # Less sensitive to a shared machine than the rate: CPU the consumers spent per
         # transaction (start-up and idle polling included).
         "consumer_cpu_ms_per_tx": round(cpu * 1000 / total, 2),
+        "kv_reads_per_tx": round(kv_ops["reads"] / total, 3),
+        "kv_writes_per_tx": round(kv_ops["writes"] / total, 3),
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
 

@@ -21,6 +21,7 @@ import hashlib
 import logging
 import re
 import ssl
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ from pydantic import ValidationError
 
 from fiflow.domain.alerts import SAFE_ID
 from fiflow.domain.feeds.transactions import Transaction
-from fiflow.domain.feeds.windows import WindowState
+from fiflow.domain.feeds.windows import CustomerWindows, WindowState, merged_record
 from fiflow.domain.keys import keyed_hash
 from fiflow.integrations.settings import Settings
 
@@ -67,6 +68,9 @@ DUPLICATE_WINDOW = timedelta(minutes=10)
 DEAD_LETTER_MAX_AGE = timedelta(days=30)
 # Window state outlives the longest window (24h) by far; an idle key's state then expires.
 WINDOW_TTL = timedelta(days=7)
+# How long after start a consumer still reads the per-key entries of older consumers for a
+# customer it finds no record of (WindowStore): the longest window the language allows.
+LEGACY_WINDOWS_FOR = timedelta(hours=24)
 PUBLISH_TIMEOUT_S = 10.0
 REASON_MAX = 500
 
@@ -339,6 +343,20 @@ async def window_bucket(js: JetStreamContext, settings: Settings) -> KeyValue:
         )
 
 
+async def legacy_windows_present(js: JetStreamContext, settings: Settings) -> bool:
+    """Whether the window bucket still holds an entry of the per-key layout consumers wrote
+    before one record per customer (`card.<hash>`, `customer.<hash>`; they expire with the
+    bucket's TTL). One lookup per kind, however many keys the bucket holds."""
+    bucket = settings.feed_window_bucket
+    for kind in ("card", "customer"):
+        try:
+            await js.get_msg(f"KV_{bucket}", seq=1, subject=f"$KV.{bucket}.{kind}.>", next=True)
+        except nats.js.errors.NotFoundError:
+            continue
+        return True
+    return False
+
+
 # --- publishing -----------------------------------------------------------------------------
 
 
@@ -415,67 +433,122 @@ async def dead_letter(js: JetStreamContext, settings: Settings, msg: Msg, reason
 
 
 class WindowStore:
-    """Window states in the KV bucket, each written only over the revision it was read at.
+    """One record of window state per customer in the KV bucket (`CustomerWindows`: its own
+    window and its cards'), each written only over the revision it was read at: one read and
+    one compare-and-set per customer and batch, not one per window key.
 
-    Keys are keyed hashes of the window key (`card:<customer>/<last4>` would put a customer
-    and card digits in a subject).
+    Keys are keyed hashes of the customer's window key (`customer:<id>` would put a customer
+    in a subject): `windows.<hash>`.
 
-    The states this process last read or wrote are kept (up to `cache_size`, least recently
+    The records this process last read or wrote are kept (up to `cache_size`, least recently
     used dropped): a process owns its partitions, so the next transaction of a customer
-    usually finds its state here and skips a round trip. A kept state is only a guess of
+    usually finds its record here and skips a round trip. A kept record is only a guess of
     what is stored: it is written with its revision, so when another writer came in between
     the write fails (WindowConflict), the guess is dropped and the caller reads again.
+
+    Migration from one entry per window key (`card.<hash>`, `customer.<hash>`, written by
+    consumers before this layout): for `legacy_for` after this store is made, a customer
+    without a record yet is read from the old entries of its customer key and of the cards
+    the caller names, merged into its first record, so an upgrade neither forgets a window
+    nor counts a transaction twice. Windows are at most 24h long, so after a day the old
+    entries hold nothing a window still needs (they expire with the bucket's TTL). The
+    consumer turns the fallback off (`legacy_for` 0) where the bucket holds no old entry
+    (`legacy_windows_present`), so a fresh deployment pays no extra read; the fallback can go
+    once no deployment older than this layout remains.
     """
 
-    def __init__(self, kv: KeyValue, hash_key: str, cache_size: int = 0):
+    def __init__(
+        self,
+        kv: KeyValue,
+        hash_key: str,
+        cache_size: int = 0,
+        legacy_for: timedelta = LEGACY_WINDOWS_FOR,
+    ):
         self._kv = kv
         self._hash_key = hash_key
         self._cache_size = cache_size
-        self._cache: OrderedDict[str, tuple[WindowState, int]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[CustomerWindows, int]] = OrderedDict()
+        self._legacy_until = time.monotonic() + legacy_for.total_seconds()
 
-    def kv_key(self, window_key: str) -> str:
-        """The bucket key of a window key (its kind, then a keyed hash)."""
+    def kv_key(self, customer_key: str) -> str:
+        """The bucket key of a customer's record (a keyed hash of its window key)."""
+        return f"windows.{keyed_hash(self._hash_key, 'window:' + customer_key)}"
+
+    def legacy_kv_key(self, window_key: str) -> str:
+        """Where consumers before this layout kept one window key's state."""
         kind = window_key.partition(":")[0]
         return f"{kind}.{keyed_hash(self._hash_key, 'window:' + window_key)}"
 
-    async def load(self, window_key: str) -> tuple[WindowState, int]:
-        """The key's state and its revision (0: none stored yet)."""
-        kept = self._cache.get(window_key)
+    async def load(
+        self,
+        customer_key: str,
+        card_keys: Sequence[str] = (),
+        *,
+        card: timedelta,
+        customer: timedelta,
+    ) -> tuple[CustomerWindows, int]:
+        """The customer's record and its revision (0: none stored yet; then, while migrating,
+        what the old per-key entries of the customer and of `card_keys` hold, pruned with
+        the horizons)."""
+        kept = self._cache.get(customer_key)
         if kept is not None:
-            self._cache.move_to_end(window_key)
+            self._cache.move_to_end(customer_key)
             return kept
         try:
-            entry = await self._kv.get(self.kv_key(window_key))
+            entry = await self._kv.get(self.kv_key(customer_key))
         except nats.js.errors.KeyNotFoundError:
-            return WindowState(key=window_key), 0
+            if time.monotonic() >= self._legacy_until:
+                return CustomerWindows(key=customer_key), 0
+            return await self._legacy(customer_key, card_keys, card, customer), 0
         assert entry.value is not None
-        state = WindowState.model_validate_json(entry.value)
-        if state.key != window_key:  # a hash collision would mix two keys' transactions
-            raise ValueError("window state stored under another key")
+        record = CustomerWindows.model_validate_json(entry.value)
+        if record.key != customer_key:  # a hash collision would mix two customers' windows
+            raise ValueError("window record stored under another key")
         revision = entry.revision or 0
-        self._keep(state, revision)
-        return state, revision
+        self._keep(record, revision)
+        return record, revision
 
-    async def save(self, state: WindowState, revision: int) -> int:
-        """Write the state over `revision` (0: only if none exists); WindowConflict if changed."""
+    async def _legacy(
+        self, customer_key: str, card_keys: Sequence[str], card: timedelta, customer: timedelta
+    ) -> CustomerWindows:
+        keys = [customer_key, *card_keys]
+        found = await asyncio.gather(
+            *(self._kv.get(self.legacy_kv_key(k)) for k in keys), return_exceptions=True
+        )
+        states = []
+        for key, entry in zip(keys, found, strict=True):
+            if isinstance(entry, nats.js.errors.NotFoundError):  # none, or deleted
+                continue
+            if isinstance(entry, BaseException):
+                raise entry
+            if entry.value is None:
+                continue
+            state = WindowState.model_validate_json(entry.value)
+            if state.key != key:
+                raise ValueError("window state stored under another key")
+            states.append(state.recent)
+        return merged_record(customer_key, states, card=card, customer=customer)
+
+    async def save(self, record: CustomerWindows, revision: int) -> int:
+        """Write the record over `revision` (0: only if none exists); WindowConflict if changed."""
         try:
             written = await self._kv.update(
-                self.kv_key(state.key), state.model_dump_json().encode(), last=revision
+                self.kv_key(record.key), record.model_dump_json().encode(), last=revision
             )
         except nats.js.errors.KeyWrongLastSequenceError:
-            self._cache.pop(state.key, None)
-            raise WindowConflict("the window state changed since it was read") from None
+            self._cache.pop(record.key, None)
+            raise WindowConflict("the window record changed since it was read") from None
         except BaseException:
             # Unknown whether it was written: the next load reads what is stored.
-            self._cache.pop(state.key, None)
+            self._cache.pop(record.key, None)
             raise
-        self._keep(state, written)
+        self._keep(record, written)
         return written
 
-    def _keep(self, state: WindowState, revision: int) -> None:
+    def _keep(self, record: CustomerWindows, revision: int) -> None:
         if self._cache_size <= 0:
             return
-        self._cache[state.key] = (state, revision)
-        self._cache.move_to_end(state.key)
+        self._cache[record.key] = (record, revision)
+        self._cache.move_to_end(record.key)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

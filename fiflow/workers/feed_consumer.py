@@ -10,12 +10,12 @@ consumer of the plain (legacy) subject, with no order across processes. For each
 
 1. read each message as a Transaction; one that is not goes to the dead-letter subject with
    the reason and is acknowledged, so it never blocks the stream;
-2. per customer, in stream order: read the windows of its cards and of the customer from the
-   KV bucket once (or from what this process last wrote), evaluate the active FI conditions
-   and the customer's own alert preferences (the FI's defaults for a customer who stored
-   none) transaction by transaction, and write each changed window once, only over the
-   revision read (compare-and-set): two consumers or a redelivery never count a transaction
-   twice, and a restart forgets nothing;
+2. per customer, in stream order: read the customer's window record (its own window and its
+   cards', one KV entry) once (or take what this process last wrote), evaluate the active FI
+   conditions and the customer's own alert preferences (the FI's defaults for a customer who
+   stored none) transaction by transaction, and write the record once if it changed, only
+   over the revision read (compare-and-set): two consumers or a redelivery never count a
+   transaction twice, and a restart forgets nothing;
 3. `plan_alerts` and start what it says, keyed by the transaction id, so a redelivery starts
    nothing new; the batch's starts run concurrently (bounded by feed_start_concurrency);
 4. acknowledge each message only after its own starts. A failure on the way (Temporal or NATS
@@ -51,12 +51,13 @@ from fiflow.domain.feeds.matches import (
 )
 from fiflow.domain.feeds.preferences import AlertPreferences, effective, preference_matches
 from fiflow.domain.feeds.transactions import FeedSettings, Transaction
-from fiflow.domain.feeds.windows import Windows, WindowState, observe
+from fiflow.domain.feeds.windows import Windows, observe_customer, windows_for
 from fiflow.domain.rules import RuleSetError
 from fiflow.integrations import telemetry
 from fiflow.integrations.alert_starts import start_notice, start_stream_fraud_alert
 from fiflow.integrations.database import create_db_engine
 from fiflow.integrations.nats_stream import (
+    LEGACY_WINDOWS_FOR,
     InvalidTransaction,
     StreamUnavailable,
     WindowConflict,
@@ -65,6 +66,7 @@ from fiflow.integrations.nats_stream import (
     dead_letter,
     describe_invalid,
     ensure_streams,
+    legacy_windows_present,
     owned_partitions,
     parse_transaction,
     pull_subscriptions,
@@ -309,45 +311,32 @@ class FeedConsumer:
     async def _screen_group(
         self, txns: list[Transaction], screening: Screening
     ) -> list[list[Match]]:
-        """The matches of one customer's transactions, in order. Their windows are read once
-        and written once per batch (compare-and-set; all again if another writer came in
-        between), not once per transaction: the round trips were most of a message's cost."""
+        """The matches of one customer's transactions, in order. The customer's window record
+        (its own window and its cards') is read once and written once per batch
+        (compare-and-set; all again if another writer came in between), not once per
+        transaction and window key: the round trips were most of a message's cost."""
         rules = screening.rules
-        # Computed once here: CompiledRules.observe would go over every condition per call.
-        horizons = {k: rules.horizon(k) for k in ("card", "customer")}
-        kinds = [k for k, horizon in horizons.items() if horizon > timedelta(0)]
-        keys = list(dict.fromkeys(getattr(t, f"{k}_key") for t in txns for k in kinds))
+        # Computed once here: CompiledRules.horizon goes over every condition per call.
+        horizons = {"card": rules.horizon("card"), "customer": rules.horizon("customer")}
+        if not any(h > timedelta(0) for h in horizons.values()):
+            # No condition has a window: nothing to read or keep.
+            return [screen(t, Windows.empty_for(t), screening) for t in txns]
+        customer_key = txns[0].customer_key
+        card_keys = list(dict.fromkeys(t.card_key for t in txns))
         for _ in range(WINDOW_ATTEMPTS):
-            loaded = await asyncio.gather(*(self._windows.load(k) for k in keys))
-            read = {k: state for k, (state, _) in zip(keys, loaded, strict=True)}
-            revisions = {k: rev for k, (_, rev) in zip(keys, loaded, strict=True)}
-            states = dict(read)
+            read, revision = await self._windows.load(customer_key, card_keys, **horizons)
+            record = read
             matched: list[list[Match]] = []
             for txn in txns:
-                windows = Windows.model_construct(
-                    card=states.get(txn.card_key) or WindowState(key=txn.card_key),
-                    customer=states.get(txn.customer_key) or WindowState(key=txn.customer_key),
-                )
-                matched.append(screen(txn, windows, screening))
-                after = observe(windows, txn, card=horizons["card"], customer=horizons["customer"])
-                for kind in kinds:
-                    state = getattr(after, kind)
-                    states[state.key] = state
+                matched.append(screen(txn, windows_for(record, txn, **horizons), screening))
+                record = observe_customer(record, txn, **horizons)
             # Unchanged (every transaction already recorded: a redelivery): nothing to write.
-            saved = await asyncio.gather(
-                *(
-                    self._windows.save(states[k], revisions[k])
-                    for k in keys
-                    if states[k] is not read[k]
-                ),
-                return_exceptions=True,
-            )
-            failed = [e for e in saved if isinstance(e, BaseException)]
-            if any(isinstance(e, WindowConflict) for e in failed):
-                self.window_conflicts += 1
-                continue
-            if failed:
-                raise failed[0]
+            if record is not read:
+                try:
+                    await self._windows.save(record, revision)
+                except WindowConflict:
+                    self.window_conflicts += 1
+                    continue
             return matched
         raise WindowConflict(f"window state kept changing over {WINDOW_ATTEMPTS} attempts")
 
@@ -449,10 +438,15 @@ async def run_consumer(settings: Settings) -> None:
     try:
         js = nc.jetstream()
         await ensure_streams(js, settings)
+        bucket = await window_bucket(js, settings)
+        # Older consumers' per-key entries are read as a fallback only while some remain: a
+        # fresh bucket (or one whose old entries expired) costs no extra read per customer.
+        legacy = await legacy_windows_present(js, settings)
         windows = WindowStore(
-            await window_bucket(js, settings),
+            bucket,
             settings.address_hash_key.get_secret_value(),
             cache_size=settings.feed_window_cache_size,
+            legacy_for=LEGACY_WINDOWS_FOR if legacy else timedelta(0),
         )
         subs = await pull_subscriptions(js, settings)
         rules = RuleStore(settings.rules_dir, RuleVersionStore(engine))

@@ -168,19 +168,38 @@ def test_compose_runs_every_part_as_a_real_fiflow_command_whose_options_parse() 
         "api": "api",
         "worker": "worker",
         "codec-server": "codec-server",
-        "feed": "feed",
+        "feed-0": "feed",
+        "feed-1": "feed",
         "sandbox": "sandbox",
     }.items() <= ran.items()
     # The pre-rollout setup leaves the schedules to their own step after the workers.
     setup = dict(fiflow_services_args())["temporal-setup"]
     assert parse_command(setup)[1]["with_schedules"] is False
     services = compose()["services"]
-    assert {"postgres", "temporal", "temporal-schema", "temporal-ui", "nats", "feed"} <= set(
+    assert {"postgres", "temporal", "temporal-schema", "temporal-ui", "nats", "feed-0"} <= set(
         services
     )
     assert services["nats"]["image"].startswith("nats:2") and "-js" in services["nats"]["command"]
     assert "deploy" in services["worker"] and "replicas" in services["worker"]["deploy"]
-    assert "replicas" in services["feed"]["deploy"]
+
+
+def test_compose_runs_one_feed_consumer_per_index_all_of_the_same_count() -> None:
+    feeds = {
+        name: service["environment"]
+        for name, service, args in fiflow_services()
+        if parse_command(args)[0] == "feed"
+    }
+    assert len(feeds) >= 2
+    counts = {int(env["FIFLOW_FEED_CONSUMER_COUNT"]) for env in feeds.values()}
+    assert counts == {len(feeds)}, "every consumer's count is the number of consumers"
+    indexes = sorted(int(env["FIFLOW_FEED_CONSUMER_INDEX"]) for env in feeds.values())
+    assert indexes == list(range(len(feeds))), "each index once: every partition read"
+    services = compose()["services"]
+    for name in feeds:
+        assert name == f"feed-{feeds[name]['FIFLOW_FEED_CONSUMER_INDEX']}"
+        # A replicated consumer would run two processes with one index.
+        assert "replicas" not in services[name].get("deploy", {}), name
+        assert len(feeds) <= Settings().feed_partitions
 
 
 def test_compose_supplies_every_production_secret_without_a_default(
@@ -223,7 +242,7 @@ def test_compose_ports_are_the_ones_the_code_listens_on() -> None:
     assert "127.0.0.1:7233:7233" in services["temporal"]["ports"]
     assert port_of(env["FIFLOW_NATS_URL"]) == nats_port()
     assert urlsplit(env["FIFLOW_NATS_URL"]).hostname == "nats"
-    for name in ("api", "worker", "feed"):
+    for name in ("api", "worker", "feed-0", "feed-1"):
         assert port_of(services[name]["environment"]["FIFLOW_METRICS_ADDRESS"]) == 9464, name
     sandbox = services["sandbox"]["environment"]
     assert int(sandbox["SANDBOX_PORT"]) == SandboxConfig().port
@@ -312,9 +331,9 @@ def test_chart_templates_are_well_formed_yaml_around_their_actions() -> None:
             "HorizontalPodAutoscaler",
             "Deployment",  # codec server
             "Service",
-            "Deployment",  # feed consumer
-            "ScaledObject",  # KEDA: workers on the task queue
-            "ScaledObject",  # KEDA: feed consumers on the consumer's lag
+            "Service",  # the feed consumers' headless service
+            "StatefulSet",  # feed consumers
+            "ScaledObject",  # KEDA: workers on the task queue (feeds are not autoscaled)
         ]
     )
     hooks = templates()["jobs.yaml"]
@@ -427,42 +446,115 @@ def keda_objects() -> dict[str, dict[str, Any]]:
     return found
 
 
-def test_keda_examples_scale_workers_on_the_task_queue_and_feeds_on_the_consumer_lag() -> None:
+def test_keda_scales_workers_on_the_task_queue_and_never_the_feed_consumers() -> None:
     v = values()
-    assert v["keda"]["worker"]["enabled"] is False and v["keda"]["feed"]["enabled"] is False
+    assert v["keda"]["worker"]["enabled"] is False
     text = templates()["keda.yaml"]
     assert "{{- if .Values.keda.worker.enabled }}" in text
-    assert "{{- if and .Values.feed.enabled .Values.keda.feed.enabled }}" in text
     objects = keda_objects()
-    assert set(objects) == {"worker", "feed"}
-    worker, feed = objects["worker"], objects["feed"]
+    # A new feed pod count moves partitions between pods: no autoscaler may change it, and
+    # the chart says why and refuses an old values file that still turns one on.
+    assert set(objects) == {"worker"} and "feed" not in v["keda"]
+    assert "feed consumers are not autoscaled" in text
+    assert '{{- if dig "feed" "enabled" false .Values.keda }}' in templates()["feed.yaml"]
+    worker = objects["worker"]
     assert worker["apiVersion"] == "keda.sh/v1alpha1" and worker["kind"] == "ScaledObject"
-    # Each scales the Deployment of its component (the same name template).
-    for component, obj in objects.items():
-        assert 'name: {{ include "fiflow.fullname" . }}-' + component in text
-        assert obj["spec"]["scaleTargetRef"] == {"name": "x-" + component}
+    # It scales the worker Deployment (the same name template).
+    assert 'name: {{ include "fiflow.fullname" . }}-worker' in text
+    assert worker["spec"]["scaleTargetRef"] == {"name": "x-worker"}
     [trigger] = worker["spec"]["triggers"]
     assert trigger["type"] == "temporal"
     assert {"endpoint", "namespace", "taskQueue", "targetQueueSize"} <= set(trigger["metadata"])
     assert "taskQueue: {{ .Values.config.FIFLOW_TASK_QUEUE | quote }}" in text
     assert v["config"]["FIFLOW_TASK_QUEUE"] == Settings().task_queue
     assert "endpoint: {{ .Values.temporal.address | quote }}" in text
-    [trigger] = feed["spec"]["triggers"]
-    assert trigger["type"] == "nats-jetstream"
-    assert {"natsServerMonitoringEndpoint", "stream", "consumer", "lagThreshold"} <= set(
-        trigger["metadata"]
-    )
-    # The stream and durable consumer the feed consumers really share, on the monitoring port.
-    settings = Settings()
-    assert v["keda"]["feed"]["stream"] == settings.feed_stream
-    assert v["keda"]["feed"]["consumer"] == settings.feed_consumer
-    assert port_of(v["keda"]["feed"]["natsMonitoringEndpoint"]) == 8222
-    # With a ScaledObject on, the Deployments leave the replica count to it.
+    # With a ScaledObject on, the Deployment leaves the replica count to it.
     assert (
         "(or .Values.worker.autoscaling.enabled .Values.keda.worker.enabled)"
         in (templates()["worker.yaml"])
     )
-    assert "{{- if not .Values.keda.feed.enabled }}" in templates()["feed.yaml"]
+
+
+def feed_objects() -> dict[str, dict[str, Any]]:
+    """The feed template's objects by kind, as YAML around their template actions."""
+    text = templates()["feed.yaml"]
+    body = re.sub(r"\{\{-? /\*.*?\*/ -?\}\}\n?", "", text, flags=re.S)
+    return {d["kind"]: d for d in yaml.safe_load_all(blank_actions(body)) if d}
+
+
+def test_feed_consumers_are_a_statefulset_whose_pod_number_and_count_pick_the_partitions() -> None:
+    text = templates()["feed.yaml"]
+    objects = feed_objects()
+    assert set(objects) == {"StatefulSet", "Service"}
+    sts = objects["StatefulSet"]
+    assert sts["apiVersion"] == "apps/v1"
+    assert objects["Service"]["spec"]["clusterIP"] == "None"  # headless, the governing one
+    assert "serviceName" in sts["spec"] and sts["spec"]["podManagementPolicy"] == "Parallel"
+    [container] = sts["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"] if isinstance(e, dict) and "name" in e}
+    # --index: the pod's ordinal, from the label the StatefulSet controller sets (1.28+).
+    index = env["FIFLOW_FEED_CONSUMER_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"]
+    assert index == "metadata.labels['apps.kubernetes.io/pod-index']"
+    assert ">=1.28" in yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"]
+    # --of: the replica count, from the very value spec.replicas takes (and never left to
+    # an autoscaler: feed.yaml sets replicas unconditionally).
+    assert "replicas: {{ .Values.feed.replicas }}\n" in text
+    assert "value: {{ .Values.feed.replicas | quote }}" in text
+    assert text.index("- name: FIFLOW_FEED_CONSUMER_COUNT") < text.index(
+        "value: {{ .Values.feed.replicas | quote }}"
+    )
+    assert "{{- if not" not in text.split("replicas:")[0].rsplit("spec:", 1)[-1]
+    # Both are settings `fiflow feed` reads, its flags unset (the chart passes none).
+    for name in ("FIFLOW_FEED_CONSUMER_INDEX", "FIFLOW_FEED_CONSUMER_COUNT"):
+        assert name in setting_names()
+    assert parse_command(values()["feed"]["args"]) == ("feed", {"index": None, "of": None})
+    v = values()
+    assert 1 <= v["feed"]["replicas"] <= Settings().feed_partitions
+    # The chart refuses more pods than partitions (a pod beyond them would read none).
+    assert "(gt (int .Values.feed.replicas) $partitions)" in text and "fail" in text
+
+
+@pytest.mark.parametrize(
+    ("env", "flags", "refusal"),
+    [
+        # The environment alone (as the StatefulSet and compose set it).
+        ({"FIFLOW_FEED_CONSUMER_INDEX": "2", "FIFLOW_FEED_CONSUMER_COUNT": "2"}, [], "2 of 2"),
+        # A flag wins over its variable, for either.
+        (
+            {"FIFLOW_FEED_CONSUMER_INDEX": "0", "FIFLOW_FEED_CONSUMER_COUNT": "2"},
+            ["--index", "3"],
+            "3 of 2",
+        ),
+        (
+            {"FIFLOW_FEED_CONSUMER_INDEX": "1", "FIFLOW_FEED_CONSUMER_COUNT": "2"},
+            ["--of", "1"],
+            "1 of 1",
+        ),
+        # No pod-index label (Kubernetes before 1.28): an empty index refuses to start.
+        ({"FIFLOW_FEED_CONSUMER_INDEX": "", "FIFLOW_FEED_CONSUMER_COUNT": "2"}, [], "INDEX"),
+    ],
+)
+def test_fiflow_feed_takes_its_share_from_the_environment_and_its_flags_win(
+    env: dict[str, str], flags: list[str], refusal: str
+) -> None:
+    # Every case is one `fiflow feed` refusing before it connects anywhere: what it names
+    # shows which index and count it took.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FIFLOW_")}
+    script = "import sys; from fiflow.starters.cli import main; sys.argv = sys.argv[1:]; main()"
+    result = subprocess.run(
+        [sys.executable, "-c", script, "fiflow", "feed", *flags],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    if refusal == "INDEX":
+        assert "FIFLOW_FEED_CONSUMER_INDEX" in result.stderr
+    else:
+        index, count = refusal.split(" of ")
+        assert f"--index {index} must be below --of {count}" in result.stderr
 
 
 def api_routes() -> set[str]:

@@ -1,5 +1,6 @@
 """The transaction stream's plumbing on a real nats-server: streams, acknowledged publishing,
-dead letters with their reason, window state written only over the revision read."""
+dead letters with their reason, one window record per customer written only over the
+revision read (and taken over from an older consumer's per-key entries)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from fiflow.domain.feeds.transactions import Transaction
-from fiflow.domain.feeds.windows import WindowState
+from fiflow.domain.feeds.windows import CustomerWindows, WindowState
 from fiflow.integrations.nats_stream import (
     REASON_HEADER,
     SOURCE_SEQUENCE_HEADER,
@@ -27,6 +28,7 @@ from fiflow.integrations.nats_stream import (
     connect_options,
     dead_letter,
     ensure_streams,
+    legacy_windows_present,
     owned_partitions,
     parse_transaction,
     partition_of,
@@ -135,22 +137,29 @@ def test_partitions_are_a_documented_hash_and_split_between_processes() -> None:
         owned_partitions(settings.model_copy(update={"feed_consumer_index": 3}))
 
 
-async def test_a_kept_window_state_never_overwrites_another_writers(
+H = {"card": timedelta(minutes=15), "customer": timedelta(hours=1)}
+CUSTOMER = "customer:cust-0042"
+
+
+def record(*ids: str) -> CustomerWindows:
+    return CustomerWindows(key=CUSTOMER, recent=tuple(parse_transaction(txn_json(i)) for i in ids))
+
+
+async def test_a_kept_window_record_never_overwrites_another_writers(
     js: JetStreamContext, settings: Settings
 ) -> None:
     bucket = await window_bucket(js, settings)
     mine = WindowStore(bucket, "test-hash-key", cache_size=10)
     other = WindowStore(bucket, "test-hash-key")
-    key = "card:cust-0042/4242"
-    one = WindowState(key=key, recent=(parse_transaction(txn_json("tx-1")),))
+    one = record("tx-1")
     revision = await mine.save(one, 0)
-    assert await mine.load(key) == (one, revision)  # kept: no read
-    two = WindowState(key=key, recent=(*one.recent, parse_transaction(txn_json("tx-2"))))
+    assert await mine.load(CUSTOMER, **H) == (one, revision)  # kept: no read
+    two = record("tx-1", "tx-2")
     await other.save(two, revision)  # another process came in between
-    # The kept state is stale: writing over it fails, and the next load reads what is stored.
+    # The kept record is stale: writing over it fails, and the next load reads what is stored.
     with pytest.raises(WindowConflict):
-        await mine.save(WindowState(key=key), revision)
-    assert (await mine.load(key))[0] == two
+        await mine.save(CustomerWindows(key=CUSTOMER), revision)
+    assert (await mine.load(CUSTOMER, **H))[0] == two
 
 
 async def test_a_dead_letter_keeps_the_body_and_says_why(
@@ -169,24 +178,63 @@ async def test_a_dead_letter_keeps_the_body_and_says_why(
     assert stored.headers[SOURCE_SEQUENCE_HEADER] == str(msg.metadata.sequence.stream)
 
 
-async def test_window_state_is_written_only_over_the_revision_read(
+async def test_a_customers_windows_are_one_record_written_only_over_the_revision_read(
     js: JetStreamContext, settings: Settings
 ) -> None:
-    store = WindowStore(await window_bucket(js, settings), "test-hash-key")
-    key = "card:cust-0042/4242"
-    empty, revision = await store.load(key)
-    assert (empty.recent, revision) == ((), 0)
+    bucket = await window_bucket(js, settings)
+    store = WindowStore(bucket, "test-hash-key")
+    empty, revision = await store.load(CUSTOMER, ["card:cust-0042/4242"], **H)
+    assert (empty, revision) == (CustomerWindows(key=CUSTOMER), 0)
 
-    one = WindowState(key=key, recent=(parse_transaction(txn_json("tx-1")),))
+    one = record("tx-1")
     written = await store.save(one, revision)
-    # A second writer that read the same (empty) state loses and must read again.
+    # A second writer that read the same (empty) record loses and must read again.
     with pytest.raises(WindowConflict):
-        await store.save(WindowState(key=key), revision)
-    loaded, now_at = await store.load(key)
+        await store.save(CustomerWindows(key=CUSTOMER), revision)
+    loaded, now_at = await store.load(CUSTOMER, **H)
     assert (loaded, now_at) == (one, written)
-    # The bucket key names neither the customer nor the card.
-    assert "cust-0042" not in store.kv_key(key) and "4242" not in store.kv_key(key)
-    assert store.kv_key(key).startswith("card.")
+    # One entry for the customer, its cards' windows included; its key names neither the
+    # customer nor a card.
+    keys = await bucket.keys()
+    assert keys == [store.kv_key(CUSTOMER)]
+    # Records only: a consumer reads no per-key entry of older consumers for new customers.
+    assert not await legacy_windows_present(js, settings)
+    assert keys[0].startswith("windows.") and "cust-0042" not in keys[0] and "4242" not in keys[0]
+
+
+async def test_the_first_record_of_a_customer_takes_over_an_older_consumers_entries(
+    js: JetStreamContext, settings: Settings
+) -> None:
+    # What a consumer before one-record-per-customer left: a state per card and customer.
+    bucket = await window_bucket(js, settings)
+    card, other_card = "card:cust-0042/4242", "card:cust-0042/1111"
+    t1, t2 = parse_transaction(txn_json("tx-1")), parse_transaction(txn_json("tx-2"))
+    t3 = parse_transaction(txn_json("tx-3", card_last4="1111"))
+    store = WindowStore(bucket, "test-hash-key")
+    for key, recent in ((card, (t1, t2)), (other_card, (t3,)), (CUSTOMER, (t1, t2, t3))):
+        state = WindowState(key=key, recent=recent)
+        await bucket.put(store.legacy_kv_key(key), state.model_dump_json().encode())
+    assert store.legacy_kv_key(card).startswith("card.")
+    assert await legacy_windows_present(js, settings)
+
+    merged, revision = await store.load(CUSTOMER, [card], **H)
+    assert revision == 0  # no record yet: the first save creates it
+    assert [t.transaction_id for t in merged.recent] == ["tx-1", "tx-2", "tx-3"]
+    await store.save(merged, revision)
+    # Once the record exists, the old entries are not read again.
+    await bucket.put(
+        store.legacy_kv_key(CUSTOMER), WindowState(key=CUSTOMER).model_dump_json().encode()
+    )
+    assert (await WindowStore(bucket, "test-hash-key").load(CUSTOMER, **H))[0] == merged
+    # Past the migration period a store reads only records.
+    other = "customer:cust-0043"
+    t4 = parse_transaction(txn_json("tx-4", customer_id="cust-0043"))
+    await bucket.put(
+        store.legacy_kv_key(other), WindowState(key=other, recent=(t4,)).model_dump_json().encode()
+    )
+    assert (await store.load(other, **H))[0].recent == (t4,)
+    late = WindowStore(bucket, "test-hash-key", legacy_for=timedelta(0))
+    assert (await late.load(other, **H))[0].recent == ()
 
 
 def test_a_bad_transaction_is_described_without_its_values() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -27,7 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from fiflow.domain.alerts import AlertRequest
 from fiflow.domain.feeds.preferences import AlertPreferences, AmountOver
-from fiflow.domain.feeds.windows import WindowState
+from fiflow.domain.feeds.windows import CustomerWindows, WindowState
 from fiflow.domain.keys import alert_id_for, alert_workflow_id, notice_id_for, notice_workflow_id
 from fiflow.integrations.alert_starts import start_fraud_alert
 from fiflow.integrations.database import create_db_engine, upgrade_database
@@ -36,6 +36,7 @@ from fiflow.integrations.nats_stream import (
     WindowStore,
     connect_nats,
     ensure_streams,
+    parse_transaction,
     publish_transactions,
     pull_subscriptions,
     window_bucket,
@@ -214,6 +215,14 @@ def key(settings: Settings) -> str:
     return settings.address_hash_key.get_secret_value()
 
 
+async def stored(js: JetStreamContext, settings: Settings, customer_key: str) -> CustomerWindows:
+    """The customer's window record as the bucket holds it (a fresh store: no kept copy)."""
+    windows = WindowStore(await window_bucket(js, settings), key(settings))
+    record, revision = await windows.load(customer_key, card=timedelta(0), customer=timedelta(0))
+    assert revision > 0
+    return record
+
+
 async def alerted(client: Client, settings: Settings, transaction_id: str) -> bool:
     return await exists(client, alert_workflow_id(alert_id_for(key(settings), transaction_id)))
 
@@ -291,8 +300,8 @@ async def test_windows_survive_a_restart_and_a_redelivery_counts_once(
         False,
         True,
     ]
-    windows = WindowStore(await window_bucket(js, settings), key(settings))
-    state, _ = await windows.load("card:cust-d/4242")
+    # One record for the customer, each transaction in it once (the redelivered d-2 too).
+    state = await stored(js, settings, "customer:cust-d")
     assert [t.transaction_id for t in state.recent] == ["d-1", "d-2", "d-3"]
 
     # A fourth decline, 20 minutes on: the first ones left its window (no alert).
@@ -300,6 +309,28 @@ async def test_windows_survive_a_restart_and_a_redelivery_counts_once(
     async with consumer(settings, client, engine):
         await drained(js, settings)
     assert not await alerted(client, settings, "d-4")
+
+
+async def test_an_upgrade_keeps_the_windows_an_older_consumer_kept_per_key(
+    js: JetStreamContext, settings: Settings, client: Client, engine: Engine
+) -> None:
+    # An older consumer counted two declines of cust-m into its per-key entries (one for the
+    # card, one for the customer); this one takes them over with the customer's first record.
+    bucket = await window_bucket(js, settings)
+    store = WindowStore(bucket, key(settings))
+    old = tuple(
+        parse_transaction(json.dumps(decline(f"m-{n}", n, "cust-m")).encode()) for n in (1, 2)
+    )
+    for window_key in ("card:cust-m/4242", "customer:cust-m"):
+        state = WindowState(key=window_key, recent=old)
+        await bucket.put(store.legacy_kv_key(window_key), state.model_dump_json().encode())
+    # m-2 again (its ack was lost before the upgrade), then m-3: the third decline.
+    await publish(js, settings, decline("m-2", 2, "cust-m"), decline("m-3", 3, "cust-m"))
+    async with consumer(settings, client, engine):
+        await drained(js, settings)
+    assert [await alerted(client, settings, f"m-{n}") for n in (2, 3)] == [False, True]
+    state = await stored(js, settings, "customer:cust-m")
+    assert [t.transaction_id for t in state.recent] == ["m-1", "m-2", "m-3"]
 
 
 async def test_two_consumers_on_one_card_lose_no_transaction(
@@ -310,9 +341,8 @@ async def test_two_consumers_on_one_card_lose_no_transaction(
     small = settings.model_copy(update={"feed_batch_size": 4})
     async with consumer(small, client, engine) as one, consumer(small, client, engine) as two:
         await drained(js, settings, within=30)
-    windows = WindowStore(await window_bucket(js, settings), key(settings))
     # Windows are kept only while a condition needs them: the card's (15m) here.
-    state, _ = await windows.load("card:cust-s/4242")
+    state = await stored(js, settings, "customer:cust-s")
     assert sorted(t.transaction_id for t in state.recent) == [f"s-{n:02d}" for n in range(count)]
     assert one.processed + two.processed == count
     assert one.processed > 0 and two.processed > 0
@@ -358,15 +388,17 @@ async def test_two_consumers_judge_a_customers_transactions_in_publish_order(
     # The second decline of cust-o0 fails once on its way (its window unreadable): it goes
     # back to the stream, and the third must not overtake it, neither on this consumer nor
     # on the other (with one shared consumer, the other process took the third meanwhile).
-    flaky = {"card:cust-o0/4242": 2}  # fails on the key's second read
+    flaky = {"customer:cust-o0": 2}  # fails on the customer's second read
 
     class FlakyWindows(WindowStore):
-        async def load(self, window_key: str) -> tuple[WindowState, int]:
-            if window_key in flaky:
-                flaky[window_key] -= 1
-                if flaky[window_key] == 0:
+        async def load(
+            self, customer_key: str, card_keys: Sequence[str] = (), **horizons: timedelta
+        ) -> tuple[CustomerWindows, int]:
+            if customer_key in flaky:
+                flaky[customer_key] -= 1
+                if flaky[customer_key] == 0:
                     raise nats.errors.TimeoutError
-            return await super().load(window_key)
+            return await super().load(customer_key, card_keys, **horizons)
 
     first = shared.model_copy(update={"feed_consumer_index": 0})
     second = shared.model_copy(update={"feed_consumer_index": 1})
@@ -375,7 +407,7 @@ async def test_two_consumers_judge_a_customers_transactions_in_publish_order(
         consumer(second, client, engine, FlakyWindows) as two,
     ):
         await drained(js, settings, within=30)
-    assert flaky["card:cust-o0/4242"] <= 0 and one.retries + two.retries == 1
+    assert flaky["customer:cust-o0"] <= 0 and one.retries + two.retries == 1
     assert one.processed > 0 and two.processed > 0  # both screened their partitions
     assert one.processed + two.processed == len(published)
     # "three declines within 15 minutes" fires on each customer's third decline, only there.
@@ -401,9 +433,9 @@ async def test_a_batch_writes_each_window_once_and_starts_its_alerts_together(
     in_flight = [0, 0]  # now, most at once
 
     class CountingWindows(WindowStore):
-        async def save(self, state: WindowState, revision: int) -> int:
-            saves.append(len(state.recent))
-            return await super().save(state, revision)
+        async def save(self, record: CustomerWindows, revision: int) -> int:
+            saves.append(len(record.recent))
+            return await super().save(record, revision)
 
     async def slow_start(c: Client, s: Settings, req: AlertRequest, at: datetime) -> str:
         in_flight[0] += 1
@@ -414,7 +446,8 @@ async def test_a_batch_writes_each_window_once_and_starts_its_alerts_together(
 
     async with consumer(settings, client, engine, CountingWindows, start_fraud=slow_start):
         await drained(js, settings)
-    assert saves == [5]  # one compare-and-set for the card's five, not five
+    # One compare-and-set for the customer's five (its card's and its own window), not ten.
+    assert saves == [5]
     assert in_flight[1] == 3  # d-2's three-declines alert and the two large ones, together
     assert [await alerted(client, settings, b["transaction_id"]) for b in bodies] == [
         False,

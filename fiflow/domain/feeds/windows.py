@@ -15,11 +15,17 @@ Window semantics (the batch engine in fiflow.integrations.screening agrees):
 - Whether `observe(t)` ran before `evaluate(t)` or not makes no difference: t counts once.
 - A transaction that arrives late is evaluated against what the state still holds; the
   state keeps what the longest window needs behind the newest transaction it has seen.
+
+The stream consumer stores one record per customer (`CustomerWindows`: one KV entry, one read
+and one compare-and-set per customer and batch) instead of one state per key. The record
+holds every transaction some window of the customer still needs; `windows_for` derives the
+card's and the customer's states from it, equal to what `observe_key` keeps per key (a
+property test holds the two to it), so both layouts decide alike.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -63,6 +69,29 @@ class Windows(BaseModel):
         return cls(card=WindowState(key=txn.card_key), customer=WindowState(key=txn.customer_key))
 
 
+# A card unused this long behind its customer's newest transaction leaves the customer's
+# record, which otherwise would keep each old card's last transactions forever (the per-card
+# KV entries this record replaced expired after 7 idle days the same way). Far beyond any
+# window (at most 24h): only a transaction arriving days late could see the difference.
+CARD_IDLE = timedelta(days=7)
+
+
+class CustomerWindows(BaseModel):
+    """Every window state of one customer as one record: the transactions its own window or
+    one of its cards' windows still needs, oldest first (by occurred_at, then
+    transaction_id). Each transaction is held once, however many windows need it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = Field(description="`customer:<customer_id>`, the customer's window key.")
+    recent: tuple[Transaction, ...] = ()
+
+    @classmethod
+    def empty_for(cls, txn: Transaction) -> CustomerWindows:
+        """A fresh record for the transaction's customer."""
+        return cls.model_construct(key=txn.customer_key, recent=())
+
+
 def _order(txn: Transaction) -> tuple[object, str]:
     return (txn.instant, txn.transaction_id)
 
@@ -86,6 +115,82 @@ def observe(windows: Windows, txn: Transaction, *, card: timedelta, customer: ti
         card=observe_key(windows.card, txn, card),
         customer=observe_key(windows.customer, txn, customer),
     )
+
+
+def windows_for(
+    record: CustomerWindows, txn: Transaction, *, card: timedelta, customer: timedelta
+) -> Windows:
+    """The transaction's card and customer states as `observe_key` would keep them with these
+    horizons: the customer's transactions from its newest minus `customer`, the card's from
+    the card's newest minus `card`."""
+    _check_record(record, txn)
+    recent = record.recent
+    card_txns = [t for t in recent if t.card_last4 == txn.card_last4]
+    card_state: tuple[Transaction, ...] = ()
+    if card_txns:
+        card_cut = card_txns[-1].instant - card
+        card_state = tuple(t for t in card_txns if t.instant >= card_cut)
+    customer_state: tuple[Transaction, ...] = ()
+    if recent:
+        customer_cut = recent[-1].instant - customer
+        customer_state = tuple(t for t in recent if t.instant >= customer_cut)
+    # Built from already-validated parts: skip re-validating every held transaction.
+    return Windows.model_construct(
+        card=WindowState.model_construct(key=txn.card_key, recent=card_state),
+        customer=WindowState.model_construct(key=txn.customer_key, recent=customer_state),
+    )
+
+
+def observe_customer(
+    record: CustomerWindows, txn: Transaction, *, card: timedelta, customer: timedelta
+) -> CustomerWindows:
+    """The record with the transaction added (idempotent by transaction_id), keeping only what
+    the customer's window (`customer` behind its newest) or its card's (`card` behind that
+    card's newest) still needs, and no card idle for CARD_IDLE."""
+    _check_record(record, txn)
+    if any(t.transaction_id == txn.transaction_id for t in record.recent):
+        return record
+    merged = sorted((*record.recent, txn), key=_order)
+    return CustomerWindows.model_construct(
+        key=record.key, recent=_pruned(merged, card=card, customer=customer)
+    )
+
+
+def merged_record(
+    key: str, states: list[tuple[Transaction, ...]], *, card: timedelta, customer: timedelta
+) -> CustomerWindows:
+    """One record from per-key states of one customer (each transaction once), pruned."""
+    seen: dict[str, Transaction] = {}
+    for recent in states:
+        for t in recent:
+            seen.setdefault(t.transaction_id, t)
+    merged = sorted(seen.values(), key=_order)
+    return CustomerWindows.model_construct(
+        key=key, recent=_pruned(merged, card=card, customer=customer)
+    )
+
+
+def _pruned(
+    merged: list[Transaction], *, card: timedelta, customer: timedelta
+) -> tuple[Transaction, ...]:
+    if not merged:
+        return ()
+    newest = merged[-1].instant
+    newest_of_card: dict[str, datetime] = {}
+    for t in merged:  # ascending: the last one seen of a card is its newest
+        newest_of_card[t.card_last4] = t.instant
+    idle_cut, customer_cut = newest - CARD_IDLE, newest - customer
+    return tuple(
+        t
+        for t in merged
+        if t.instant >= idle_cut
+        and (t.instant >= customer_cut or t.instant >= newest_of_card[t.card_last4] - card)
+    )
+
+
+def _check_record(record: CustomerWindows, txn: Transaction) -> None:
+    if record.key != txn.customer_key:
+        raise ValueError(f"window record {record.key!r} is not transaction {txn.transaction_id}'s")
 
 
 def evaluate(compiled: CompiledCondition, txn: Transaction, windows: Windows) -> bool:
