@@ -33,6 +33,8 @@ class PrepareAlert(BaseModel):
     customer_id: str
     summary: str  # what the conversation's clarifying texts call the alert
     registered_at: datetime
+    # The profile the alert's starter read a moment ago (AlertInput.customer): no CRM read.
+    customer: Customer | None = None
 
 
 class PreparedAlert(BaseModel):
@@ -57,7 +59,9 @@ class AlertPreparation:
     async def prepare_alert(self, req: PrepareAlert) -> PreparedAlert:
         """Load the rules, read the customer, register with the conversation (if texted)."""
         rules = await self._rules.load_alert_rules(LoadAlertRules(alert_type=req.alert_type))
-        customer = await self._crm.get_customer(GetCustomer(customer_id=req.customer_id))
+        customer = req.customer or await self._crm.get_customer(
+            GetCustomer(customer_id=req.customer_id)
+        )
         if not customer.phone:
             return PreparedAlert(rules=rules, customer=customer)
         # The cap counts texts: only an alert that goes out by SMS first can be merged.

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, computed_field
 
 from fiflow.domain.audit import AuditEntry, AuditOutcome
-from fiflow.domain.customers import Channel
+from fiflow.domain.customers import Channel, Customer
 from fiflow.domain.text import MERCHANT_MAX, clean_text
 
 # Identifiers that end up in workflow IDs and search attributes: plain tokens only.
@@ -84,6 +84,10 @@ class AlertInput(BaseModel):
     # the FI's alerting system (POST /v1/alerts), the transaction stream, a batch file, or
     # an interaction's trigger.
     source: AlertSource = "alerting_system"
+    # The customer's profile as the starter just read it (the API's check of the customer and
+    # card), so the alert's preparation reads the CRM no second time; None (other starters,
+    # a CRM the API could not reach): preparation reads it.
+    customer: Customer | None = None
 
 
 class ReplyOutcome(StrEnum):

@@ -18,6 +18,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from fiflow.domain.alert_start import alert_details, alert_search_attributes, alert_summary
 from fiflow.domain.alerts import AlertInput, AlertRequest, AlertSource
+from fiflow.domain.customers import Customer
 from fiflow.domain.feeds.matches import NoticeRequest
 from fiflow.domain.keys import alert_id_for, alert_workflow_id, notice_id_for, notice_workflow_id
 from fiflow.domain.notices import (
@@ -39,8 +40,12 @@ async def start_fraud_alert(
     req: AlertRequest,
     received_at: datetime,
     source: AlertSource = "alerting_system",
+    customer: Customer | None = None,
 ) -> str:
     """Start the alert's workflow once per source event; returns the alert ID either way.
+
+    `customer`: the profile the caller has just read, handed on so the alert needs no
+    second CRM read.
 
     `source` (the alerting system, the stream, a batch file) labels its business metrics.
     """
@@ -52,6 +57,7 @@ async def start_fraud_alert(
         fi_name=settings.fi_name,
         push_key=alert_push_key(settings.push_token_key.get_secret_value(), alert_id),
         source=source,
+        customer=customer,
     )
     await _start_once(
         client,

@@ -14,7 +14,7 @@ from fiflow.domain.alerts import (
     ReplyOutcome,
 )
 from fiflow.domain.conversations import ConversationInput, InboundMessage
-from fiflow.domain.customers import Channel
+from fiflow.domain.customers import Channel, Customer
 from fiflow.domain.keys import (
     address_hash,
     alert_workflow_id,
@@ -29,10 +29,14 @@ from fiflow.workflows.fraud_alert import FraudAlertWorkflow
 
 
 async def start_alert(
-    client: Client, settings: Settings, req: AlertRequest, received_at: datetime
+    client: Client,
+    settings: Settings,
+    req: AlertRequest,
+    received_at: datetime,
+    customer: Customer | None = None,
 ) -> str:
     """Start the alert's workflow once per source event; returns the alert ID either way."""
-    return await start_fraud_alert(client, settings, req, received_at)
+    return await start_fraud_alert(client, settings, req, received_at, customer=customer)
 
 
 async def alert_view(client: Client, alert_id: str) -> View[AlertStatus]:

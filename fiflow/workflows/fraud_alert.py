@@ -294,6 +294,7 @@ class FraudAlertWorkflow:
                     customer_id=req.customer_id,
                     summary=self._summary(),
                     registered_at=workflow.now(),
+                    customer=self._inp.customer,
                 ),
                 **PREPARE_ALERT,
             )

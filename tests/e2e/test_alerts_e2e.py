@@ -98,6 +98,12 @@ async def test_sms_alert_reply_applies_each_action_exactly_once(
     assert [c["body"]["priority"] for c in callbacks] == ["high"]
     texts = await outbox(http, stack, phone)
     assert len(texts) == 2 and "we've blocked card" in texts[1]["body"]
+    # The API's check read the customer's profile once, and the alert took it along: its
+    # preparation read the CRM no second time.
+    r = await http.get(f"{stack.sandbox}/__sandbox/calls", params={"system": "crm"})
+    r.raise_for_status()
+    reads = [c for c in r.json() if c["path"].endswith(f"/customers/{customer['customer_id']}")]
+    assert len(reads) == 1, reads
 
 
 async def test_fifty_concurrent_posts_of_one_event_make_one_alert(

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
 from fiflow.domain.alerts import SAFE_ID, AlertRequest, AlertStatus
+from fiflow.domain.customers import Customer
 from fiflow.domain.rules import RuleSetError
 from fiflow.integrations.settings import ROLES
 from fiflow.starters.alerts_client import alert_view, start_alert
@@ -67,9 +68,10 @@ async def post_alert(req: AlertRequest, state: ApiState = Depends(api_state)) ->
         customer_check.cancel()
         customer_check.add_done_callback(_discard_outcome)
         raise
-    await customer_check
+    customer = await customer_check
     client = await state.client()
-    alert_id = await start_alert(client, state.settings, req, datetime.now(UTC))
+    # The profile just read goes with the alert: its preparation reads the CRM no second time.
+    alert_id = await start_alert(client, state.settings, req, datetime.now(UTC), customer)
     return AlertAccepted(alert_id=alert_id, status_url=f"/v1/alerts/{alert_id}")
 
 
@@ -95,7 +97,7 @@ async def get_alert(
     return AlertView(alert_id=alert_id, run_status=view.run_status, status=view.status)
 
 
-def _discard_outcome(task: asyncio.Future[None]) -> None:
+def _discard_outcome(task: asyncio.Future[Customer | None]) -> None:
     # A check whose answer no longer matters: read its outcome so asyncio does not log it.
     if not task.cancelled():
         task.exception()
@@ -115,7 +117,8 @@ async def _check_alert_type(state: ApiState, alert_type: str) -> None:
         )
 
 
-async def _check_customer(state: ApiState, req: AlertRequest) -> None:
+async def _check_customer(state: ApiState, req: AlertRequest) -> Customer | None:
+    """The customer, checked to exist and to hold the card; None if the CRM did not answer."""
     assert state.crm is not None
     customer = await crm_read(
         state.crm.get_customer(req.customer_id),
@@ -124,7 +127,7 @@ async def _check_customer(state: ApiState, req: AlertRequest) -> None:
         what="customer check",
     )
     if customer is None:
-        return
+        return None
     cards = {c.last4 for c in customer.cards}
     if cards and req.transaction.card_last4 not in cards:
         raise ApiError(
@@ -132,3 +135,4 @@ async def _check_customer(state: ApiState, req: AlertRequest) -> None:
             "unknown_card",
             f"customer {req.customer_id} has no card ending {req.transaction.card_last4}",
         )
+    return customer
