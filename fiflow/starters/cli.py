@@ -95,7 +95,10 @@ def up(
         nats=nats_port,
         metrics=metrics_port,
     )
-    raise typer.Exit(run_stack(_settings(), ports, workers, state_dir, feed_consumers))
+    code = run_stack(_settings(), ports, workers, state_dir, feed_consumers)
+    # Every part is stopped and the output flushed: skip the interpreter's teardown, part of
+    # the stop time (and a startup job's daemon thread cannot trip it).
+    exit_now(code)
 
 
 @app.command()

@@ -10,23 +10,27 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 import httpx
 
 from fiflow.domain import search_attributes
 from fiflow.integrations.codec import ensure_key_file
-from fiflow.integrations.database import upgrade_database
 from fiflow.integrations.settings import Settings
-from fiflow.starters.supervisor import CrashLoop, Supervisor, say
+from fiflow.starters.supervisor import KILL_WAIT_S, CrashLoop, Supervisor, say, with_parent
 
 PAYLOAD_KEY_FILE = "payload.key"
 CODEC_TOKEN_FILE = "codec.token"  # noqa: S105 - a file name
-STARTUP_DEADLINE_S = 60.0
+STARTUP_DEADLINE_S = 60.0  # for each step, from its launch
+POLL_S = 0.05  # between readiness checks: each is cheap (a refused connection, mostly)
+JOB_JOIN_S = 30.0  # a startup job still running at stop: how long to let it finish
 
 
 @dataclass
@@ -52,29 +56,173 @@ def _bin(name: str) -> str:
     return str(local) if local.exists() else name
 
 
-def _wait_until(what: str, ready: Callable[[], bool], stack: Supervisor) -> None:
-    deadline = time.monotonic() + STARTUP_DEADLINE_S
-    while time.monotonic() < deadline:
-        # While starting, a part that dies is a configuration problem: no restarts.
-        dead = stack.first_dead()
-        if dead is not None:
-            raise StartupError(f"{dead.name} exited with code {dead.exited()}")
-        if ready():
-            return
-        time.sleep(0.2)
-    raise StartupError(f"{what} did not become ready in {STARTUP_DEADLINE_S:.0f}s")
-
-
 class StartupError(Exception):
     """A part failed to start."""
 
 
-def _http_ok(url: str, check: Callable[[httpx.Response], bool] | None = None) -> bool:
+Check = Callable[[], bool]
+
+
+@dataclass
+class _Step:
+    """One thing to bring up once the steps it `needs` are ready.
+
+    `launch` starts it (spawns a part, starts a job) and returns the check that says when
+    it is ready; a check raises StartupError when what it watches failed.
+    """
+
+    name: str
+    launch: Callable[[], Check]
+    needs: tuple[str, ...] = ()
+
+
+def _bring_up(steps: list[_Step], stack: Supervisor) -> None:
+    """Launch each step as soon as what it needs is ready; return once every step is ready.
+
+    Steps that do not depend on each other come up side by side (the sandbox does not wait
+    for Temporal): the stack is ready after its longest chain, not after the sum of its
+    parts. Parts are spawned from this (the main) thread only: PR_SET_PDEATHSIG watches the
+    thread that forked, which must live as long as `fiflow up`.
+    """
+    unknown = {need for step in steps for need in step.needs} - {step.name for step in steps}
+    if unknown:
+        raise ValueError(f"steps need what no step provides: {sorted(unknown)}")
+    pending = list(steps)
+    checks: dict[str, tuple[Check, float]] = {}  # name: (check, deadline)
+    ready: set[str] = set()
+    while pending or checks:
+        # While starting, a part that dies is a configuration problem: no restarts.
+        dead = stack.first_dead()
+        if dead is not None:
+            log = dead.log_dir / f"{dead.name}.log"
+            raise StartupError(f"{dead.name} exited with code {dead.exited()}; see {log}")
+        for step in [s for s in pending if ready.issuperset(s.needs)]:
+            pending.remove(step)
+            checks[step.name] = (step.launch(), time.monotonic() + STARTUP_DEADLINE_S)
+        progressed = False
+        for name, (check, deadline) in list(checks.items()):
+            if check():
+                del checks[name]
+                ready.add(name)
+                progressed = True
+            elif time.monotonic() > deadline:
+                what = name.removesuffix(" ready")
+                raise StartupError(f"{what} did not become ready in {STARTUP_DEADLINE_S:.0f}s")
+        if not progressed:  # when something became ready, launch what waited for it at once
+            time.sleep(POLL_S)
+
+
+class _Job:
+    """A one-off call in a thread beside the parts' startup (a migration, CLI calls)."""
+
+    def __init__(self, what: str, call: Callable[[], None]):
+        self.what = what
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self._run, args=(call,), name=what, daemon=True)
+        self.thread.start()
+
+    def _run(self, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except Exception as exc:  # noqa: BLE001 - reported by done(), in the main thread
+            self.error = exc
+
+    def done(self) -> bool:
+        """Whether the call has finished; raises StartupError if it failed."""
+        if self.thread.is_alive():
+            return False
+        if isinstance(self.error, StartupError):
+            raise self.error
+        if self.error is not None:
+            raise StartupError(f"{self.what} failed: {self.error}") from self.error
+        return True
+
+
+# `fiflow schedules apply`, started with the other parts so that its imports (most of its
+# cost) overlap Temporal's start; it applies when told that Temporal is ready.
+_SCHEDULES_SCRIPT = """
+import sys
+from fiflow.starters.cli import main
+if sys.stdin.readline() != "go\\n":
+    sys.exit(0)  # fiflow up stopped before Temporal was ready
+sys.argv = ["fiflow", "schedules", "apply"]
+main()
+"""
+
+
+class _Schedules:
+    """The one-shot `fiflow schedules apply` of a starting stack."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.output: IO[bytes] | None = None
+
+    def start(self) -> Check:
+        """Start the process; it waits for `go()`."""
+        self.output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by cancel()
+        self.proc = subprocess.Popen(
+            with_parent([sys.executable, "-c", _SCHEDULES_SCRIPT]),
+            env=self.env,
+            stdin=subprocess.PIPE,
+            stdout=self.output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # like a part: Ctrl-C reaches `fiflow up` alone
+        )
+        return _always
+
+    def go(self) -> Check:
+        """Apply now (Temporal is ready, with fiflow's search attributes)."""
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(b"go\n")
+        self.proc.stdin.close()
+        return self.done
+
+    def done(self) -> bool:
+        """Whether the schedules are applied; raises StartupError if that failed."""
+        assert self.proc is not None and self.output is not None
+        code = self.proc.poll()
+        if code is None:
+            return False
+        if code != 0:
+            self.output.seek(0)
+            said = self.output.read().decode(errors="replace").strip()
+            raise StartupError(f"fiflow schedules apply exited with code {code}: {said}")
+        return True
+
+    def cancel(self) -> None:
+        """Stop it if it still runs (the stack stops before it finished)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=KILL_WAIT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.output is not None:
+            self.output.close()
+
+
+def _always() -> bool:
+    return True
+
+
+def _http_ok(
+    http: httpx.Client, url: str, check: Callable[[httpx.Response], bool] | None = None
+) -> bool:
     try:
-        response = httpx.get(url, timeout=1.0)
+        response = http.get(url)
     except httpx.HTTPError:
         return False
     return response.status_code == 200 and (check is None or check(response))
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def _nats_ok(port: int) -> bool:
@@ -88,6 +236,9 @@ def _nats_ok(port: int) -> bool:
 
 
 def _temporal_ok(port: int) -> bool:
+    # The health call is a process of its own: ask only once the port takes connections.
+    if not _port_open(port):
+        return False
     result = subprocess.run(
         [_bin("temporal"), "operator", "cluster", "health", "--address", f"127.0.0.1:{port}"],
         capture_output=True,
@@ -117,43 +268,18 @@ def run_stack(
             file=sys.stderr,
         )
         return 2
+    began = time.monotonic()
     state_dir.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     stack = Supervisor(state_dir)
     env = _child_env(settings, ports, state_dir)
     codec_token = _codec_token(settings, state_dir)
+    plan = _Plan(stack, ports, env, state_dir, codec_token, workers, feed_consumers)
     code = 0
     try:
-        cli = [sys.executable, "-m", "fiflow.starters.cli"]
-        stack.spawn("temporal", _temporal_args(ports, state_dir), env)
-        stack.spawn("nats", _nats_args(ports, state_dir), env)
-        if codec_token is not None:
-            codec_env = {**env, "FIFLOW_CODEC_TOKEN": codec_token}
-            stack.spawn("codec", [*cli, "codec-server", "--port", str(ports.codec)], codec_env)
-            codec_url = f"http://127.0.0.1:{ports.codec}"
-            _wait_until("codec server", lambda: _http_ok(f"{codec_url}/healthz"), stack)
-        _wait_until("temporal", lambda: _temporal_ok(ports.temporal), stack)
-        _register_search_attributes(ports)
-        _wait_until("nats", lambda: _nats_ok(ports.nats), stack)
-        stack.spawn("sandbox", [sys.executable, "-m", "fiflow.sandbox"], env)
-        sandbox_url = f"http://127.0.0.1:{ports.sandbox}"
-        _wait_until("sandbox", lambda: _http_ok(f"{sandbox_url}/__sandbox/health"), stack)
-        upgrade_database(env["FIFLOW_DATABASE_URL"])
-        stack.spawn("api", [*cli, "api", "--port", str(ports.api)], _metrics_env(env, ports, 0))
-        for n in range(1, workers + 1):
-            stack.spawn(f"worker-{n}", [*cli, "worker"], _metrics_env(env, ports, n))
-        for n in range(1, feed_consumers + 1):
-            # Each its own share of the partitions: a customer's transactions on one process.
-            feed_args = ["feed", "--index", str(n - 1), "--of", str(feed_consumers)]
-            stack.spawn(f"feed-{n}", [*cli, *feed_args], env)
-        api_url = f"http://127.0.0.1:{ports.api}"
-        _wait_until(
-            "api",
-            lambda: _http_ok(f"{api_url}/healthz", lambda r: r.json().get("temporal") == "ok"),
-            stack,
-        )
-        _apply_schedules(cli, env)
+        _bring_up(plan.steps(), stack)
+        say(f"every part answered in {time.monotonic() - began:.1f}s")
         _print_banner(settings, ports, workers, state_dir, codec_token, feed_consumers)
         while True:
             stack.tend()  # restarts what died, with backoff
@@ -170,11 +296,146 @@ def run_stack(
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan anything
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        plan.schedules.cancel()
         # Workers, feed consumers and the API first (they drain), then the sandbox, codec,
         # NATS and Temporal.
         stack.stop(first=("worker", "api", "feed"))
+        plan.close()
     say("stopped")
     return code
+
+
+@dataclass
+class _Plan:
+    """What `fiflow up` brings up, and in which order (see `steps`)."""
+
+    stack: Supervisor
+    ports: Ports
+    env: dict[str, str]
+    state_dir: Path
+    codec_token: str | None
+    workers: int
+    feed_consumers: int
+    schedules: _Schedules = field(init=False)
+    jobs: list[_Job] = field(default_factory=list)
+    # One client for every readiness poll: httpx.get() builds an SSL context per call, some
+    # 40 ms of CPU, which at 20 polls a second would take a core from the parts starting.
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.schedules = _Schedules(self.env)
+        self.http = httpx.Client(timeout=1.0)
+
+    def steps(self) -> list[_Step]:
+        """Each step with what it needs first.
+
+        Temporal, NATS, the codec server, the sandbox, the API and the database migration
+        need nothing and start at once, as does the schedules' process (it applies once
+        Temporal has fiflow's search attributes). The API connects to Temporal on first use,
+        so its health is asked once Temporal answers (and the stack is up once the database
+        is migrated). Workers and feed consumers connect to Temporal at start and exit
+        without it, and use the database from their first task; feed consumers need NATS.
+        Parts stop in the reverse of their spawn order (after the workers, API and feeds).
+        """
+        ports, env, cli = self.ports, self.env, [sys.executable, "-m", "fiflow.starters.cli"]
+        steps = [
+            self._part("temporal", _temporal_args(ports, self.state_dir), env),
+            _Step("temporal ready", lambda: lambda: _temporal_ok(ports.temporal), ("temporal",)),
+            self._part("nats", _nats_args(ports, self.state_dir), env),
+            _Step("nats ready", lambda: lambda: _nats_ok(ports.nats), ("nats",)),
+        ]
+        if self.codec_token is not None:
+            codec_env = {**env, "FIFLOW_CODEC_TOKEN": self.codec_token}
+            steps += [
+                self._part("codec", [*cli, "codec-server", "--port", str(ports.codec)], codec_env),
+                self._http_ready("codec", f"http://127.0.0.1:{ports.codec}/healthz"),
+            ]
+        sandbox_health = f"http://127.0.0.1:{ports.sandbox}/__sandbox/health"
+        steps += [
+            self._part("sandbox", [sys.executable, "-m", "fiflow.sandbox"], env),
+            self._http_ready("sandbox", sandbox_health),
+            _Step("schedules started", self.schedules.start),
+            self._job(
+                "database",
+                "the database migration",
+                lambda: _upgrade_database(env["FIFLOW_DATABASE_URL"]),
+            ),
+            self._job(
+                "search attributes",
+                "registering search attributes",
+                lambda: _register_search_attributes(ports),
+                needs=("temporal ready",),
+            ),
+            _Step("schedules", self.schedules.go, ("schedules started", "search attributes")),
+            # The API reads the database only on requests (and its inbox relay, which backs
+            # off while it is not there): its imports, seconds of them, overlap the migration.
+            self._part("api", [*cli, "api", "--port", str(ports.api)], _metrics_env(env, ports, 0)),
+            # The API connects to Temporal on its first health check: ask once Temporal is up.
+            self._http_ready(
+                "api",
+                f"http://127.0.0.1:{ports.api}/healthz",
+                lambda r: r.json().get("temporal") == "ok",
+                ("database", "temporal ready"),
+            ),
+        ]
+        connected = ("database", "search attributes")
+        for n in range(1, self.workers + 1):
+            worker_env = _metrics_env(env, ports, n)
+            steps.append(self._part(f"worker-{n}", [*cli, "worker"], worker_env, connected))
+        for n in range(1, self.feed_consumers + 1):
+            # Each its own share of the partitions: a customer's transactions on one process.
+            feed = [*cli, "feed", "--index", str(n - 1), "--of", str(self.feed_consumers)]
+            steps.append(self._part(f"feed-{n}", feed, env, (*connected, "nats ready")))
+        return steps
+
+    def _part(
+        self, name: str, args: list[str], env: dict[str, str], needs: tuple[str, ...] = ()
+    ) -> _Step:
+        """A step that spawns a part (ready once spawned: its own ready step asks it)."""
+
+        def launch() -> Check:
+            self.stack.spawn(name, args, env)
+            return _always
+
+        return _Step(name, launch, needs)
+
+    def _http_ready(
+        self,
+        name: str,
+        url: str,
+        check: Callable[[httpx.Response], bool] | None = None,
+        needs: tuple[str, ...] = (),
+    ) -> _Step:
+        """A step that polls the part `name` until `url` answers 200 (and passes `check`)."""
+        return _Step(
+            f"{name} ready", lambda: lambda: _http_ok(self.http, url, check), (name, *needs)
+        )
+
+    def _job(
+        self, name: str, what: str, call: Callable[[], None], needs: tuple[str, ...] = ()
+    ) -> _Step:
+        """A step that runs `call` in a thread (`what` names it in a failure)."""
+
+        def launch() -> Check:
+            job = _Job(what, call)
+            self.jobs.append(job)
+            return job.done
+
+        return _Step(name, launch, needs)
+
+    def close(self) -> None:
+        """Once stopped: let a job that still runs (stopped while starting) finish, as a
+        migration cut off by the interpreter's exit would leave the database half done."""
+        for job in self.jobs:
+            job.thread.join(timeout=JOB_JOIN_S)
+        self.http.close()
+
+
+def _upgrade_database(url: str) -> None:
+    # Imported here: alembic and SQLAlchemy take a while, better spent after the parts spawned.
+    from fiflow.integrations.database import upgrade_database
+
+    upgrade_database(url)
 
 
 def _register_search_attributes(ports: Ports) -> None:
@@ -318,17 +579,6 @@ def _codec_token(settings: Settings, state_dir: Path) -> str | None:
     with os.fdopen(fd, "w") as out:
         out.write(token + "\n")
     return token
-
-
-def _apply_schedules(cli: list[str], env: dict[str, str]) -> None:
-    """Create or update the scheduled jobs (a one-shot `fiflow schedules apply`)."""
-    # A child process: a Temporal client in this long-lived supervisor would pin the SDK's
-    # runtime in it for nothing.
-    applied = subprocess.run(
-        [*cli, "schedules", "apply"], env=env, capture_output=True, text=True, timeout=120
-    )
-    if applied.returncode != 0:
-        raise StartupError(f"applying schedules failed: {applied.stderr.strip()}")
 
 
 def _metrics_env(env: dict[str, str], ports: Ports, part: int) -> dict[str, str]:

@@ -70,7 +70,7 @@ except OSError as exc:
 """
 
 
-def _with_parent(args: list[str]) -> list[str]:
+def with_parent(args: list[str]) -> list[str]:
     """The command line that runs `args` as a part that dies with `fiflow up` (Linux)."""
     if not sys.platform.startswith("linux"):
         return args  # no PDEATHSIG: Ctrl-C and SIGTERM still stop everything through stop()
@@ -174,7 +174,7 @@ class Part:
         # Own session, so its own process group (pgid == pid): Ctrl-C reaches only
         # `fiflow up`, which then stops the parts in order, each with all it started.
         self.proc = subprocess.Popen(
-            _with_parent(self.args),
+            with_parent(self.args),
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -79,6 +79,9 @@ class RunningStack:
 STOPPING: list[RunningStack] = []
 
 
+PORT_NAMES = ("temporal", "ui", "sandbox", "api", "codec", "nats")
+
+
 def start_stack(
     state_dir: Path,
     workers: int = 2,
@@ -91,8 +94,27 @@ def start_stack(
 
     `extra_env` is set on top of the cleaned environment (e.g. a rules directory).
     """
-    names = ("temporal", "ui", "sandbox", "api", "codec", "nats")
-    ports = dict(zip(names, distinct_free_ports(len(names)), strict=True))
+    stack = launch_stack(state_dir, workers, extra_env, metrics_port, feed_consumers)
+    deadline = time.monotonic() + deadline_s
+    while "fiflow is up" not in stack.output():
+        if stack.proc.poll() is not None or time.monotonic() > deadline:
+            stack.stop()
+            raise RuntimeError(f"fiflow up did not start:\n{stack.output()}")
+        # Reading the log is cheap; polling often saves each stack start up to a poll.
+        time.sleep(0.05)
+    return stack
+
+
+def launch_stack(
+    state_dir: Path,
+    workers: int = 2,
+    extra_env: dict[str, str] | None = None,
+    metrics_port: int = 0,
+    feed_consumers: int = 1,
+    ports: dict[str, int] | None = None,
+) -> RunningStack:
+    """Start `fiflow up` without waiting for it; `ports` (by PORT_NAMES) default to free ones."""
+    ports = ports or dict(zip(PORT_NAMES, distinct_free_ports(len(PORT_NAMES)), strict=True))
     log = state_dir.parent / f"{state_dir.name}-up.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FIFLOW_", "TEMPORAL_"))}
     # Each test takes customers nobody else used: seed enough for the whole e2e suite.
@@ -132,7 +154,7 @@ def start_stack(
             cwd=REPO_ROOT,
             env=env,
         )
-    stack = RunningStack(
+    return RunningStack(
         proc=proc,
         api=f"http://127.0.0.1:{ports['api']}",
         sandbox=f"http://127.0.0.1:{ports['sandbox']}",
@@ -143,13 +165,6 @@ def start_stack(
         log=log,
         nats=f"nats://127.0.0.1:{ports['nats']}",
     )
-    deadline = time.monotonic() + deadline_s
-    while "fiflow is up" not in stack.output():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stack.stop()
-            raise RuntimeError(f"fiflow up did not start:\n{stack.output()}")
-        time.sleep(0.2)
-    return stack
 
 
 def distinct_free_ports(count: int) -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -14,7 +15,15 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.stack import SYSTEM_KEY, RunningStack, start_stack
+from tests.e2e.stack import (
+    PORT_NAMES,
+    SYSTEM_KEY,
+    RunningStack,
+    distinct_free_ports,
+    launch_stack,
+    start_stack,
+)
+from tests.e2e.test_up_lifecycle import processes_with_env
 from tests.e2e.waiting import until
 from tests.sandbox.servers import REPO_ROOT
 
@@ -132,7 +141,9 @@ def test_dead_parts_come_back_and_the_stack_still_works(tmp_path: Path) -> None:
 
 
 def test_a_part_that_keeps_dying_stops_the_stack(tmp_path: Path) -> None:
-    stack = start_stack(tmp_path / "state", workers=1)
+    # No worker or feed consumer: only the sandbox's crashes matter here, and each part
+    # fewer is one process less to start and stop on a 2-core runner.
+    stack = start_stack(tmp_path / "state", workers=0, feed_consumers=0)
     try:
         for n in range(1, 5):
             old = kill(stack, "sandbox")
@@ -147,3 +158,26 @@ def test_a_part_that_keeps_dying_stops_the_stack(tmp_path: Path) -> None:
     out = stack.output()
     assert "sandbox exited 5 times within 60s" in out
     assert "fiflow: stopped" in out
+
+
+def test_a_part_that_cannot_start_stops_the_stack_naming_it(tmp_path: Path) -> None:
+    ports = dict(zip(PORT_NAMES, distinct_free_ports(len(PORT_NAMES)), strict=True))
+    marker = f"SANDBOX_PORT={ports['sandbox']}"  # every part of the stack inherits it
+    # NATS's port is taken: it exits at once, while the other parts are still starting.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", ports["nats"]))
+        taken.listen()
+        stack = launch_stack(tmp_path / "state", workers=1, ports=ports)
+        try:
+            until(lambda: stack.proc.poll() is not None, "fiflow up gives up", within=120)
+        finally:
+            code = stack.stop()
+    out = stack.output()
+    assert code == 1, out
+    log = stack.state_dir / "logs" / "nats.log"
+    assert f"fiflow: nats exited with code 1; see {log}; stopping" in out
+    assert "address already in use" in log.read_text()
+    assert "fiflow is up" not in out
+    assert out.rstrip().endswith("fiflow: stopped")
+    assert processes_with_env(marker) == []  # what had started (Temporal, the sandbox...) is gone
+    assert not (stack.state_dir / "status.json").exists()
