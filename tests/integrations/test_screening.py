@@ -26,8 +26,10 @@ from fiflow.domain.feeds.preferences import (
     preference_matches,
 )
 from fiflow.domain.feeds.transactions import Transaction
-from fiflow.domain.feeds.windows import Windows, WindowState
+from fiflow.domain.feeds.windows import CustomerWindows, observe_customer, windows_for
+from fiflow.integrations import screening
 from fiflow.integrations.screening import (
+    _amount_units,
     balances_frame,
     preference_match,
     preference_matches_by_transaction,
@@ -53,17 +55,16 @@ def shipped() -> dict[str, Any]:
 
 
 def realtime(rules: CompiledRules, txns: list[Transaction]) -> set[tuple[str, str]]:
-    """What the stream consumer would do: per key, observe then evaluate in occurred_at order."""
-    states: dict[str, WindowState] = {}
+    """What the stream consumer does: per customer, one window record (its card's and its own
+    windows), evaluated then observed, in occurred_at order."""
+    h = {"card": rules.horizon("card"), "customer": rules.horizon("customer")}
+    records: dict[str, CustomerWindows] = {}
     found: set[tuple[str, str]] = set()
     for t in sorted(txns, key=lambda t: (t.instant, t.transaction_id)):
-        windows = Windows.model_construct(
-            card=states.get(t.card_key, WindowState(key=t.card_key)),
-            customer=states.get(t.customer_key, WindowState(key=t.customer_key)),
-        )
-        windows = rules.observe(windows, t)
-        states[t.card_key], states[t.customer_key] = windows.card, windows.customer
+        record = records.get(t.customer_key) or CustomerWindows.empty_for(t)
+        windows = windows_for(record, t, **h)
         found.update((t.transaction_id, c.id) for c in rules.matches(t, windows))
+        records[t.customer_key] = observe_customer(record, t, **h)
     return found
 
 
@@ -417,3 +418,70 @@ def test_preference_frames_are_checked() -> None:
         screen_balances(records.with_columns(pl.col("balance").cast(pl.Float64)), low)
     with pytest.raises(ValueError, match="malformed"):
         screen_balances(records.with_columns(balance=pl.lit("1.234567")), low)
+
+
+def test_amount_text_is_read_exactly_or_refused() -> None:
+    amounts = ["-0.5", "007.10", "12", "0.0001", "-12.3456", "1.", ".5", "+1", "1e3", "1.23456"]
+    amounts += ["1,5", "", "٣", "99999999999999999999999"]
+    units = pl.DataFrame({"a": amounts}).select(_amount_units(pl.col("a"))).to_series()
+    assert units.to_list() == [-5000, 71000, 120000, 1, -123456] + [None] * 9
+
+
+def test_screening_order_and_lazy_input_give_the_same_matches(tmp_path: Path) -> None:
+    rules = parse_condition_rule_set(shipped()).compiled()
+    txns = generate(random.Random(11), 2_000, customers=40)
+    shuffled = transactions_frame(txns)
+    in_order = shuffled.sort("occurred_at", "transaction_id")
+    expected = screen(shuffled, rules)
+    assert expected.height > 0
+    # A frame already in screening order skips the sort, and gives the same rows.
+    assert screen(in_order, rules).equals(expected)
+    assert prepare(in_order).equals(prepare(shuffled))
+    # A lazy scan reads only the columns the rules use; the matches are the same.
+    path = tmp_path / "t.parquet"
+    in_order.write_parquet(path, row_group_size=300)  # many chunks, as a large file has
+    assert screen(pl.scan_parquet(path), rules).equals(expected)
+    prefs = preferences_frame({t.customer_id: EVERY_KIND for t in txns})
+    settings_ = parse_condition_rule_set(shipped()).settings
+    assert screen_preferences(pl.scan_parquet(path), prefs, settings_).equals(
+        screen_preferences(shuffled, prefs, settings_)
+    )
+    # Every schema column must still be there, even one these rules do not read.
+    with pytest.raises(ValueError, match="lacks column"):
+        screen(pl.scan_parquet(path).drop("merchant"), rules)
+
+
+def test_colliding_key_hashes_fall_back_to_the_exact_grouping(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rules = parse_condition_rule_set(shipped()).compiled()
+    txns = generate(random.Random(5), 2_000, customers=40)
+    expected = screen_matches(transactions_frame(txns), rules)
+    # Windowed conditions per card and per customer fire: the grouping decides something.
+    assert {"cnp_foreign_after_card_present", "customer_spend_spike"} <= {c for _, c in expected}
+    real = screening._key_hash
+
+    def first_collides(keys: list[str], seed: int) -> pl.Expr:
+        # Every key shares the first hash: only the second hash tells them apart.
+        return pl.lit(0, pl.UInt64) if seed == screening.KEY_SEEDS[0] else real(keys, seed)
+
+    monkeypatch.setattr(screening, "_key_hash", first_collides)
+    assert screen_matches(transactions_frame(txns), rules) == expected
+    assert screen_matches(transactions_frame(txns), rules) == realtime(rules, txns)
+
+
+@pytest.mark.parametrize(
+    "tie",
+    [
+        lambda ids: pl.repeat(7, ids.len(), dtype=pl.UInt64, eager=True),  # among customers
+        lambda ids: ids.str.len_bytes().cast(pl.UInt64),  # "cc" meets "bb"'s hash
+    ],
+)
+def test_tied_customer_hashes_fall_back_to_the_exact_join(
+    monkeypatch: pytest.MonkeyPatch, tie: Any
+) -> None:
+    customers = pl.Series(["bb", "a", "cc", "bb", "zzz"])
+    wide = pl.Series(["a", "bb"])
+    assert screening._customer_rows(customers, wide).to_list() == [1, 0, None, 1, None]
+    monkeypatch.setattr(screening, "_id_hash", tie)
+    assert screening._customer_rows(customers, wide).to_list() == [1, 0, None, 1, None]
