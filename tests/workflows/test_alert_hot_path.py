@@ -25,8 +25,8 @@ EVENTS_CONFIRMED_MAX = 20  # issue 12; 44 before the hot path
 EVENTS_CONTESTED_MAX = EVENTS_CONFIRMED_MAX + 2
 # The alert's own billable actions (11 before the hot path, 7 before its state was set at
 # start): start, the first task's local activities, the escalation timer, the reply signal,
-# the reply task's local activities, the final upsert. The conversation's share is printed beside it; it is the
-# conversation workflow's to cut (issue 12 budgets alert plus share at 8).
+# the reply task's local activities, the final upsert. The conversation's share is printed
+# beside it; it is the conversation workflow's to cut (issue 12 budgets alert plus share at 8).
 ALERT_BILLABLE_MAX = 6
 # The conversation's share of an alert answered by SMS (5 billable and 20 events before the
 # lean conversation patch, counting its patch markers as local activities, which Temporal
