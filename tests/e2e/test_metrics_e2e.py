@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 
 import httpx
-from temporalio.client import Client, ScheduleOverlapPolicy
+from temporalio.client import Client, ScheduleActionExecutionStartWorkflow, ScheduleOverlapPolicy
 
 from tests.e2e.conftest import CustomerPool
 from tests.e2e.stack import CHANNEL_KEY, REVIEWER_KEY, RunningStack
@@ -48,8 +48,20 @@ async def _folded(
     handle = temporal.get_schedule_handle("fiflow-metrics")
 
     async def get() -> dict:
-        # Each triggered pass folds whatever was recorded since the last one.
+        # Each triggered pass folds whatever was recorded since the last one. The summary is
+        # read once that pass has finished: read at once, it shows the pass before, and a
+        # fact folded only by the next pass (an earlier test's alert) would count as ours.
+        taken = (await handle.describe()).info.num_actions
         await handle.trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
+        info = (
+            await eventually(
+                handle.describe,
+                lambda d: d.info.num_actions > taken and bool(d.info.recent_actions),
+            )
+        ).info
+        action = info.recent_actions[-1].action
+        assert isinstance(action, ScheduleActionExecutionStartWorkflow)
+        await temporal.get_workflow_handle(action.workflow_id).result()
         return await _summary(http, stack)
 
     return get

@@ -503,7 +503,7 @@ async def alert(request: Request, alert_id: str) -> HTMLResponse:
                 (r.received_at, "reply ignored", f"{r.outcome.value} by {r.channel.value}")
             )
         for a in status.actions:
-            events.append((a.at, f"action {a.action}", f"{a.status} {a.detail}".strip()))
+            events.append((a.at, f"action {a.step}", f"{a.outcome} {a.detail}".strip()))
     events.sort(key=lambda e: e[0])
     # Stored once the alert is decided: linked only when there is one to open. A report
     # that cannot be unsealed here (no key ring) must not take the timeline down with it.
@@ -549,8 +549,8 @@ async def notice(request: Request, notice_id: str) -> HTMLResponse:
                 detail = status.status.value.replace("_", " ")
             steps.append((at, order, what, detail))
         for a in status.attempts:
-            what = a.action.replace("_", " ")
-            steps.append((a.at, 2, what, f"{a.status} {a.detail}".strip()))
+            what = a.step.replace("_", " ")
+            steps.append((a.at, 2, what, f"{a.outcome} {a.detail}".strip()))
     steps.sort(key=lambda e: (e[0], e[1]))
     events = [(at, what, detail) for at, _, what, detail in steps]
     return _render(
