@@ -7,7 +7,6 @@ and a notice from the search to its timeline."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -19,13 +18,13 @@ import httpx
 from playwright.async_api import BrowserContext, Page, async_playwright, expect
 from temporalio.client import Client, ScheduleOverlapPolicy
 
-from fiflow.domain.feeds.matches import NoticeItem, NoticeRequest, Origin
 from fiflow.integrations.alert_starts import start_notice
 from fiflow.integrations.settings import Settings
 from tests.e2e.conftest import CustomerPool
 from tests.e2e.stack import CHANNEL_KEY, REVIEWER_KEY, REVIEWER_PERSON_KEY, RunningStack
 from tests.e2e.test_alerts_e2e import alert, alert_with_its_sms
 from tests.e2e.test_credit_e2e import application_body, in_state, sandbox, submit
+from tests.e2e.test_notices_e2e import international_notice
 from tests.e2e.test_web_ui_codec_browser import CHROMIUM_ARGS, WAIT_MS, chromium
 from tests.e2e.waiting import eventually
 
@@ -215,25 +214,7 @@ async def test_staff_follow_an_alert_to_its_report_and_a_notice_to_its_timeline(
 
     # A notice through the feeds' start path, as the stream consumer starts one.
     to_tell = pool.take()
-    txn_id = f"txn-{uuid.uuid4().hex[:16]}"
-    req = NoticeRequest(
-        source_event_id=txn_id,
-        customer_id=to_tell["customer_id"],
-        alert_type="pref_international",
-        items=[
-            NoticeItem(
-                transaction_id=txn_id,
-                reasons=["pref_international"],
-                amount="2150.00",
-                currency="USD",
-                merchant="ACME ONLINE",
-                card_last4=to_tell["cards"][0]["last4"],
-                occurred_at=datetime.now(UTC),
-            )
-        ],
-        quiet_hours_ok=True,  # whatever the hour in the customer's zone while the suite runs
-        origin=Origin.STREAM,
-    )
+    req = international_notice(to_tell)
     notice_id = await start_notice(temporal, Settings(), req, datetime.now(UTC))
 
     async def notice_listed() -> list[dict[str, Any]]:

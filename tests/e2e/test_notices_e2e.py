@@ -19,13 +19,12 @@ from tests.e2e.test_alerts_e2e import outbox
 from tests.e2e.waiting import eventually
 
 
-async def test_a_notice_is_texted_once_and_a_second_start_starts_nothing(
-    stack: RunningStack, http: httpx.AsyncClient, pool: CustomerPool, temporal: Client
-) -> None:
-    customer = pool.take()
-    last4 = customer["cards"][0]["last4"]
+def international_notice(customer: dict) -> NoticeRequest:
+    """A notice of one international purchase on the pool customer's first card, as the
+    stream consumer starts one (allowed in quiet hours: whatever the hour in the customer's
+    zone while the suite runs)."""
     txn_id = f"txn-{uuid.uuid4().hex[:16]}"
-    req = NoticeRequest(
+    return NoticeRequest(
         source_event_id=txn_id,
         customer_id=customer["customer_id"],
         alert_type="pref_international",
@@ -36,14 +35,21 @@ async def test_a_notice_is_texted_once_and_a_second_start_starts_nothing(
                 amount="2150.00",
                 currency="USD",
                 merchant="ACME ONLINE",
-                card_last4=last4,
+                card_last4=customer["cards"][0]["last4"],
                 occurred_at=datetime.now(UTC),
             )
         ],
-        # Whatever the hour in the customer's zone while the suite runs.
         quiet_hours_ok=True,
         origin=Origin.STREAM,
     )
+
+
+async def test_a_notice_is_texted_once_and_a_second_start_starts_nothing(
+    stack: RunningStack, http: httpx.AsyncClient, pool: CustomerPool, temporal: Client
+) -> None:
+    customer = pool.take()
+    last4 = customer["cards"][0]["last4"]
+    req = international_notice(customer)
     # The stack runs on the local defaults: the same keys and task queue as these settings.
     settings = Settings()
 

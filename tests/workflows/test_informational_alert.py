@@ -63,6 +63,19 @@ async def zone_at(h: Harness, local_hour: int) -> str:
     return f"Etc/GMT{-offset:+d}"
 
 
+def opt_out(h: Harness, customer: Customer, message_id: str) -> None:
+    """The customer's number sent STOP, as stored by the conversation (in the worker's
+    database)."""
+    assert h.engine is not None
+    OptOutStore(h.engine).set_opted_out(
+        address_hash(h.settings.address_hash_key.get_secret_value(), customer.phone or ""),
+        True,
+        keyword="STOP",
+        source_message_id=message_id,
+        at=datetime.now(UTC),
+    )
+
+
 async def start(h: Harness, req: NoticeRequest) -> WorkflowHandle[Any, NoticeResult]:
     """Start the notice the way the feed paths do."""
     nid = await start_notice(h.client, h.settings, req, datetime.now(UTC))
@@ -160,14 +173,7 @@ async def test_an_opted_out_sms_only_customer_is_not_texted_and_it_is_recorded(
     h: Harness,
 ) -> None:
     customer = h.add(sms_customer(timezone=await zone_at(h, NOON)))
-    assert h.engine is not None
-    OptOutStore(h.engine).set_opted_out(
-        address_hash(h.settings.address_hash_key.get_secret_value(), customer.phone or ""),
-        True,
-        keyword="STOP",
-        source_message_id="SM-stop-1",
-        at=datetime.now(UTC),
-    )
+    opt_out(h, customer, "SM-stop-1")
 
     result = await finish(h, await start(h, notice(customer, channel=Channel.SMS)))
 
@@ -185,14 +191,7 @@ async def test_an_opted_out_number_still_gets_the_notice_by_push(h: Harness) -> 
     customer = h.add(
         sms_customer(timezone=await zone_at(h, NOON), push_device_id=f"dev-{uuid.uuid4().hex}")
     )
-    assert h.engine is not None
-    OptOutStore(h.engine).set_opted_out(
-        address_hash(h.settings.address_hash_key.get_secret_value(), customer.phone or ""),
-        True,
-        keyword="STOP",
-        source_message_id="SM-stop-2",
-        at=datetime.now(UTC),
-    )
+    opt_out(h, customer, "SM-stop-2")
 
     result = await finish(h, await start(h, notice(customer, channel=Channel.SMS)))
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -15,10 +14,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from fiflow.domain import search_attributes as sa
 from fiflow.domain.customers import Channel, Customer
-from fiflow.domain.keys import address_hash
 from fiflow.domain.notices import NoticeStatus
 from fiflow.integrations.codec import new_key
-from fiflow.integrations.optouts import OptOutStore
 from fiflow.starters.api.app import create_app
 from tests.starters.console.test_console_pages import sign_in
 from tests.workflows.harness import (
@@ -34,6 +31,7 @@ from tests.workflows.test_informational_alert import (
     NOON,
     finish,
     notice,
+    opt_out,
     skip_to_end,
     start,
     zone_at,
@@ -144,14 +142,7 @@ async def test_a_suppressed_notice_and_one_deferred_for_quiet_hours_say_so(
     h: Harness, console: httpx.AsyncClient
 ) -> None:
     stopped = h.add(sms_customer(timezone=await zone_at(h, NOON)))
-    assert h.engine is not None
-    OptOutStore(h.engine).set_opted_out(
-        address_hash(h.settings.address_hash_key.get_secret_value(), stopped.phone or ""),
-        True,
-        keyword="STOP",
-        source_message_id="SM-stop-console",
-        at=datetime.now(UTC),
-    )
+    opt_out(h, stopped, "SM-stop-console")
     suppressed = await finish(h, await start(h, notice(stopped, channel=Channel.SMS)))
     page = await console.get(f"/console/notices/{suppressed.notice_id}")
     assert page.status_code == 200
