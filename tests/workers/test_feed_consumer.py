@@ -337,9 +337,16 @@ async def test_two_consumers_on_one_card_lose_no_transaction(
     js: JetStreamContext, settings: Settings, client: Client, engine: Engine
 ) -> None:
     count = 40
-    await publish(js, settings, *(txn(f"s-{n:02d}", "cust-s") for n in range(count)))
     small = settings.model_copy(update={"feed_batch_size": 4})
     async with consumer(small, client, engine) as one, consumer(small, client, engine) as two:
+        # Both pull before anything is published, so the stream shares the batches out:
+        # published first, the consumer that started first could take all 40 before the
+        # other asked (a full run saw 40 and 0).
+        async def pulling() -> int:
+            return max(i.num_waiting or 0 for i in await js.consumers_info(settings.feed_stream))
+
+        await eventually(pulling, lambda waiting: waiting >= 2)
+        await publish(js, settings, *(txn(f"s-{n:02d}", "cust-s") for n in range(count)))
         await drained(js, settings, within=30)
     # Windows are kept only while a condition needs them: the card's (15m) here.
     state = await stored(js, settings, "customer:cust-s")
