@@ -21,12 +21,8 @@ REVIEWER = {"X-API-Key": "local-reviewer-key"}
 T0 = datetime(2026, 3, 2, 10, 15, tzinfo=UTC)
 
 
-@pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    url = f"sqlite:///{tmp_path / 'fiflow.db'}"
-    upgrade_database(url)
-    engine = create_db_engine(url)
-    store = MetricsStore(engine)
+def seed_reply_seconds(store: MetricsStore) -> None:
+    """Three SMS replies (10, 20 and 30 s) at T0, folded into its hour and day."""
     store.record(
         [
             MetricEvent(
@@ -41,6 +37,14 @@ async def api(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         T0,
     )
     store.aggregate([PeriodKind.HOUR, PeriodKind.DAY], T0)
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    url = f"sqlite:///{tmp_path / 'fiflow.db'}"
+    upgrade_database(url)
+    engine = create_db_engine(url)
+    seed_reply_seconds(MetricsStore(engine))
     engine.dispose()
     app = create_app(Settings(database_url=url), client=cast(Client, object()))
     async with httpx.AsyncClient(

@@ -14,7 +14,6 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from fiflow.domain.metrics import Metric, MetricEvent, PeriodKind
 from fiflow.integrations.codec import new_key
 from fiflow.integrations.database import create_db_engine, upgrade_database
 from fiflow.integrations.metrics_store import MetricsStore
@@ -24,6 +23,7 @@ from fiflow.integrations.temporal import payload_codec
 from fiflow.starters.api.app import create_app
 from fiflow.starters.console import routes as console_routes
 from tests.integrations.test_report_store import _report
+from tests.starters.api.test_metrics_api import seed_reply_seconds
 from tests.starters.console.test_console_pages import csrf_of, sign_in
 
 T0 = datetime(2026, 3, 2, 10, 15, tzinfo=UTC)
@@ -49,21 +49,7 @@ async def console(
         reports.save(
             _report(app_id, completed_at=at, decision=decision, product=product, report=body)
         )
-    metrics = MetricsStore(engine)
-    metrics.record(
-        [
-            MetricEvent(
-                key=f"alert-{n}:alert_reply_seconds",
-                metric=Metric.ALERT_REPLY_SECONDS,
-                labels={"type": "card_fraud_suspected", "channel": "sms"},
-                occurred_at=T0,
-                value=float(n),
-            )
-            for n in (10, 20, 30)
-        ],
-        T0,
-    )
-    metrics.aggregate([PeriodKind.HOUR, PeriodKind.DAY], T0)
+    seed_reply_seconds(MetricsStore(engine))
     engine.dispose()
     app = create_app(settings, client=cast(Client, object()))
     async with httpx.AsyncClient(
